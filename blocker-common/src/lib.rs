@@ -1,0 +1,217 @@
+//! Types shared by vendorwall's kernel programs (`blocker-ebpf`) and its daemon (`blocker-user`).
+//!
+//! Everything here is `#[repr(C)]` with explicit padding so that both sides agree byte for byte
+//! on map keys, map values and ring-buffer events. The `user` feature adds `aya::Pod` impls so the
+//! daemon can read and write these types through aya's map APIs.
+#![no_std]
+
+/// Names of the maps in the eBPF object, so both sides spell them the same way.
+pub mod map_names {
+    /// LPM trie of blocked IPv4 prefixes: key `[u8; 4]` (network order), value [`super::ListRef`].
+    pub const BLOCK_V4: &str = "BLOCK_V4";
+    /// LPM trie of blocked IPv6 prefixes: key `[u8; 16]`, value [`super::ListRef`].
+    pub const BLOCK_V6: &str = "BLOCK_V6";
+    /// LPM trie of IPv4 exceptions that always win over blocks: value [`super::ListRef`].
+    pub const ALLOW_V4: &str = "ALLOW_V4";
+    /// LPM trie of IPv6 exceptions.
+    pub const ALLOW_V6: &str = "ALLOW_V6";
+    /// Hash of cgroup ids (u64) whose processes are never refused: value `u8` (unused, 1).
+    pub const EXEMPT_CGROUPS: &str = "EXEMPT_CGROUPS";
+    /// One-slot array holding [`super::Settings`].
+    pub const SETTINGS: &str = "SETTINGS";
+    /// Ring buffer of [`super::BlockEvent`].
+    pub const EVENTS: &str = "EVENTS";
+    /// Per-CPU array of `u64` counters indexed by [`super::Counter`].
+    pub const COUNTERS: &str = "COUNTERS";
+}
+
+/// Names of the programs in the eBPF object.
+pub mod program_names {
+    pub const CONNECT4: &str = "vw_connect4";
+    pub const CONNECT6: &str = "vw_connect6";
+    pub const SENDMSG4: &str = "vw_sendmsg4";
+    pub const SENDMSG6: &str = "vw_sendmsg6";
+}
+
+/// What the kernel does when a destination matches a list.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Refuse the connection (the caller sees EPERM) and emit an event.
+    Enforce = 0,
+    /// Allow the connection but emit an event saying it would have been refused.
+    Audit = 1,
+}
+
+impl Action {
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            0 => Some(Self::Enforce),
+            1 => Some(Self::Audit),
+            _ => None,
+        }
+    }
+}
+
+/// Value stored in the block and allow tries: which list the prefix came from and what to do.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListRef {
+    /// Index of the list in the daemon's list table; 0 is never used so a zeroed value is invalid.
+    pub list_id: u16,
+    /// An [`Action`] as `u8`.
+    pub action: u8,
+    pub _pad: u8,
+}
+
+impl ListRef {
+    pub const fn new(list_id: u16, action: Action) -> Self {
+        Self {
+            list_id,
+            action: action as u8,
+            _pad: 0,
+        }
+    }
+}
+
+/// Global settings the daemon writes into the `SETTINGS` array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Bit set of `SETTING_*` flags.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// Treat `64:ff9b::/96` (NAT64 well-known prefix) destinations as the embedded IPv4 address.
+pub const SETTING_NAT64: u32 = 1 << 0;
+/// Treat `2002::/16` (6to4) destinations as the embedded IPv4 address.
+pub const SETTING_6TO4: u32 = 1 << 1;
+/// Audit every match, whatever the list's action (`--dry-run`).
+pub const SETTING_DRY_RUN: u32 = 1 << 2;
+
+/// Indexes into the per-CPU `COUNTERS` array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Every call of any hook.
+    Checked = 0,
+    /// Connections refused.
+    Blocked = 1,
+    /// Matches allowed because the list (or the whole daemon) is in audit mode.
+    Audited = 2,
+    /// Events lost because the ring buffer was full.
+    EventsDropped = 3,
+}
+
+/// Number of slots in the `COUNTERS` array.
+pub const COUNTER_SLOTS: u32 = 4;
+
+/// The hook that saw the connection attempt.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Connect4 = 1,
+    Connect6 = 2,
+    Sendmsg4 = 3,
+    Sendmsg6 = 4,
+}
+
+impl Hook {
+    pub const fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            1 => Some(Self::Connect4),
+            2 => Some(Self::Connect6),
+            3 => Some(Self::Sendmsg4),
+            4 => Some(Self::Sendmsg6),
+            _ => None,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Connect4 => "connect4",
+            Self::Connect6 => "connect6",
+            Self::Sendmsg4 => "sendmsg4",
+            Self::Sendmsg6 => "sendmsg6",
+        }
+    }
+}
+
+/// `AF_INET`, as the kernel numbers it.
+pub const FAMILY_INET: u8 = 2;
+/// `AF_INET6`, as the kernel numbers it.
+pub const FAMILY_INET6: u8 = 10;
+
+/// Length of a task's `comm`, including the trailing NUL (`TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+
+/// One blocked (or audited) connection attempt, written by the kernel into the `EVENTS` ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct BlockEvent {
+    /// `bpf_ktime_get_boot_ns()`: nanoseconds since boot, including suspend.
+    pub boot_ns: u64,
+    /// cgroup v2 id of the calling task.
+    pub cgroup_id: u64,
+    /// Process id (the kernel's tgid).
+    pub pid: u32,
+    /// Thread id (the kernel's pid).
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Destination as the caller gave it: IPv4 in the first 4 bytes (network order) when
+    /// `family` is `FAMILY_INET`, otherwise the 16 IPv6 bytes.
+    pub addr: [u8; 16],
+    /// Destination port in host byte order.
+    pub port: u16,
+    /// `FAMILY_INET` or `FAMILY_INET6`: the family of the socket address the caller passed.
+    pub family: u8,
+    /// IP protocol of the socket (6 TCP, 17 UDP, ...).
+    pub protocol: u8,
+    /// A [`Hook`] as `u8`.
+    pub hook: u8,
+    /// An [`Action`] as `u8`: what the kernel did.
+    pub action: u8,
+    /// The list whose prefix matched.
+    pub list_id: u16,
+    /// The calling task's `comm`, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are `#[repr(C)]`, contain only integers and byte arrays, and have
+    // explicit padding fields, so every bit pattern is valid and there is no uninitialized padding.
+    unsafe impl aya::Pod for super::ListRef {}
+    unsafe impl aya::Pod for super::Settings {}
+    unsafe impl aya::Pod for super::BlockEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(core::mem::size_of::<ListRef>(), 4);
+        assert_eq!(core::mem::size_of::<Settings>(), 8);
+        // 8+8 + 4*4 + 16 + 2+1+1+1+1+2 + 16 = 72, a multiple of the 8-byte alignment.
+        assert_eq!(core::mem::size_of::<BlockEvent>(), 72);
+    }
+
+    #[test]
+    fn enums_round_trip() {
+        for hook in [
+            Hook::Connect4,
+            Hook::Connect6,
+            Hook::Sendmsg4,
+            Hook::Sendmsg6,
+        ] {
+            assert_eq!(Hook::from_u8(hook as u8), Some(hook));
+        }
+        assert_eq!(Hook::from_u8(0), None);
+        assert_eq!(Action::from_u8(Action::Audit as u8), Some(Action::Audit));
+        assert_eq!(Action::from_u8(7), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per subcommand, each exposing `run`.
+pub mod check;
+pub mod run;

@@ -1,0 +1,151 @@
+//! A userspace longest-prefix-match index, to explain a verdict: which list entry (and so which
+//! file and line) covers an address. The kernel's LPM trie answers "blocked or not" but cannot
+//! name the matching prefix, so the daemon and `vendorwall check` keep this beside it.
+//!
+//! Written by hand because the crates that do LPM (e.g. `ip_network_table`, `treebitmap`) store
+//! a node per prefix and cost several times the memory of these sorted arrays, which matters at a
+//! million prefixes; a lookup here is at most 33 (IPv4) or 129 (IPv6) binary searches.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// Maps prefixes to a payload (an index into the caller's own table).
+#[derive(Debug)]
+pub struct PrefixIndex {
+    /// `v4[len]` holds (network, payload) sorted by network, for prefixes of length `len`.
+    v4: Vec<Vec<(u32, u32)>>,
+    v6: Vec<Vec<(u128, u32)>>,
+}
+
+impl Default for PrefixIndex {
+    fn default() -> Self {
+        Self {
+            v4: vec![Vec::new(); 33],
+            v6: vec![Vec::new(); 129],
+        }
+    }
+}
+
+impl PrefixIndex {
+    /// Builds the index. When the same prefix appears more than once, the first payload wins,
+    /// as in the kernel map where the first list loaded keeps the key.
+    pub fn build(items: impl IntoIterator<Item = (IpNet, u32)>) -> Self {
+        let mut index = Self::default();
+        for (net, payload) in items {
+            match net {
+                IpNet::V4(n) => {
+                    index.v4[usize::from(n.prefix_len())].push((n.network().into(), payload))
+                }
+                IpNet::V6(n) => {
+                    index.v6[usize::from(n.prefix_len())].push((n.network().into(), payload))
+                }
+            }
+        }
+        for bucket in &mut index.v4 {
+            bucket.sort_by_key(|&(net, _)| net);
+            bucket.dedup_by_key(|&mut (net, _)| net);
+        }
+        for bucket in &mut index.v6 {
+            bucket.sort_by_key(|&(net, _)| net);
+            bucket.dedup_by_key(|&mut (net, _)| net);
+        }
+        index
+    }
+
+    /// The most specific prefix covering `addr`, and its payload.
+    pub fn longest_match(&self, addr: IpAddr) -> Option<(IpNet, u32)> {
+        match addr {
+            IpAddr::V4(v4) => {
+                let bits = u32::from(v4);
+                (0..=32u8).rev().find_map(|len| {
+                    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                    let bucket = &self.v4[usize::from(len)];
+                    let i = bucket
+                        .binary_search_by_key(&(bits & mask), |&(n, _)| n)
+                        .ok()?;
+                    let net =
+                        ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(bits & mask), len).ok()?;
+                    Some((IpNet::V4(net), bucket[i].1))
+                })
+            }
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                (0..=128u8).rev().find_map(|len| {
+                    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                    let bucket = &self.v6[usize::from(len)];
+                    let i = bucket
+                        .binary_search_by_key(&(bits & mask), |&(n, _)| n)
+                        .ok()?;
+                    let net =
+                        ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(bits & mask), len).ok()?;
+                    Some((IpNet::V6(net), bucket[i].1))
+                })
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.v4.iter().map(Vec::len).sum::<usize>() + self.v6.iter().map(Vec::len).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().expect("valid test prefix")
+    }
+
+    fn addr(s: &str) -> IpAddr {
+        s.parse().expect("valid test address")
+    }
+
+    #[test]
+    fn most_specific_prefix_wins() {
+        let index = PrefixIndex::build([(net("10.0.0.0/8"), 1), (net("10.1.0.0/16"), 2)]);
+        assert_eq!(
+            index.longest_match(addr("10.1.2.3")),
+            Some((net("10.1.0.0/16"), 2))
+        );
+        assert_eq!(
+            index.longest_match(addr("10.2.0.1")),
+            Some((net("10.0.0.0/8"), 1))
+        );
+        assert_eq!(index.longest_match(addr("11.0.0.1")), None);
+    }
+
+    #[test]
+    fn hosts_and_default_routes() {
+        let index = PrefixIndex::build([
+            (net("192.0.2.7/32"), 1),
+            (net("::/0"), 2),
+            (net("2001:db8::1/128"), 3),
+        ]);
+        assert_eq!(
+            index.longest_match(addr("192.0.2.7")),
+            Some((net("192.0.2.7/32"), 1))
+        );
+        assert_eq!(index.longest_match(addr("192.0.2.8")), None);
+        assert_eq!(
+            index.longest_match(addr("2001:db8::1")),
+            Some((net("2001:db8::1/128"), 3))
+        );
+        assert_eq!(index.longest_match(addr("fd00::1")), Some((net("::/0"), 2)));
+    }
+
+    #[test]
+    fn first_payload_wins_for_duplicates() {
+        let index = PrefixIndex::build([(net("10.0.0.0/8"), 1), (net("10.0.0.0/8"), 2)]);
+        assert_eq!(
+            index.longest_match(addr("10.0.0.1")),
+            Some((net("10.0.0.0/8"), 1))
+        );
+        assert_eq!(index.len(), 1);
+    }
+}
