@@ -83,7 +83,7 @@ fn is_cgroup2(file: &File) -> bool {
     // SAFETY: fstatfs writes a full `statfs` into the buffer when it returns 0.
     let rc = unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) };
     // SAFETY: initialized by the successful call above.
-    rc == 0 && i64::from(unsafe { stat.assume_init() }.f_type) == CGROUP2_SUPER_MAGIC
+    rc == 0 && unsafe { stat.assume_init() }.f_type == CGROUP2_SUPER_MAGIC
 }
 
 /// The id the kernel reports for a cgroup (`bpf_get_current_cgroup_id`): its directory's inode.

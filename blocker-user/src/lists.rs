@@ -243,7 +243,8 @@ mod tests {
     fn errors_name_the_file() {
         let dir = temp_dir("errors");
         let missing = dir.join("missing.netset");
-        let err = ListSet::load(&[missing.clone()], Action::Enforce).expect_err("missing");
+        let err =
+            ListSet::load(std::slice::from_ref(&missing), Action::Enforce).expect_err("missing");
         assert!(err.to_string().contains(&missing.display().to_string()));
         let bad = write(&dir, "bad.netset", "1.2.3.4\nnot-an-ip\n");
         let err = ListSet::load(&[bad], Action::Enforce).expect_err("malformed");

@@ -114,9 +114,13 @@ fn parse_token(
     mut warn: impl FnMut(String),
 ) -> Result<(), &'static str> {
     let push = |out: &mut Vec<Entry>, net: IpNet| out.push(Entry { net, line });
-    if let Some((start, end)) = token.split_once('-') {
-        let start: IpAddr = start.trim().parse().map_err(|_| "invalid range start")?;
-        let end: IpAddr = end.trim().parse().map_err(|_| "invalid range end")?;
+    // A range is `start-end` with an address before the dash; anything else with a dash (a
+    // stray word, a host name) is reported as an invalid address, which is what it is.
+    let range = token
+        .split_once('-')
+        .and_then(|(start, end)| Some((start.parse::<IpAddr>().ok()?, end)));
+    if let Some((start, end)) = range {
+        let end: IpAddr = end.parse().map_err(|_| "invalid range end")?;
         match (start, end) {
             (IpAddr::V4(start), IpAddr::V4(end)) if start <= end => {
                 Ipv4Subnets::new(start, end, 0).for_each(|net| push(out, net.into()));
@@ -234,6 +238,8 @@ mod tests {
             ),
             ("1.2.3.9-1.2.3.1\n", "range ends before it starts"),
             ("1.2.3.4-::1\n", "range mixes IPv4 and IPv6"),
+            ("1.2.3.4-foo\n", "invalid range end"),
+            ("not-an-ip\n", "invalid IP address"),
             ("add blk\n", "ipset add without a prefix"),
         ] {
             let err = parse(Path::new("lists/bad.netset"), text).expect_err(text);

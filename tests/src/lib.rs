@@ -1,1 +1,84 @@
+//! Test harness for vendorwall's end-to-end tests: guards that create and always remove a child
+//! cgroup, a network namespace with a veth pair, and a running daemon; and a probe process the
+//! tests move into the cgroup to make real connection attempts.
+//!
+//! Helpers panic with a message instead of returning errors, so a failure keeps its location.
+//! These tests need root, cgroup v2 and BPF; `cargo xtask test` runs them.
 
+pub mod cgroup;
+pub mod daemon;
+pub mod netns;
+pub mod probe;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+/// A name unique to this test process and call, for cgroups, namespaces and files.
+pub fn unique(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh scratch directory for one test; removed by the caller's [`TempDir`] guard.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("vendorwall-test-{}", unique(tag)));
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|err| panic!("create {}: {err}", path.display()));
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `text` to `name` inside the directory and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap_or_else(|err| panic!("write {}: {err}", path.display()));
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `vendorwall` binary under test: `$VENDORWALL_BIN`, or the one cargo built next to this
+/// test binary (target/<profile>/vendorwall).
+pub fn vendorwall_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("VENDORWALL_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join("vendorwall");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build -p blocker-user`; `cargo xtask test` does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The repository root (for the shipped blocklists).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}

@@ -1,0 +1,278 @@
+//! Enforcement core (issue 2), on the real kernel: a real `vendorwall run` attached to a child
+//! cgroup, real connection attempts from a process moved into it, and the JSON events it writes.
+
+use std::{net::TcpListener, path::PathBuf, time::Duration};
+
+use serde_json::Value;
+use vendorwall_e2e::{
+    TempDir,
+    cgroup::ChildCgroup,
+    daemon::{Daemon, run_cli, run_expecting_failure},
+    netns::NetNs,
+    probe::{Listener, PROBE_UID, run_in},
+};
+
+const PROBE: &str = env!("CARGO_BIN_EXE_vw-probe");
+const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A loopback address the tests list; the kernel routes all of 127/8 to lo.
+const LISTED_V4: &str = "127.0.0.66";
+
+fn probe() -> PathBuf {
+    PathBuf::from(PROBE)
+}
+
+/// A list file named `<name>.netset` holding `lines`.
+fn list(dir: &TempDir, name: &str, lines: &[&str]) -> PathBuf {
+    dir.write(
+        &format!("{name}.netset"),
+        &format!("# test list\n{}\n", lines.join("\n")),
+    )
+}
+
+fn listen(addr: &str) -> (TcpListener, u16) {
+    let listener = TcpListener::bind(addr).unwrap_or_else(|err| panic!("listen on {addr}: {err}"));
+    let port = listener.local_addr().expect("local addr").port();
+    (listener, port)
+}
+
+/// Asserts the fields every event must carry for an attempt by the probe.
+fn assert_event(event: &Value, pid: u32, dst: &str, port: u16, protocol: &str, list: &str) {
+    assert_eq!(event["action"], "blocked", "{event:#}");
+    assert_eq!(event["pid"], pid, "{event:#}");
+    assert_eq!(event["comm"], "vw-probe", "{event:#}");
+    assert_eq!(event["uid"], PROBE_UID, "{event:#}");
+    assert_eq!(event["dst"], dst, "{event:#}");
+    assert_eq!(event["port"], port, "{event:#}");
+    assert_eq!(event["protocol"], protocol, "{event:#}");
+    assert_eq!(event["list"], list, "{event:#}");
+    assert!(
+        event["exe"]
+            .as_str()
+            .is_none_or(|exe| exe.ends_with("vw-probe")),
+        "{event:#}"
+    );
+    let time = event["time"].as_str().expect("time is a string");
+    assert!(
+        time.len() >= 20 && time.ends_with('Z'),
+        "RFC 3339 UTC time: {time}"
+    );
+}
+
+#[test]
+fn tcp_to_a_listed_address_is_refused_and_unlisted_reached() {
+    let dir = TempDir::new("tcp");
+    let lists = [list(&dir, "loopback-test", &[LISTED_V4])];
+    let cgroup = ChildCgroup::new("tcp");
+    let daemon = Daemon::start(&cgroup, &lists, &[]);
+    let (_listed, listed_port) = listen(&format!("{LISTED_V4}:0"));
+    let (_unlisted, unlisted_port) = listen("127.0.0.1:0");
+
+    let run = run_in(
+        &probe(),
+        &cgroup,
+        &[
+            ("tcp", format!("{LISTED_V4}:{listed_port}")),
+            ("tcp", format!("127.0.0.1:{unlisted_port}")),
+        ],
+    );
+    assert!(run.attempts[0].refused(), "listed: {:?}", run.attempts[0]);
+    assert!(run.attempts[1].ok, "unlisted: {:?}", run.attempts[1]);
+
+    let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
+    assert_event(
+        &event,
+        run.pid,
+        LISTED_V4,
+        listed_port,
+        "tcp",
+        "loopback-test",
+    );
+    assert_eq!(event["hook"], "connect4");
+    assert_eq!(event["prefix"], "127.0.0.66/32");
+    assert!(
+        event["source"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("loopback-test.netset:2")),
+        "{event:#}"
+    );
+    assert_eq!(event["cgroup_id"], cgroup.id());
+    // The unlisted connection produced no event.
+    let more = daemon.events_within(Duration::from_millis(300));
+    assert!(more.is_empty(), "unexpected events: {more:#?}");
+}
+
+#[test]
+fn udp_to_a_listed_address_is_refused() {
+    let dir = TempDir::new("udp");
+    let lists = [list(&dir, "udp-test", &["127.0.0.64/30"])];
+    let cgroup = ChildCgroup::new("udp");
+    let daemon = Daemon::start(&cgroup, &lists, &[]);
+
+    let run = run_in(
+        &probe(),
+        &cgroup,
+        &[
+            ("udp", format!("{LISTED_V4}:5353")),
+            ("udp-connect", format!("{LISTED_V4}:5354")),
+            ("udp", "127.0.0.1:9".to_owned()),
+        ],
+    );
+    assert!(run.attempts[0].refused(), "sendto: {:?}", run.attempts[0]);
+    assert!(
+        run.attempts[1].refused(),
+        "connected UDP: {:?}",
+        run.attempts[1]
+    );
+    assert!(run.attempts[2].ok, "unlisted sendto: {:?}", run.attempts[2]);
+
+    let sendto = daemon.expect_event(EVENT_TIMEOUT, |e| e["port"] == 5353);
+    assert_event(&sendto, run.pid, LISTED_V4, 5353, "udp", "udp-test");
+    assert_eq!(sendto["hook"], "sendmsg4");
+    assert_eq!(sendto["prefix"], "127.0.0.64/30");
+    let connected = daemon.expect_event(EVENT_TIMEOUT, |e| e["port"] == 5354);
+    assert_event(&connected, run.pid, LISTED_V4, 5354, "udp", "udp-test");
+    assert_eq!(connected["hook"], "connect4");
+}
+
+#[test]
+fn ipv4_mapped_ipv6_destinations_are_checked_against_the_ipv4_list() {
+    let dir = TempDir::new("mapped");
+    let lists = [list(&dir, "mapped-test", &[LISTED_V4])];
+    let cgroup = ChildCgroup::new("mapped");
+    let daemon = Daemon::start(&cgroup, &lists, &[]);
+    let (_listed, port) = listen(&format!("{LISTED_V4}:0"));
+
+    let mapped = format!("[::ffff:{LISTED_V4}]:{port}");
+    let run = run_in(
+        &probe(),
+        &cgroup,
+        &[
+            ("tcp", mapped),
+            ("udp", format!("[::ffff:{LISTED_V4}]:5355")),
+        ],
+    );
+    assert!(
+        run.attempts[0].refused(),
+        "AF_INET6 TCP: {:?}",
+        run.attempts[0]
+    );
+    assert!(
+        run.attempts[1].refused(),
+        "AF_INET6 UDP: {:?}",
+        run.attempts[1]
+    );
+
+    let tcp = daemon.expect_event(EVENT_TIMEOUT, |e| e["protocol"] == "tcp");
+    assert_event(
+        &tcp,
+        run.pid,
+        &format!("::ffff:{LISTED_V4}"),
+        port,
+        "tcp",
+        "mapped-test",
+    );
+    assert_eq!(tcp["hook"], "connect6");
+    assert_eq!(tcp["prefix"], "127.0.0.66/32");
+    // UDP to a mapped address runs the kernel's sendmsg4 hook (the socket talks IPv4).
+    let udp = daemon.expect_event(EVENT_TIMEOUT, |e| e["protocol"] == "udp");
+    assert_eq!(udp["port"], 5355, "{udp:#}");
+    assert_eq!(udp["list"], "mapped-test", "{udp:#}");
+    assert!(
+        udp["dst"].as_str().is_some_and(|d| d.ends_with(LISTED_V4)),
+        "{udp:#}"
+    );
+}
+
+#[test]
+fn ipv6_prefixes_are_enforced_against_a_namespace_host() {
+    // The namespace holds ::2 (unlisted) and ::66 (inside the listed ::40/122).
+    let ns = NetNs::new("v6", &[2, 0x66]);
+    let listed = ns.addr(0x66);
+    let unlisted = ns.addr(2);
+    let prefix = format!("{}/122", ns.addr(0x40));
+    let dir = TempDir::new("v6");
+    let lists = [list(&dir, "v6-test", &[&prefix])];
+    let cgroup = ChildCgroup::new("v6");
+    let daemon = Daemon::start(&cgroup, &lists, &[]);
+    let mut listen_cmd = ns.command(&probe());
+    listen_cmd.args(["listen", "[::]:8066"]);
+    let _listener = Listener::start(listen_cmd);
+
+    let run = run_in(
+        &probe(),
+        &cgroup,
+        &[
+            ("tcp", format!("[{listed}]:8066")),
+            ("tcp", format!("[{unlisted}]:8066")),
+            ("udp", format!("[{listed}]:8067")),
+        ],
+    );
+    assert!(run.attempts[0].refused(), "listed: {:?}", run.attempts[0]);
+    assert!(run.attempts[1].ok, "unlisted: {:?}", run.attempts[1]);
+    assert!(
+        run.attempts[2].refused(),
+        "listed UDP: {:?}",
+        run.attempts[2]
+    );
+
+    let tcp = daemon.expect_event(EVENT_TIMEOUT, |e| e["protocol"] == "tcp");
+    assert_event(&tcp, run.pid, &listed.to_string(), 8066, "tcp", "v6-test");
+    assert_eq!(tcp["hook"], "connect6");
+    assert_eq!(tcp["prefix"], prefix);
+    let udp = daemon.expect_event(EVENT_TIMEOUT, |e| e["protocol"] == "udp");
+    assert_event(&udp, run.pid, &listed.to_string(), 8067, "udp", "v6-test");
+    assert_eq!(udp["hook"], "sendmsg6");
+}
+
+#[test]
+fn a_malformed_list_stops_start_up_with_file_and_line() {
+    let dir = TempDir::new("malformed");
+    let good = list(&dir, "good", &[LISTED_V4]);
+    let bad = dir.write("bad.netset", "# header\n192.0.2.0/24\n192.0.2.300\n");
+    let cgroup = ChildCgroup::new("malformed");
+    let (code, stderr) = run_expecting_failure(cgroup.path(), &[good, bad.clone()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:3: invalid IP address: \"192.0.2.300\"",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    // Nothing was attached: a connection to the good list's address still goes through.
+    let (_listener, port) = listen(&format!("{LISTED_V4}:0"));
+    let run = run_in(&probe(), &cgroup, &[("tcp", format!("{LISTED_V4}:{port}"))]);
+    assert!(run.attempts[0].ok, "{:?}", run.attempts[0]);
+}
+
+#[test]
+fn a_missing_cgroup_is_named_in_the_error() {
+    let dir = TempDir::new("nocg");
+    let lists = [list(&dir, "l", &[LISTED_V4])];
+    let missing = dir.path().join("no-such-cgroup");
+    let (code, stderr) = run_expecting_failure(&missing, &lists);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+}
+
+#[test]
+fn check_names_list_prefix_and_source_line_of_the_shipped_lists() {
+    let blocklists = vendorwall_e2e::repo_root().join("blocklists");
+    let dir = blocklists.to_str().expect("utf-8 path");
+    // 77.74.176.0/21 is announced by Kaspersky's AS200107 (blocklists/kaspersky.netset).
+    let (code, stdout, stderr) = run_cli(&["check", "77.74.177.9", "--blocklists", dir, "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let verdict: Value = serde_json::from_str(stdout.trim()).expect("JSON verdict");
+    assert_eq!(verdict["blocked"], true);
+    assert_eq!(verdict["list"], "kaspersky");
+    assert_eq!(verdict["prefix"], "77.74.176.0/21");
+    assert!(
+        verdict["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("kaspersky.netset:")),
+        "{verdict:#}"
+    );
+    let (code, stdout, _) = run_cli(&["check", "127.0.0.1", "--blocklists", dir]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("not blocked"), "{stdout}");
+}

@@ -1,0 +1,184 @@
+//! A `vendorwall run` process attached to a test cgroup, with its JSON events collected and its
+//! readiness taken from sd_notify messages on a socket the test provides.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    os::unix::net::UnixDatagram,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc::{Receiver, RecvTimeoutError, channel},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{TempDir, cgroup::ChildCgroup};
+
+/// How long the daemon may take to load, fill and attach.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Daemon {
+    child: Child,
+    events: Receiver<Value>,
+    notify: UnixDatagram,
+    stderr: std::thread::JoinHandle<String>,
+    _dir: TempDir,
+}
+
+impl Daemon {
+    /// Starts `vendorwall run --cgroup <cgroup> --list <list>... <extra>...` and waits for READY=1.
+    pub fn start(cgroup: &ChildCgroup, lists: &[PathBuf], extra: &[&str]) -> Self {
+        let dir = TempDir::new("daemon");
+        let socket_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+        notify
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("socket timeout");
+        let mut cmd = Command::new(crate::vendorwall_bin());
+        cmd.arg("run").arg("--cgroup").arg(cgroup.path());
+        for list in lists {
+            cmd.arg("--list").arg(list);
+        }
+        cmd.args(extra)
+            .env("NOTIFY_SOCKET", &socket_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn vendorwall");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut stderr = child.stderr.take().expect("stderr piped");
+        let (tx, events) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|err| panic!("daemon wrote a non-JSON line {line:?}: {err}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let mut daemon = Self {
+            child,
+            events,
+            notify,
+            stderr,
+            _dir: dir,
+        };
+        daemon.wait_for_notify("READY=1", READY_TIMEOUT);
+        daemon
+    }
+
+    /// Waits until an sd_notify datagram contains `needle`; panics (with the daemon's stderr) if
+    /// the daemon exits first or the time runs out.
+    pub fn wait_for_notify(&mut self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.notify.recv(&mut buf)
+                && String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == needle)
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("vendorwall exited early ({status}) before {needle}");
+            }
+        }
+        panic!("vendorwall did not send {needle} within {timeout:?}");
+    }
+
+    /// The next event matching `pred`, skipping others; panics after `timeout`.
+    pub fn expect_event(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) if pred(&event) => return event,
+                Ok(event) => seen.push(event),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    panic!("no matching event within {timeout:?}; other events: {seen:#?}")
+                }
+            }
+        }
+    }
+
+    /// Every event that arrives within `window`.
+    pub fn events_within(&self, window: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + window;
+        let mut events = Vec::new();
+        while let Ok(event) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            events.push(event);
+        }
+        events
+    }
+
+    /// Sends SIGTERM and returns the exit status and stderr.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.terminate();
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
+        (status, stderr.join().unwrap_or_default())
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status;
+        }
+        let pid = i32::try_from(self.child.id()).expect("pid fits i32");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        self.child.wait().expect("wait for vendorwall")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Runs the vendorwall binary to completion with `args`: (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(crate::vendorwall_bin())
+        .args(args)
+        .output()
+        .expect("run vendorwall");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `vendorwall run` expecting it to fail before attaching; returns (code, stderr).
+pub fn run_expecting_failure(cgroup: &Path, lists: &[PathBuf]) -> (i32, String) {
+    let mut args = vec![
+        "run".to_owned(),
+        "--cgroup".to_owned(),
+        cgroup.display().to_string(),
+    ];
+    for list in lists {
+        args.push("--list".to_owned());
+        args.push(list.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, stderr) = run_cli(&args);
+    (code, stderr)
+}
