@@ -6,8 +6,7 @@ use std::{net::TcpListener, path::PathBuf, time::Duration};
 use serde_json::Value;
 use vendorwall_e2e::{
     TempDir,
-    cgroup::ChildCgroup,
-    daemon::{Daemon, run_cli, run_expecting_failure},
+    instance::Instance,
     netns::NetNs,
     probe::{Listener, PROBE_UID, run_in},
 };
@@ -19,6 +18,15 @@ const LISTED_V4: &str = "127.0.0.66";
 
 fn probe() -> PathBuf {
     PathBuf::from(PROBE)
+}
+
+/// Runs a vendorwall command line that is expected to exit: (code, stderr).
+fn run_to_exit(args: &[String]) -> (i32, String) {
+    let out = std::process::Command::new(vendorwall_e2e::vendorwall_bin())
+        .args(args)
+        .output()
+        .expect("run vendorwall");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// A list file named `<name>.netset` holding `lines`.
@@ -62,14 +70,15 @@ fn assert_event(event: &Value, pid: u32, dst: &str, port: u16, protocol: &str, l
 fn tcp_to_a_listed_address_is_refused_and_unlisted_reached() {
     let dir = TempDir::new("tcp");
     let lists = [list(&dir, "loopback-test", &[LISTED_V4])];
-    let cgroup = ChildCgroup::new("tcp");
-    let daemon = Daemon::start(&cgroup, &lists, &[]);
+    let vw = Instance::new("tcp");
+    let daemon = vw.start(&lists, &[]);
+    let cgroup = &vw.cgroup;
     let (_listed, listed_port) = listen(&format!("{LISTED_V4}:0"));
     let (_unlisted, unlisted_port) = listen("127.0.0.1:0");
 
     let run = run_in(
         &probe(),
-        &cgroup,
+        cgroup,
         &[
             ("tcp", format!("{LISTED_V4}:{listed_port}")),
             ("tcp", format!("127.0.0.1:{unlisted_port}")),
@@ -105,12 +114,13 @@ fn tcp_to_a_listed_address_is_refused_and_unlisted_reached() {
 fn udp_to_a_listed_address_is_refused() {
     let dir = TempDir::new("udp");
     let lists = [list(&dir, "udp-test", &["127.0.0.64/30"])];
-    let cgroup = ChildCgroup::new("udp");
-    let daemon = Daemon::start(&cgroup, &lists, &[]);
+    let vw = Instance::new("udp");
+    let daemon = vw.start(&lists, &[]);
+    let cgroup = &vw.cgroup;
 
     let run = run_in(
         &probe(),
-        &cgroup,
+        cgroup,
         &[
             ("udp", format!("{LISTED_V4}:5353")),
             ("udp-connect", format!("{LISTED_V4}:5354")),
@@ -138,14 +148,15 @@ fn udp_to_a_listed_address_is_refused() {
 fn ipv4_mapped_ipv6_destinations_are_checked_against_the_ipv4_list() {
     let dir = TempDir::new("mapped");
     let lists = [list(&dir, "mapped-test", &[LISTED_V4])];
-    let cgroup = ChildCgroup::new("mapped");
-    let daemon = Daemon::start(&cgroup, &lists, &[]);
+    let vw = Instance::new("mapped");
+    let daemon = vw.start(&lists, &[]);
+    let cgroup = &vw.cgroup;
     let (_listed, port) = listen(&format!("{LISTED_V4}:0"));
 
     let mapped = format!("[::ffff:{LISTED_V4}]:{port}");
     let run = run_in(
         &probe(),
-        &cgroup,
+        cgroup,
         &[
             ("tcp", mapped),
             ("udp", format!("[::ffff:{LISTED_V4}]:5355")),
@@ -192,15 +203,16 @@ fn ipv6_prefixes_are_enforced_against_a_namespace_host() {
     let prefix = format!("{}/122", ns.addr(0x40));
     let dir = TempDir::new("v6");
     let lists = [list(&dir, "v6-test", &[&prefix])];
-    let cgroup = ChildCgroup::new("v6");
-    let daemon = Daemon::start(&cgroup, &lists, &[]);
+    let vw = Instance::new("v6");
+    let daemon = vw.start(&lists, &[]);
+    let cgroup = &vw.cgroup;
     let mut listen_cmd = ns.command(&probe());
     listen_cmd.args(["listen", "[::]:8066"]);
     let _listener = Listener::start(listen_cmd);
 
     let run = run_in(
         &probe(),
-        &cgroup,
+        cgroup,
         &[
             ("tcp", format!("[{listed}]:8066")),
             ("tcp", format!("[{unlisted}]:8066")),
@@ -229,8 +241,8 @@ fn a_malformed_list_stops_start_up_with_file_and_line() {
     let dir = TempDir::new("malformed");
     let good = list(&dir, "good", &[LISTED_V4]);
     let bad = dir.write("bad.netset", "# header\n192.0.2.0/24\n192.0.2.300\n");
-    let cgroup = ChildCgroup::new("malformed");
-    let (code, stderr) = run_expecting_failure(cgroup.path(), &[good, bad.clone()]);
+    let vw = Instance::new("malformed");
+    let (code, stderr) = run_to_exit(&vw.run_args(&[good, bad.clone()]));
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -241,8 +253,9 @@ fn a_malformed_list_stops_start_up_with_file_and_line() {
     );
     // Nothing was attached: a connection to the good list's address still goes through.
     let (_listener, port) = listen(&format!("{LISTED_V4}:0"));
-    let run = run_in(&probe(), &cgroup, &[("tcp", format!("{LISTED_V4}:{port}"))]);
+    let run = run_in(&probe(), &vw.cgroup, &[("tcp", format!("{LISTED_V4}:{port}"))]);
     assert!(run.attempts[0].ok, "{:?}", run.attempts[0]);
+    assert!(!vw.pin_dir.exists(), "nothing may be pinned after a failed start");
 }
 
 #[test]
@@ -250,7 +263,11 @@ fn a_missing_cgroup_is_named_in_the_error() {
     let dir = TempDir::new("nocg");
     let lists = [list(&dir, "l", &[LISTED_V4])];
     let missing = dir.path().join("no-such-cgroup");
-    let (code, stderr) = run_expecting_failure(&missing, &lists);
+    let vw = Instance::new("nocg");
+    let mut args = vw.run_args(&lists);
+    let at = args.iter().position(|a| a == "--cgroup").expect("run_args names the cgroup");
+    args[at + 1] = missing.display().to_string();
+    let (code, stderr) = run_to_exit(&args);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
 }
@@ -260,7 +277,8 @@ fn check_names_list_prefix_and_source_line_of_the_shipped_lists() {
     let blocklists = vendorwall_e2e::repo_root().join("blocklists");
     let dir = blocklists.to_str().expect("utf-8 path");
     // 77.74.176.0/21 is announced by Kaspersky's AS200107 (blocklists/kaspersky.netset).
-    let (code, stdout, stderr) = run_cli(&["check", "77.74.177.9", "--blocklists", dir, "--json"]);
+    let vw = Instance::new("check");
+    let (code, stdout, stderr) = vw.cli(&["check", "77.74.177.9", "--blocklists", dir, "--json"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let verdict: Value = serde_json::from_str(stdout.trim()).expect("JSON verdict");
     assert_eq!(verdict["blocked"], true);
@@ -272,7 +290,7 @@ fn check_names_list_prefix_and_source_line_of_the_shipped_lists() {
             .is_some_and(|s| s.contains("kaspersky.netset:")),
         "{verdict:#}"
     );
-    let (code, stdout, _) = run_cli(&["check", "127.0.0.1", "--blocklists", dir]);
+    let (code, stdout, _) = vw.cli(&["check", "127.0.0.1", "--blocklists", dir]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("not blocked"), "{stdout}");
 }

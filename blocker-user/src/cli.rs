@@ -1,12 +1,11 @@
 //! Command-line interface: the argument types of every subcommand, with the help text operators
-//! read (`vendorwall --help`, `vendorwall run --help`).
+//! read (`vendorwall --help`, `vendorwall <command> --help`).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Default place of the shipped lists once installed (`cargo xtask install`).
-pub const DEFAULT_BLOCKLISTS_DIR: &str = "/usr/local/share/vendorwall/blocklists";
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -14,53 +13,111 @@ pub const DEFAULT_BLOCKLISTS_DIR: &str = "/usr/local/share/vendorwall/blocklists
     version,
     about = "Refuse outbound connections to prohibited vendors' IP ranges, in the kernel",
     long_about = "vendorwall refuses, at connect() and sendmsg(), every outbound connection from \
-processes in a cgroup v2 subtree to the IP ranges of prohibited vendors (for example \
-Kaspersky, or the vendors on the US FCC Covered List). eBPF programs attached to the cgroup \
-return EPERM to the caller; the daemon keeps the kernel's prefix maps in sync with the block \
-lists and writes one JSON line per refused connection to standard output.",
-    after_long_help = "EXIT STATUS:\n  0  success (check: the address is blocked)\n  \
-1  check: the address is not blocked\n  2  error (bad list, missing cgroup, kernel refused \
-the programs, ...)\n\nEXAMPLES:\n  vendorwall run\n  \
-vendorwall run --cgroup /sys/fs/cgroup/system.slice --list /etc/vendorwall/extra.netset\n  \
-vendorwall check 77.74.176.10\n\nNOTE:\n  Enforcement currently lasts as long as `vendorwall \
-run`: when the daemon exits, the kernel detaches its programs."
+processes in a cgroup v2 subtree to the IP ranges of prohibited vendors (for example Kaspersky, \
+or the vendors on the US FCC Covered List). eBPF programs attached to the cgroup return EPERM \
+to the caller. The programs and their maps are pinned on bpffs, so enforcement stays in place \
+when the daemon stops, crashes or is upgraded; only `vendorwall unload` removes it. The daemon \
+keeps the kernel's prefix maps in sync with the block lists and writes one JSON line per \
+refused connection to standard output.",
+    after_long_help = "FILES:\n  /etc/vendorwall/config.toml          configuration (optional)\n  \
+/usr/local/share/vendorwall/blocklists  shipped vendor manifests and lists\n  \
+/sys/fs/bpf/vendorwall               pinned programs, links and maps\n  \
+/run/vendorwall                      pid and state of the running daemon\n  \
+/var/lib/vendorwall                  last good copies of remote lists\n\n\
+EXIT STATUS:\n  0  success (check: blocked; status: enforcing)\n  \
+1  check: not blocked; status: enforcement not in place\n  \
+2  error (bad config or list, missing cgroup, kernel refused the programs, ...)\n\n\
+EXAMPLES:\n  vendorwall run\n  vendorwall run --cgroup /sys/fs/cgroup/system.slice --dry-run\n  \
+vendorwall check 77.74.176.10\n  vendorwall status --json\n  vendorwall reload\n  \
+systemctl stop vendorwall && vendorwall unload"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options every command understands: where the config and the daemon's files are.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file. Without this option /etc/vendorwall/config.toml is read when it
+    /// exists; with it, the file must exist.
+    #[arg(long, global = true, value_name = "FILE", env = "VENDORWALL_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Where programs, links and maps are pinned (overrides `pin_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+
+    /// Runtime directory for the pid and state files (overrides `run_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The configuration with the command-line overrides applied.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path, true)?,
+            None => Config::load(std::path::Path::new(DEFAULT_CONFIG_PATH), false)?,
+        };
+        if let Some(dir) = &self.pin_dir {
+            config.pin_dir = dir.clone();
+        }
+        if let Some(dir) = &self.run_dir {
+            config.run_dir = dir.clone();
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the lists, attach the programs and stream blocked events (runs in the foreground).
-    #[command(
-        long_about = "Load the block lists, attach the programs to the cgroup and \
-write one JSON line per blocked connection to standard output until SIGINT or SIGTERM. \
-Diagnostics go to standard error. Every list is validated before the kernel is touched: a \
-malformed line stops the start-up with file, line and text."
-    )]
+    #[command(long_about = "Load and validate the lists, fill the pinned kernel maps (only the \
+difference to what they already hold), attach the programs to the cgroup, and write one JSON \
+line per blocked connection to standard output. Diagnostics go to standard error. \
+A malformed list line stops the start-up with file, line and text, and leaves whatever \
+enforcement is already pinned untouched. SIGHUP (or `vendorwall reload`) re-reads the config \
+and the lists; lists are also refreshed on `refresh_interval` and when a local list file \
+changes. SIGINT/SIGTERM stop the daemon; enforcement stays.")]
     Run(RunArgs),
-    /// Say whether an address is blocked, by which list and entry.
-    #[command(
-        long_about = "Say whether ADDR would be refused by the lists, naming the list, \
-the matching prefix and the file and line it came from. Exit status 0 when blocked, 1 when \
-not, 2 on error. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are checked as IPv4, as the \
-kernel does."
-    )]
+    /// Say whether an address is blocked, by which list, prefix, file and line.
+    #[command(long_about = "Say whether ADDR would be refused by the configured lists, \
+naming the list, vendor, matching prefix and the source file (or URL) and line it came \
+from, and what the pinned kernel maps answer when vendorwall is loaded. Exit status 0 when \
+blocked, 1 when not, 2 on error. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are checked as \
+IPv4, as the kernel does.")]
     Check(CheckArgs),
+    /// Show what is attached, map fill levels, counters, lists and daemon health.
+    #[command(long_about = "Show what the kernel holds (generations, links and the cgroup they \
+are attached to, map fill levels, counters) and what the daemon reports (pid, lists and their \
+ages, last sync, errors). Exit status 0 when enforcement is in place, 1 when it is not.")]
+    Status(JsonArgs),
+    /// Per list: sources, action, raw and aggregated entries, last refresh, last error.
+    Lists(JsonArgs),
+    /// Ask the running daemon to re-read its config and lists (SIGHUP) and wait for the result.
+    Reload,
+    /// Detach the programs and unpin everything: the only way enforcement is removed.
+    #[command(long_about = "Stop the running daemon (if any), detach every program and remove \
+every pinned map and link, then say what was removed. Under systemd, stop the unit first so \
+it is not restarted: `systemctl stop vendorwall && vendorwall unload`.")]
+    Unload,
 }
 
-/// Which list files to use.
+/// Which list files to use instead of the configured lists.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// A prefix file (one address, CIDR or range per line; `#` and `;` comments). Repeatable.
-    /// When given, only these files are used.
+    /// A prefix file (one address, CIDR or range per line; `#` and `;` comments), enforced as a
+    /// list named after the file. Repeatable. When given, it replaces the configured lists.
     #[arg(long = "list", value_name = "FILE")]
     pub lists: Vec<PathBuf>,
 
-    /// Directory whose `*.netset` files are used when no --list is given.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_BLOCKLISTS_DIR, env = "VENDORWALL_BLOCKLISTS")]
-    pub blocklists: PathBuf,
+    /// Directory of the vendor manifests (overrides `blocklists_dir`).
+    #[arg(long, value_name = "DIR", env = "VENDORWALL_BLOCKLISTS")]
+    pub blocklists: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -85,13 +142,21 @@ pub struct RunArgs {
     #[arg(long = "6to4")]
     pub six_to_four: bool,
 
-    /// Capacity of the IPv4 block map (prefixes).
-    #[arg(long, value_name = "N", default_value_t = 1 << 21)]
-    pub max_v4: u32,
+    /// A cgroup whose own processes are never refused (repeatable; adds to `exempt.cgroups`).
+    #[arg(long, value_name = "PATH")]
+    pub exempt_cgroup: Vec<PathBuf>,
 
-    /// Capacity of the IPv6 block map (prefixes).
-    #[arg(long, value_name = "N", default_value_t = 1 << 19)]
-    pub max_v6: u32,
+    /// Capacity of the IPv4 block map (overrides `maps.block_v4`).
+    #[arg(long, value_name = "N")]
+    pub max_v4: Option<u32>,
+
+    /// Capacity of the IPv6 block map (overrides `maps.block_v6`).
+    #[arg(long, value_name = "N")]
+    pub max_v6: Option<u32>,
+
+    /// Cache directory for remote lists (overrides `cache_dir`).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 
     /// More diagnostics on standard error; includes the kernel programs' debug log.
     #[arg(short, long)]
@@ -111,15 +176,11 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-impl ListArgs {
-    /// The list files to load.
-    pub fn files(&self) -> Result<Vec<PathBuf>, crate::lists::ListError> {
-        if self.lists.is_empty() {
-            crate::lists::files_in(&self.blocklists)
-        } else {
-            Ok(self.lists.clone())
-        }
-    }
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub struct EventRecord {
     pub action: &'static str,
     /// Name of the list whose prefix matched.
     pub list: String,
+    /// The vendor, for lists from a vendor manifest.
+    pub vendor: Option<String>,
     /// The matching prefix, when the daemon still knows it.
     pub prefix: Option<String>,
     /// `file:line` the prefix came from.
@@ -69,17 +71,19 @@ pub fn destination(event: &BlockEvent) -> IpAddr {
 /// Builds the record for `event`, looking up list names and the matching entry in `lists`.
 pub fn describe(event: &BlockEvent, lists: &ListSet) -> EventRecord {
     let dst = destination(event);
-    let list = lists.by_id(event.list_id);
-    // The entry is looked up again in userspace because the kernel's trie only returns the value.
-    let matched = lists.lookup(dst).filter(|m| m.list.id == event.list_id);
+    // The kernel's trie returns only a list id (of an aggregated prefix); the userspace index
+    // names the exact entry, its list and its source line.
+    let matched = lists.lookup(dst);
+    let list = matched.map(|m| m.list).or_else(|| lists.by_id(event.list_id));
     EventRecord {
         time: humantime::format_rfc3339_micros(wall_time(event.boot_ns)).to_string(),
         action: match Action::from_u8(event.action) {
             Some(Action::Audit) => "audited",
             _ => "blocked",
         },
-        list: list.map_or_else(|| format!("#{}", event.list_id), |l| l.name.clone()),
-        prefix: matched.map(|m| m.prefix.to_string()),
+        list: list.map_or_else(|| format!("#{}", event.list_id), |l| l.spec.name.clone()),
+        vendor: list.and_then(|l| l.spec.vendor.clone()),
+        prefix: matched.map(|m| m.prefix().to_string()),
         source: matched.map(|m| m.source()),
         dst: dst.to_string(),
         port: event.port,

@@ -13,9 +13,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbose = matches!(&cli.command, Command::Run(args) if args.verbose);
     init_logging(verbose);
+    let global = &cli.global;
     let result = match &cli.command {
-        Command::Run(args) => cmd::run::run(args),
-        Command::Check(args) => cmd::check::run(args),
+        Command::Run(args) => cmd::run::run(global, args),
+        Command::Check(args) => cmd::check::run(global, args),
+        Command::Status(args) => cmd::status::run(global, args),
+        Command::Lists(args) => cmd::lists::run(global, args),
+        Command::Reload => cmd::reload::run(global),
+        Command::Unload => cmd::unload::run(global),
     };
     match result {
         Ok(code) => code,

@@ -69,3 +69,12 @@ impl Drop for ChildCgroup {
         }
     }
 }
+
+impl ChildCgroup {
+    /// A cgroup nested inside this one, removed with its own guard (drop it first).
+    pub fn child(&self, name: &str) -> ChildCgroup {
+        let path = self.path.join(name);
+        std::fs::create_dir(&path).unwrap_or_else(|err| panic!("mkdir {}: {err}", path.display()));
+        ChildCgroup { path }
+    }
+}

@@ -4,7 +4,6 @@
 use std::{
     io::{BufRead as _, BufReader, Read as _},
     os::unix::net::UnixDatagram,
-    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::mpsc::{Receiver, RecvTimeoutError, channel},
     time::{Duration, Instant},
@@ -12,7 +11,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{TempDir, cgroup::ChildCgroup};
+use crate::TempDir;
 
 /// How long the daemon may take to load, fill and attach.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -21,13 +20,15 @@ pub struct Daemon {
     child: Child,
     events: Receiver<Value>,
     notify: UnixDatagram,
+    /// Every sd_notify datagram received so far.
+    notifications: Vec<String>,
     stderr: std::thread::JoinHandle<String>,
     _dir: TempDir,
 }
 
 impl Daemon {
-    /// Starts `vendorwall run --cgroup <cgroup> --list <list>... <extra>...` and waits for READY=1.
-    pub fn start(cgroup: &ChildCgroup, lists: &[PathBuf], extra: &[&str]) -> Self {
+    /// Starts `vendorwall <args>` (a `run` command line) and waits for READY=1.
+    pub fn start(args: &[String]) -> Self {
         let dir = TempDir::new("daemon");
         let socket_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&socket_path).expect("bind notify socket");
@@ -35,11 +36,7 @@ impl Daemon {
             .set_read_timeout(Some(Duration::from_millis(100)))
             .expect("socket timeout");
         let mut cmd = Command::new(crate::vendorwall_bin());
-        cmd.arg("run").arg("--cgroup").arg(cgroup.path());
-        for list in lists {
-            cmd.arg("--list").arg(list);
-        }
-        cmd.args(extra)
+        cmd.args(args)
             .env("NOTIFY_SOCKET", &socket_path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -66,6 +63,7 @@ impl Daemon {
             child,
             events,
             notify,
+            notifications: Vec::new(),
             stderr,
             _dir: dir,
         };
@@ -91,6 +89,11 @@ impl Daemon {
             }
         }
         panic!("vendorwall did not send {needle} within {timeout:?}");
+    }
+
+    /// Every sd_notify datagram received by the waits so far.
+    pub fn notifications(&self) -> &[String] {
+        &self.notifications
     }
 
     /// The next event matching `pred`, skipping others; panics after `timeout`.
@@ -120,6 +123,26 @@ impl Daemon {
             events.push(event);
         }
         events
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the daemon with SIGKILL (no clean-up of any kind) and waits for it.
+    pub fn kill9(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
+        stderr.join().unwrap_or_default()
+    }
+
+    /// Sends SIGHUP (reload).
+    pub fn hangup(&self) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits i32");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGHUP) };
     }
 
     /// Sends SIGTERM and returns the exit status and stderr.
@@ -152,33 +175,4 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.terminate();
     }
-}
-
-/// Runs the vendorwall binary to completion with `args`: (exit code, stdout, stderr).
-pub fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(crate::vendorwall_bin())
-        .args(args)
-        .output()
-        .expect("run vendorwall");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Runs `vendorwall run` expecting it to fail before attaching; returns (code, stderr).
-pub fn run_expecting_failure(cgroup: &Path, lists: &[PathBuf]) -> (i32, String) {
-    let mut args = vec![
-        "run".to_owned(),
-        "--cgroup".to_owned(),
-        cgroup.display().to_string(),
-    ];
-    for list in lists {
-        args.push("--list".to_owned());
-        args.push(list.display().to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, _, stderr) = run_cli(&args);
-    (code, stderr)
 }

@@ -7,6 +7,7 @@
 
 pub mod cgroup;
 pub mod daemon;
+pub mod instance;
 pub mod netns;
 pub mod probe;
 

@@ -100,3 +100,65 @@ impl Drop for Listener {
         let _ = self.0.wait();
     }
 }
+
+/// Counts from a hammer run.
+#[derive(Debug, Clone, Copy)]
+pub struct HammerCounts {
+    /// Connections that got through.
+    pub ok: u64,
+    /// Attempts refused with EPERM.
+    pub refused: u64,
+    /// Other failures (timeouts, resets).
+    pub other: u64,
+}
+
+/// A probe in the test cgroup connecting to one address in a loop until stopped.
+pub struct Hammer {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Hammer {
+    /// Starts hammering `addr` from inside `cgroup`; returns once the loop runs. Stops by itself
+    /// after `max` even if never told to.
+    pub fn start(probe: &Path, cgroup: &ChildCgroup, addr: &str, max: std::time::Duration) -> Self {
+        let mut child = Command::new(probe)
+            .args(["hammer", addr, &max.as_millis().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn vw-probe hammer");
+        cgroup.add(child.id());
+        let mut stdin = child.stdin.take().expect("stdin piped");
+        stdin.write_all(b"go\n").expect("tell hammer to go");
+        child.stdin = Some(stdin);
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("hammer started");
+        assert_eq!(line.trim(), "hammering");
+        Self { child, stdout }
+    }
+
+    /// Stops the loop and returns its counts.
+    pub fn stop(mut self) -> HammerCounts {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = stdin.write_all(b"stop\n");
+        }
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("hammer result");
+        let _ = self.child.wait();
+        let v: Value = serde_json::from_str(&line).expect("hammer prints JSON");
+        HammerCounts {
+            ok: v["ok"].as_u64().unwrap_or(u64::MAX),
+            refused: v["refused"].as_u64().unwrap_or(0),
+            other: v["other"].as_u64().unwrap_or(0),
+        }
+    }
+}
+
+impl Drop for Hammer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

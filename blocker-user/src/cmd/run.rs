@@ -1,18 +1,11 @@
-//! `vendorwall run`: validate the lists, load and fill the maps, attach, then stream events until
-//! SIGINT/SIGTERM.
-//!
-//! Order matters for failing closed: every list is parsed and the maps are filled *before* the
-//! programs are attached, so enforcement starts complete rather than filling up under traffic.
+//! `vendorwall run`: start the daemon and drive it: events, kernel log, signals, refresh timer,
+//! list-file watch, integrity check, systemd notifications. Exiting (for any reason) leaves the
+//! pinned enforcement in place.
 
-use std::{
-    io::Write as _,
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{io::Write as _, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
-use blocker_common::{Action, SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -20,59 +13,27 @@ use tokio::{
 use tracing::{info, warn};
 
 use crate::{
-    cgroup,
-    cli::RunArgs,
+    cli::{GlobalArgs, RunArgs},
+    daemon::{self, Daemon},
     events,
-    kernel::{Counters, Enforcer, MapSizes},
+    kernel::Counters,
     lists::ListSet,
+    selection, state,
 };
 
-/// How often the daemon looks at the kernel's dropped-event counter.
-const LOSS_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// How often list files are checked for changes.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the state file's heartbeat is refreshed and lost events are checked.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let files = args.lists.files().context("failed to find the lists")?;
-    let lists = ListSet::load(&files, Action::Enforce).context("failed to load the lists")?;
-    for warning in lists.warnings() {
-        warn!("{warning}");
-    }
-    let cgroup_path = match &args.cgroup {
-        Some(path) => path.clone(),
-        None => cgroup::default_root().context("failed to find the cgroup v2 root")?,
-    };
-    let cgroup = cgroup::open(&cgroup_path)?;
-
-    let desired = lists.desired();
-    let sizes = MapSizes {
-        block_v4: args.max_v4,
-        block_v6: args.max_v6,
-        ..MapSizes::default()
-    };
-    // aya-log level 4 is `debug`; 0 turns the kernel-side log statements into no-ops.
-    let log_level = if args.verbose { 4 } else { 0 };
-    let mut enforcer = Enforcer::load(sizes, log_level).context("failed to load the programs")?;
-    enforcer
-        .set_settings(settings(args))
-        .context("failed to write settings")?;
-    let stats = enforcer
-        .fill(&desired)
-        .context("failed to fill the block maps")?;
-    enforcer
-        .attach(&cgroup)
-        .with_context(|| format!("failed to attach to {}", cgroup_path.display()))?;
-
-    let status = format!(
-        "enforcing {} IPv4 and {} IPv6 prefixes from {} lists on {}{}",
-        stats.v4,
-        stats.v6,
-        lists.lists().len(),
-        cgroup_path.display(),
-        if args.dry_run {
-            " (dry run: audit only)"
-        } else {
-            ""
-        }
-    );
+pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = daemon::effective_config(global, args)?;
+    let specs = selection::specs(&config, &args.lists).context("failed to select the lists")?;
+    let run_dir = config.run_dir.clone();
+    let mut daemon = Daemon::start(config, specs, args.verbose)?;
+    let pid_file = state::write_pid(&run_dir)
+        .with_context(|| format!("failed to write the pid file in {}", run_dir.display()))?;
+    let status = daemon.status_line();
     info!("{status}");
     notify(&[
         sd_notify::NotifyState::Ready,
@@ -83,62 +44,100 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(serve(enforcer, &lists))?;
+    let result = runtime.block_on(serve(&mut daemon, global, args));
+    let _ = std::fs::remove_file(pid_file);
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn settings(args: &RunArgs) -> Settings {
-    let mut flags = 0;
-    if args.nat64 {
-        flags |= SETTING_NAT64;
-    }
-    if args.six_to_four {
-        flags |= SETTING_6TO4;
-    }
-    if args.dry_run {
-        flags |= SETTING_DRY_RUN;
-    }
-    Settings { flags, _pad: 0 }
+/// Registers an fd-owning object with the runtime for readability.
+fn readable<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
+    // SAFETY: `inner` (aya's RingBuf or EbpfLogger) owns its map fd for its whole lifetime and
+    // always returns that same fd, and the AsyncFd owns `inner`.
+    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
+        .map_err(|err| err.into_parts().1)
 }
 
-/// Streams events and kernel log records until a termination signal arrives.
-async fn serve(mut enforcer: Enforcer, lists: &ListSet) -> anyhow::Result<()> {
-    let ring = enforcer
-        .take_events()
-        .context("failed to open the event ring buffer")?;
-    let mut ring = readable(ring).context("failed to poll the event ring buffer")?;
-    let mut logger = match enforcer.logger() {
-        Ok(logger) => Some(readable(logger).context("failed to poll the kernel log")?),
-        // The object compiled without log statements has no log map; nothing to forward.
-        Err(err) => {
-            tracing::debug!("kernel log forwarding off: {err}");
-            None
-        }
-    };
+type Logger = aya_log::EbpfLogger<&'static dyn log::Log>;
+
+/// The event ring buffer and kernel log of the current generation.
+struct Streams {
+    ring: AsyncFd<RingBuf<MapData>>,
+    logger: Option<AsyncFd<Logger>>,
+}
+
+impl Streams {
+    fn open(daemon: &mut Daemon) -> anyhow::Result<Self> {
+        let ring = daemon
+            .enforcer
+            .take_events()
+            .context("failed to open the event ring buffer")?;
+        let ring = readable(ring).context("failed to poll the event ring buffer")?;
+        let logger = match daemon.enforcer.logger() {
+            Ok(logger) => Some(readable(logger).context("failed to poll the kernel log")?),
+            Err(err) => {
+                tracing::debug!("kernel log forwarding off: {err}");
+                None
+            }
+        };
+        Ok(Self { ring, logger })
+    }
+}
+
+async fn serve(daemon: &mut Daemon, global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
+    let mut streams = Streams::open(daemon)?;
+    // Events the kernel queued while no daemon was reading (the ring buffer is pinned).
+    drain(streams.ring.get_mut(), &daemon.lists)?;
+
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
-    let mut loss_check = tokio::time::interval(LOSS_CHECK_INTERVAL);
-    let mut last = Counters::default();
-    let started = Instant::now();
+    let mut sighup = signal(SignalKind::hangup()).context("failed to watch SIGHUP")?;
+    let mut refresh = tokio::time::interval(daemon.config.refresh_interval);
+    refresh.tick().await; // the first tick is immediate; the lists were just loaded
+    let mut watch = tokio::time::interval(WATCH_INTERVAL);
+    let mut integrity = tokio::time::interval(daemon.config.integrity_check_interval);
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+    let watchdog_period = daemon::watchdog_period();
+    let mut watchdog = tokio::time::interval(watchdog_period.unwrap_or(Duration::from_secs(3600)));
+    let mut last = daemon.enforcer.counters().unwrap_or_default();
 
     loop {
+        let mut new_generation = false;
         tokio::select! {
-            guard = ring.readable_mut() => {
+            guard = streams.ring.readable_mut() => {
                 let mut guard = guard.context("event ring buffer poll failed")?;
-                drain(guard.get_inner_mut(), lists)?;
+                drain(guard.get_inner_mut(), &daemon.lists)?;
                 guard.clear_ready();
             }
-            guard = async { logger.as_mut()?.readable_mut().await.ok() }, if logger.is_some() => {
+            guard = async { streams.logger.as_mut()?.readable_mut().await.ok() }, if streams.logger.is_some() => {
                 if let Some(mut guard) = guard {
                     guard.get_inner_mut().flush();
                     guard.clear_ready();
                 }
             }
-            _ = loss_check.tick() => {
-                let now = enforcer.counters().context("failed to read counters")?;
+            _ = sighup.recv() => {
+                new_generation = reload(daemon, "SIGHUP", Some((global, args)));
+            }
+            _ = refresh.tick() => {
+                new_generation = reload(daemon, "refresh interval", None);
+            }
+            _ = watch.tick() => {
+                if daemon.lists_changed() {
+                    new_generation = reload(daemon, "list file changed", None);
+                }
+            }
+            _ = integrity.tick() => {
+                new_generation = daemon.check_integrity();
+            }
+            _ = watchdog.tick(), if watchdog_period.is_some() => {
+                notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+            _ = heartbeat.tick() => {
+                daemon.write_state();
+                let now = daemon.enforcer.counters().unwrap_or(last);
                 if now.events_dropped > last.events_dropped {
                     warn!(
-                        "{} events lost because the ring buffer was full ({} since start)",
+                        "{} events lost because the ring buffer was full ({} in total)",
                         now.events_dropped - last.events_dropped,
                         now.events_dropped
                     );
@@ -148,30 +147,54 @@ async fn serve(mut enforcer: Enforcer, lists: &ListSet) -> anyhow::Result<()> {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
+        if new_generation {
+            // The old ring may be a different map after a migration: deliver what it holds,
+            // then read the new generation's.
+            drain(streams.ring.get_mut(), &daemon.lists)?;
+            streams = Streams::open(daemon)?;
+        }
     }
 
     notify(&[sd_notify::NotifyState::Stopping]);
-    // Deliver what the kernel wrote before the signal.
-    drain(ring.get_mut(), lists)?;
-    let totals = enforcer.counters().context("failed to read counters")?;
+    drain(streams.ring.get_mut(), &daemon.lists)?;
+    let totals: Counters = daemon.enforcer.counters().unwrap_or_default();
     info!(
-        "stopping after {:?}: {} checked, {} blocked, {} audited, {} events dropped; \
-         enforcement ends with this process",
-        started.elapsed(),
+        "daemon stopping: {} checked, {} blocked, {} audited, {} events dropped; \
+         enforcement stays pinned in {} (remove it with `vendorwall unload`)",
         totals.checked,
         totals.blocked,
         totals.audited,
-        totals.events_dropped
+        totals.events_dropped,
+        daemon.config.pin_dir.display()
     );
     Ok(())
 }
 
-/// Registers an fd-owning object with the runtime for readability.
-fn readable<T: std::os::fd::AsRawFd>(inner: T) -> std::io::Result<AsyncFd<T>> {
-    // SAFETY: `inner` (aya's RingBuf or EbpfLogger) owns its map fd for its whole lifetime and
-    // always returns that same fd, and the AsyncFd owns `inner`.
-    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
-        .map_err(|err| err.into_parts().1)
+/// Reloads, telling systemd; `from_args` re-reads the config file too (SIGHUP).
+fn reload(daemon: &mut Daemon, reason: &str, from_args: Option<(&GlobalArgs, &RunArgs)>) -> bool {
+    info!("reloading ({reason})");
+    notify(&[
+        sd_notify::NotifyState::Reloading,
+        sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Status("reloading")),
+    ]);
+    let (config, specs) = match from_args {
+        Some((global, args)) => {
+            let config = daemon::effective_config(global, args);
+            let specs = config.as_ref().ok().map(|c| {
+                selection::specs(c, &args.lists).map_err(anyhow::Error::from)
+            });
+            (Some(config), specs)
+        }
+        None => (None, None),
+    };
+    let new_generation = daemon.reload(config, specs);
+    let status = daemon.status_line();
+    info!("{status}");
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
+    new_generation
 }
 
 /// Writes every pending event as a JSON line on stdout.

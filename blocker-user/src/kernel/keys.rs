@@ -1,8 +1,10 @@
 //! Encoding prefixes as LPM-trie keys: a host-order `u32` prefix length followed by the address
 //! bytes in network order, which is what the kernel's `bpf_lpm_trie_key` expects.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
 use aya::maps::lpm_trie::Key;
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub fn v4(net: Ipv4Net) -> Key<[u8; 4]> {
     Key::new(u32::from(net.prefix_len()), net.network().octets())
@@ -10,6 +12,18 @@ pub fn v4(net: Ipv4Net) -> Key<[u8; 4]> {
 
 pub fn v6(net: Ipv6Net) -> Key<[u8; 16]> {
     Key::new(u32::from(net.prefix_len()), net.network().octets())
+}
+
+/// The prefix a v4 key holds; `None` for a prefix length over 32 (never written by us).
+pub fn decode_v4(key: &Key<[u8; 4]>) -> Option<IpNet> {
+    let len = u8::try_from(key.prefix_len()).ok()?;
+    Ipv4Net::new(Ipv4Addr::from(key.data()), len).ok().map(IpNet::V4)
+}
+
+/// The prefix a v6 key holds.
+pub fn decode_v6(key: &Key<[u8; 16]>) -> Option<IpNet> {
+    let len = u8::try_from(key.prefix_len()).ok()?;
+    Ipv6Net::new(Ipv6Addr::from(key.data()), len).ok().map(IpNet::V6)
 }
 
 #[cfg(test)]
@@ -31,6 +45,14 @@ mod tests {
         let mut expected = 24u32.to_ne_bytes().to_vec();
         expected.extend([192, 0, 2, 0]);
         assert_eq!(bytes(&key), expected);
+    }
+
+    #[test]
+    fn keys_decode_back_to_their_prefix() {
+        let net4: Ipv4Net = "198.51.100.0/22".parse().expect("net");
+        assert_eq!(decode_v4(&v4(net4)), Some(IpNet::V4(net4)));
+        let net6: Ipv6Net = "2a03:2480:68::/47".parse().expect("net");
+        assert_eq!(decode_v6(&v6(net6)), Some(IpNet::V6(net6)));
     }
 
     #[test]

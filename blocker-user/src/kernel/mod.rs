@@ -1,31 +1,41 @@
-//! The daemon's handle on the kernel side: loads the embedded eBPF object with the configured map
-//! sizes, fills the tries, attaches the four `cgroup_sock_addr` programs, and reads counters.
+//! The daemon's handle on the kernel side: loads the embedded eBPF object into a new pinned
+//! generation (reusing compatible maps of the previous one), syncs the maps, attaches and pins
+//! the links, then retires older generations.
 
+pub mod inspect;
 pub mod keys;
+pub mod linkinfo;
+pub mod pins;
+pub mod tries;
 
-use std::{collections::HashMap, fs::File};
+use std::{collections::HashMap, fs::File, path::PathBuf};
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, LpmTrie, MapData, MapError, PerCpuArray, RingBuf},
-    programs::{CgroupAttachMode, CgroupSockAddr, ProgramError},
+    maps::{Array, HashMap as BpfHashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{
+        CgroupAttachMode, CgroupSockAddr, ProgramError,
+        links::{FdLink, LinkError},
+    },
 };
-use blocker_common::{Counter, ListRef, Settings, map_names, program_names};
+use blocker_common::{Counter, ListRef, Settings, map_names};
 use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::{
+    config::MapsConfig,
+    sync::{self, SyncStats},
+};
+use pins::{PinError, PinRoot};
+use tries::{ExemptCgroups, PrefixTries};
 
 /// The eBPF object built by build.rs from the blocker-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/blocker"));
 
-/// All four hooks; the order is the order they are attached in.
-const PROGRAMS: [&str; 4] = [
-    program_names::CONNECT4,
-    program_names::CONNECT6,
-    program_names::SENDMSG4,
-    program_names::SENDMSG6,
-];
-
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
+    #[error(transparent)]
+    Pin(#[from] PinError),
     #[error("failed to load the eBPF object")]
     Load(#[source] EbpfError),
     #[error("eBPF object has no program {0}")]
@@ -44,47 +54,43 @@ pub enum KernelError {
         #[source]
         source: ProgramError,
     },
+    #[error("attachment of {name} is not a BPF link")]
+    NotALink {
+        name: &'static str,
+        #[source]
+        source: LinkError,
+    },
+    #[error("failed to pin the link of {name} at {}", path.display())]
+    PinLink {
+        name: &'static str,
+        path: PathBuf,
+        #[source]
+        source: aya::pin::PinError,
+    },
+    #[error("failed to pin map {name} at {}", path.display())]
+    PinMap {
+        name: &'static str,
+        path: PathBuf,
+        #[source]
+        source: aya::pin::PinError,
+    },
     #[error("map {name}")]
     Map {
         name: &'static str,
         #[source]
         source: MapError,
     },
-    #[error("{name} holds at most {capacity} entries but the lists need {needed}; raise its size")]
+    #[error("{name} holds at most {capacity} entries but {needed} are needed; raise maps.{key}")]
     TooManyEntries {
         name: &'static str,
+        key: &'static str,
         capacity: u32,
         needed: usize,
     },
 }
 
-/// Capacities of the maps, fixed when the object is loaded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MapSizes {
-    pub block_v4: u32,
-    pub block_v6: u32,
-    pub allow_v4: u32,
-    pub allow_v6: u32,
-    pub exempt_cgroups: u32,
-    /// Bytes; a power of two and a multiple of the page size.
-    pub events_bytes: u32,
-}
-
-impl Default for MapSizes {
-    fn default() -> Self {
-        Self {
-            block_v4: 1 << 21,
-            block_v6: 1 << 19,
-            allow_v4: 1 << 14,
-            allow_v6: 1 << 14,
-            exempt_cgroups: 1 << 12,
-            events_bytes: 1 << 22,
-        }
-    }
-}
-
 /// Totals of the per-CPU counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     pub checked: u64,
     pub blocked: u64,
@@ -92,23 +98,45 @@ pub struct Counters {
     pub events_dropped: u64,
 }
 
-/// How many prefixes were written per family.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FillStats {
-    pub v4: usize,
-    pub v6: usize,
+/// How the new generation relates to what was pinned before.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Adoption {
+    /// The generation being replaced, if any was attached.
+    pub previous: Option<u64>,
+    pub generation: u64,
+    /// Maps carried over from the previous generation, contents intact.
+    pub reused: Vec<&'static str>,
+    /// Maps created new (first start, or the old one did not match: size, type, ...).
+    pub created: Vec<&'static str>,
 }
 
-/// The loaded object. Dropping it detaches the programs (nothing is pinned yet).
+/// A loaded generation. Its links stay attached after the daemon exits.
 pub struct Enforcer {
     ebpf: Ebpf,
-    sizes: MapSizes,
+    pins: PinRoot,
+    sizes: MapsConfig,
+    adoption: Adoption,
 }
 
 impl Enforcer {
-    /// Loads the object and the programs into the kernel; nothing is attached yet.
+    /// Loads the object into a new generation under `pin_root`, reusing every map of the
+    /// current generation whose shape matches `sizes`. Nothing is attached yet.
     /// `log_level` is aya-log's level for the kernel programs (0 = off, 4 = debug).
-    pub fn load(sizes: MapSizes, log_level: u8) -> Result<Self, KernelError> {
+    pub fn prepare(
+        pin_root: &std::path::Path,
+        sizes: MapsConfig,
+        log_level: u8,
+    ) -> Result<Self, KernelError> {
+        let pins = PinRoot::open(pin_root)?;
+        let previous = pins.current();
+        let generation = pins.create_next()?;
+        let dir = pins.generation_dir(generation);
+        let mut adoption = Adoption {
+            previous,
+            generation,
+            ..Adoption::default()
+        };
+
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(map_names::BLOCK_V4, sizes.block_v4)
@@ -118,37 +146,86 @@ impl Enforcer {
             .map_max_entries(map_names::EXEMPT_CGROUPS, sizes.exempt_cgroups)
             .map_max_entries(map_names::EVENTS, sizes.events_bytes)
             .override_global(aya_log::LEVEL, &log_level, true);
+        for spec in pins::map_specs(&sizes) {
+            let old = previous.map(|g| pins.generation_dir(g).join(spec.name));
+            match old.as_ref().map(|path| (path, spec.mismatch(path))) {
+                Some((path, None)) => {
+                    loader.map_pin_path(spec.name, path.clone());
+                    adoption.reused.push(spec.name);
+                }
+                other => {
+                    if let Some((path, Some(why))) = other {
+                        tracing::info!("not reusing {}: {why}", path.display());
+                    }
+                    loader.map_pin_path(spec.name, dir.join(spec.name));
+                    adoption.created.push(spec.name);
+                }
+            }
+        }
         let mut ebpf = loader.load(EBPF_OBJECT).map_err(KernelError::Load)?;
-        for name in PROGRAMS {
+        // A reused map is pinned in the new generation too, so retiring the old one keeps it.
+        for &name in &adoption.reused {
+            let path = dir.join(name);
+            ebpf.map(name)
+                .ok_or(KernelError::MissingMap(name))?
+                .pin(&path)
+                .map_err(|source| KernelError::PinMap { name, path, source })?;
+        }
+        for name in pins::PROGRAMS {
             program(&mut ebpf, name)?
                 .load()
                 .map_err(|source| KernelError::LoadProgram { name, source })?;
         }
-        Ok(Self { ebpf, sizes })
+        Ok(Self {
+            ebpf,
+            pins,
+            sizes,
+            adoption,
+        })
     }
 
-    /// Attaches every hook to `cgroup` as BPF links, which the kernel always attaches with
-    /// multi-attach semantics: programs that a child cgroup attaches run in addition to these, and
-    /// a refusal from any of them refuses the connection.
+    pub fn adoption(&self) -> &Adoption {
+        &self.adoption
+    }
+
+    pub fn generation_dir(&self) -> PathBuf {
+        self.pins.generation_dir(self.adoption.generation)
+    }
+
+    /// Attaches every hook to `cgroup` and pins the links in this generation. BPF links are
+    /// always multi-attach: programs attached below run too, and any refusal refuses.
     pub fn attach(&mut self, cgroup: &File) -> Result<(), KernelError> {
-        for name in PROGRAMS {
+        let dir = self.generation_dir();
+        for name in pins::PROGRAMS {
+            let program = program(&mut self.ebpf, name)?;
             // `Single` means "no flags": the kernel refuses any flag on a cgroup bpf_link_create
             // (EINVAL, seen on 6.18) because links are implicitly BPF_F_ALLOW_MULTI. aya only
             // falls back to flag-based prog_attach before 5.7, older than we support.
-            program(&mut self.ebpf, name)?
+            let id = program
                 .attach(cgroup, CgroupAttachMode::Single)
                 .map_err(|source| KernelError::Attach { name, source })?;
+            let link = program
+                .take_link(id)
+                .map_err(|source| KernelError::Attach { name, source })?;
+            let link =
+                FdLink::try_from(link).map_err(|source| KernelError::NotALink { name, source })?;
+            let path = dir.join(pins::link_file(name));
+            link.pin(&path)
+                .map_err(|source| KernelError::PinLink { name, path, source })?;
         }
         Ok(())
+    }
+
+    /// Unpins every other generation (after [`Self::attach`]): their links detach now that this
+    /// generation enforces. Returns the files removed.
+    pub fn retire_others(&self) -> Result<Vec<PathBuf>, KernelError> {
+        Ok(self.pins.retire_all_but(self.adoption.generation)?)
     }
 
     /// Writes `settings` into the kernel's settings slot.
     pub fn set_settings(&mut self, settings: Settings) -> Result<(), KernelError> {
         let name = map_names::SETTINGS;
-        let map = self
-            .ebpf
-            .map_mut(name)
-            .ok_or(KernelError::MissingMap(name))?;
+        let map = self.ebpf.map_mut(name).ok_or(KernelError::MissingMap(name))?;
         let mut array: Array<_, Settings> =
             Array::try_from(map).map_err(|source| KernelError::Map { name, source })?;
         array
@@ -156,58 +233,59 @@ impl Enforcer {
             .map_err(|source| KernelError::Map { name, source })
     }
 
-    /// Writes every desired prefix into the block tries.
-    pub fn fill(&mut self, desired: &HashMap<IpNet, ListRef>) -> Result<FillStats, KernelError> {
-        let mut stats = FillStats::default();
-        let (v4_name, v6_name) = (map_names::BLOCK_V4, map_names::BLOCK_V6);
-        let [v4_map, v6_map] = self.ebpf.maps_disjoint_mut([v4_name, v6_name]);
-        let mut v4: LpmTrie<_, [u8; 4], ListRef> = LpmTrie::try_from(
-            v4_map.ok_or(KernelError::MissingMap(v4_name))?,
-        )
-        .map_err(|source| KernelError::Map {
-            name: v4_name,
-            source,
-        })?;
-        let mut v6: LpmTrie<_, [u8; 16], ListRef> = LpmTrie::try_from(
-            v6_map.ok_or(KernelError::MissingMap(v6_name))?,
-        )
-        .map_err(|source| KernelError::Map {
-            name: v6_name,
-            source,
-        })?;
-        let needed_v4 = desired.keys().filter(|n| matches!(n, IpNet::V4(_))).count();
-        check_capacity(v4_name, self.sizes.block_v4, needed_v4)?;
-        check_capacity(v6_name, self.sizes.block_v6, desired.len() - needed_v4)?;
-        for (net, value) in desired {
-            match net {
-                IpNet::V4(n) => {
-                    v4.insert(&keys::v4(*n), value, 0)
-                        .map_err(|source| KernelError::Map {
-                            name: v4_name,
-                            source,
-                        })?;
-                    stats.v4 += 1;
-                }
-                IpNet::V6(n) => {
-                    v6.insert(&keys::v6(*n), value, 0)
-                        .map_err(|source| KernelError::Map {
-                            name: v6_name,
-                            source,
-                        })?;
-                    stats.v6 += 1;
-                }
-            }
-        }
-        Ok(stats)
+    /// Makes the block tries hold exactly `desired`, writing only the difference.
+    pub fn sync_block(&mut self, desired: &HashMap<IpNet, ListRef>) -> Result<SyncStats, KernelError> {
+        let (v4_cap, v6_cap) = (self.sizes.block_v4, self.sizes.block_v6);
+        check_capacity(desired, v4_cap, v6_cap, ("maps.block_v4", "maps.block_v6"))?;
+        let mut tries = self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?;
+        sync::apply(&mut tries, desired)
     }
 
-    /// Hands over the event ring buffer; call once.
+    /// Makes the exception tries hold exactly `desired`.
+    pub fn sync_allow(&mut self, desired: &HashMap<IpNet, ListRef>) -> Result<SyncStats, KernelError> {
+        let (v4_cap, v6_cap) = (self.sizes.allow_v4, self.sizes.allow_v6);
+        check_capacity(desired, v4_cap, v6_cap, ("maps.allow_v4", "maps.allow_v6"))?;
+        let mut tries = self.tries(map_names::ALLOW_V4, map_names::ALLOW_V6)?;
+        sync::apply(&mut tries, desired)
+    }
+
+    /// Makes the exempt-cgroup map hold exactly `ids`.
+    pub fn sync_exempt(&mut self, ids: &[u64]) -> Result<SyncStats, KernelError> {
+        let name = map_names::EXEMPT_CGROUPS;
+        if ids.len() > self.sizes.exempt_cgroups as usize {
+            return Err(KernelError::TooManyEntries {
+                name,
+                key: "maps.exempt_cgroups",
+                capacity: self.sizes.exempt_cgroups,
+                needed: ids.len(),
+            });
+        }
+        let map = self.ebpf.map_mut(name).ok_or(KernelError::MissingMap(name))?;
+        let hash = BpfHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })?;
+        let desired: HashMap<u64, u8> = ids.iter().map(|&id| (id, 1)).collect();
+        sync::apply(&mut ExemptCgroups(hash), &desired)
+    }
+
+    /// Number of prefixes in the block tries (IPv4, IPv6).
+    pub fn block_counts(&mut self) -> Result<(usize, usize), KernelError> {
+        self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?.count()
+    }
+
+    fn tries(&mut self, v4: &'static str, v6: &'static str) -> Result<PrefixTries<'_>, KernelError> {
+        let [v4_map, v6_map] = self.ebpf.maps_disjoint_mut([v4, v6]);
+        let v4_map = v4_map.ok_or(KernelError::MissingMap(v4))?;
+        let v6_map = v6_map.ok_or(KernelError::MissingMap(v6))?;
+        Ok(PrefixTries {
+            v4: LpmTrie::try_from(v4_map).map_err(|source| KernelError::Map { name: v4, source })?,
+            v6: LpmTrie::try_from(v6_map).map_err(|source| KernelError::Map { name: v6, source })?,
+            names: (v4, v6),
+        })
+    }
+
+    /// Hands over the event ring buffer; call once per generation.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, KernelError> {
         let name = map_names::EVENTS;
-        let map = self
-            .ebpf
-            .take_map(name)
-            .ok_or(KernelError::MissingMap(name))?;
+        let map = self.ebpf.take_map(name).ok_or(KernelError::MissingMap(name))?;
         RingBuf::try_from(map).map_err(|source| KernelError::Map { name, source })
     }
 
@@ -222,19 +300,27 @@ impl Enforcer {
         let map = self.ebpf.map(name).ok_or(KernelError::MissingMap(name))?;
         let array: PerCpuArray<_, u64> =
             PerCpuArray::try_from(map).map_err(|source| KernelError::Map { name, source })?;
-        let total = |counter: Counter| -> Result<u64, KernelError> {
-            let values = array
-                .get(&(counter as u32), 0)
-                .map_err(|source| KernelError::Map { name, source })?;
-            Ok(values.iter().sum())
-        };
-        Ok(Counters {
-            checked: total(Counter::Checked)?,
-            blocked: total(Counter::Blocked)?,
-            audited: total(Counter::Audited)?,
-            events_dropped: total(Counter::EventsDropped)?,
-        })
+        read_counters(&array)
     }
+}
+
+/// Sums each counter over the CPUs.
+pub fn read_counters<T: std::borrow::Borrow<MapData>>(
+    array: &PerCpuArray<T, u64>,
+) -> Result<Counters, KernelError> {
+    let name = map_names::COUNTERS;
+    let total = |counter: Counter| -> Result<u64, KernelError> {
+        let values = array
+            .get(&(counter as u32), 0)
+            .map_err(|source| KernelError::Map { name, source })?;
+        Ok(values.iter().sum())
+    };
+    Ok(Counters {
+        checked: total(Counter::Checked)?,
+        blocked: total(Counter::Blocked)?,
+        audited: total(Counter::Audited)?,
+        events_dropped: total(Counter::EventsDropped)?,
+    })
 }
 
 fn program<'a>(
@@ -247,13 +333,26 @@ fn program<'a>(
         .map_err(|source| KernelError::LoadProgram { name, source })
 }
 
-fn check_capacity(name: &'static str, capacity: u32, needed: usize) -> Result<(), KernelError> {
-    if needed > capacity as usize {
-        return Err(KernelError::TooManyEntries {
-            name,
-            capacity,
-            needed,
-        });
+/// Refuses a set that does not fit before anything is written.
+fn check_capacity(
+    desired: &HashMap<IpNet, ListRef>,
+    v4_capacity: u32,
+    v6_capacity: u32,
+    keys: (&'static str, &'static str),
+) -> Result<(), KernelError> {
+    let v4 = desired.keys().filter(|n| matches!(n, IpNet::V4(_))).count();
+    for (name, key, capacity, needed) in [
+        ("IPv4 map", keys.0, v4_capacity, v4),
+        ("IPv6 map", keys.1, v6_capacity, desired.len() - v4),
+    ] {
+        if needed > capacity as usize {
+            return Err(KernelError::TooManyEntries {
+                name,
+                key,
+                capacity,
+                needed,
+            });
+        }
     }
     Ok(())
 }

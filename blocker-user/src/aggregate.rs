@@ -1,0 +1,193 @@
+//! From parsed lists to the exact set the kernel must hold: per action, duplicates, overlaps and
+//! adjacent prefixes are merged (ipnet's aggregation), audit prefixes covered by an enforce prefix
+//! are dropped (otherwise the longer audit prefix would win the LPM lookup and let a connection
+//! through that an enforce list refuses), and each kernel prefix is tagged with a list id.
+
+use std::collections::HashMap;
+
+use blocker_common::{Action, ListRef};
+use ipnet::IpNet;
+
+/// One raw entry as the aggregation sees it: prefix, list id and action, in load order.
+#[derive(Clone, Copy, Debug)]
+pub struct Tagged {
+    pub net: IpNet,
+    pub list_id: u16,
+    pub action: Action,
+}
+
+/// Merges `nets` into the fewest prefixes covering exactly the same addresses.
+pub fn aggregate(nets: &[IpNet]) -> Vec<IpNet> {
+    IpNet::aggregate(&nets.to_vec())
+}
+
+/// The kernel's block set: aggregated prefixes, each with the list of the first raw entry (in
+/// load order) it covers, and enforce winning over audit.
+pub fn kernel_set(entries: &[Tagged]) -> HashMap<IpNet, ListRef> {
+    let nets_of = |action| -> Vec<IpNet> {
+        entries
+            .iter()
+            .filter(|e| e.action == action)
+            .map(|e| e.net)
+            .collect()
+    };
+    let enforce = sorted(aggregate(&nets_of(Action::Enforce)));
+    let audit: Vec<IpNet> = sorted(
+        aggregate(&nets_of(Action::Audit))
+            .into_iter()
+            .filter(|net| containing(&enforce, net).is_none())
+            .collect(),
+    );
+    let mut set = HashMap::with_capacity(enforce.len() + audit.len());
+    for (prefixes, action) in [(&enforce, Action::Enforce), (&audit, Action::Audit)] {
+        for entry in entries.iter().filter(|e| e.action == action) {
+            // An audit entry under an enforce prefix has no audit prefix of its own.
+            if let Some(prefix) = containing(prefixes, &entry.net) {
+                set.entry(prefix)
+                    .or_insert(ListRef::new(entry.list_id, action));
+            }
+        }
+    }
+    set
+}
+
+/// The prefix of `prefixes` (sorted, disjoint) that contains `net`, if any.
+fn containing(prefixes: &[IpNet], net: &IpNet) -> Option<IpNet> {
+    let i = prefixes.partition_point(|c| family_rank(c) < family_rank(net)
+        || (family_rank(c) == family_rank(net) && c.network() <= net.network()));
+    prefixes[..i].last().filter(|c| c.contains(net)).copied()
+}
+
+fn family_rank(net: &IpNet) -> u8 {
+    match net {
+        IpNet::V4(_) => 0,
+        IpNet::V6(_) => 1,
+    }
+}
+
+/// IPv4 before IPv6, then by network address: the order the lookups above rely on.
+fn sorted(mut nets: Vec<IpNet>) -> Vec<IpNet> {
+    nets.sort_by_key(|n| (family_rank(n), n.network(), n.prefix_len()));
+    nets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().expect("valid test prefix")
+    }
+
+    fn tagged(s: &str, list_id: u16, action: Action) -> Tagged {
+        Tagged {
+            net: net(s),
+            list_id,
+            action,
+        }
+    }
+
+    #[test]
+    fn merges_duplicates_overlaps_and_neighbours() {
+        let merged = aggregate(&[
+            net("10.0.0.0/25"),
+            net("10.0.0.128/25"),
+            net("10.0.0.7/32"),
+            net("10.0.0.0/24"),
+            net("2001:db8::/33"),
+            net("2001:db8:8000::/33"),
+        ]);
+        assert_eq!(merged, [net("10.0.0.0/24"), net("2001:db8::/32")]);
+    }
+
+    #[test]
+    fn enforce_wins_over_a_more_specific_audit_prefix() {
+        let set = kernel_set(&[
+            tagged("10.0.0.0/8", 1, Action::Enforce),
+            tagged("10.1.0.0/16", 2, Action::Audit),
+            tagged("192.0.2.0/24", 2, Action::Audit),
+        ]);
+        assert_eq!(set.len(), 2, "{set:?}");
+        assert_eq!(set[&net("10.0.0.0/8")], ListRef::new(1, Action::Enforce));
+        assert_eq!(set[&net("192.0.2.0/24")], ListRef::new(2, Action::Audit));
+    }
+
+    #[test]
+    fn aggregated_prefix_takes_the_first_contributing_list() {
+        let set = kernel_set(&[
+            tagged("10.0.0.128/25", 3, Action::Enforce),
+            tagged("10.0.0.0/25", 4, Action::Enforce),
+        ]);
+        assert_eq!(set.len(), 1);
+        assert_eq!(set[&net("10.0.0.0/24")].list_id, 3);
+    }
+
+    /// Strategy: small IPv4 prefixes clustered in 10.0.0.0/16 so overlaps are common.
+    fn v4_prefix() -> impl Strategy<Value = IpNet> {
+        (0u32..65536, 16u8..=32).prop_map(|(host, len)| {
+            let addr = std::net::Ipv4Addr::from(0x0a00_0000 | host);
+            IpNet::V4(ipnet::Ipv4Net::new(addr, len).expect("len <= 32").trunc())
+        })
+    }
+
+    fn covers(nets: &[IpNet], addr: std::net::Ipv4Addr) -> bool {
+        nets.iter().any(|n| n.contains(&std::net::IpAddr::V4(addr)))
+    }
+
+    proptest! {
+        /// The aggregated set covers exactly the same addresses as the input.
+        #[test]
+        fn aggregation_preserves_coverage(
+            input in proptest::collection::vec(v4_prefix(), 0..40),
+            probes in proptest::collection::vec(0u32..65536, 64),
+        ) {
+            let output = aggregate(&input);
+            prop_assert!(output.len() <= input.len());
+            // Disjoint: no output prefix contains another.
+            for (i, a) in output.iter().enumerate() {
+                for b in &output[i + 1..] {
+                    prop_assert!(!a.contains(b) && !b.contains(a), "{a} overlaps {b}");
+                }
+            }
+            // Same coverage on random addresses and on every edge of every input prefix.
+            let mut addrs: Vec<std::net::Ipv4Addr> =
+                probes.iter().map(|h| std::net::Ipv4Addr::from(0x0a00_0000 | h)).collect();
+            for n in &input {
+                if let IpNet::V4(n) = n {
+                    addrs.extend([n.network(), n.broadcast()]);
+                    addrs.push(std::net::Ipv4Addr::from(u32::from(n.broadcast()).wrapping_add(1)));
+                    addrs.push(std::net::Ipv4Addr::from(u32::from(n.network()).wrapping_sub(1)));
+                }
+            }
+            for addr in addrs {
+                prop_assert_eq!(covers(&input, addr), covers(&output, addr), "{}", addr);
+            }
+        }
+
+        /// Every address an enforce entry covers is enforced by the kernel set's longest match.
+        #[test]
+        fn enforce_coverage_survives_audit_lists(
+            enforce in proptest::collection::vec(v4_prefix(), 1..20),
+            audit in proptest::collection::vec(v4_prefix(), 0..20),
+            probes in proptest::collection::vec(0u32..65536, 64),
+        ) {
+            let mut entries: Vec<Tagged> = enforce.iter().map(|n| Tagged { net: *n, list_id: 1, action: Action::Enforce }).collect();
+            entries.extend(audit.iter().map(|n| Tagged { net: *n, list_id: 2, action: Action::Audit }));
+            let set = kernel_set(&entries);
+            for h in probes {
+                let addr = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | h));
+                let longest = set.iter().filter(|(n, _)| n.contains(&addr)).max_by_key(|(n, _)| n.prefix_len());
+                let in_enforce = enforce.iter().any(|n| n.contains(&addr));
+                let in_audit = audit.iter().any(|n| n.contains(&addr));
+                match longest {
+                    Some((_, v)) => {
+                        prop_assert!(in_enforce || in_audit);
+                        prop_assert_eq!(v.action == Action::Enforce as u8, in_enforce, "{}", addr);
+                    }
+                    None => prop_assert!(!in_enforce && !in_audit, "{} lost", addr),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `vendorwall lists`: per list, its sources, action, raw and aggregated entries, last refresh
+//! and last error, as the running daemon reports them (or loaded here when none runs).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::{
+    cli::{GlobalArgs, JsonArgs, ListArgs},
+    lists::ListSet,
+    selection,
+    state::{self, ListState},
+};
+
+pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
+    let config = global.config()?;
+    let (origin, lists) = match state::running_pid(&config.run_dir)
+        .and_then(|_| state::read_state(&config.run_dir))
+    {
+        Some(daemon) => (format!("daemon pid {}", daemon.pid), daemon.lists),
+        None => ("loaded now; no daemon is running".to_owned(), load_here(&config)?),
+    };
+    if args.json {
+        for list in &lists {
+            println!("{}", serde_json::to_string(list)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = lists
+        .iter()
+        .map(|l| {
+            vec![
+                l.name.clone(),
+                l.action.clone(),
+                l.raw_entries.to_string(),
+                l.aggregated_entries.to_string(),
+                l.last_refresh.clone().unwrap_or_else(|| "-".into()),
+                l.last_error.clone().unwrap_or_else(|| "-".into()),
+                l.sources.join(", "),
+            ]
+        })
+        .collect();
+    super::print_table(
+        &["LIST", "ACTION", "ENTRIES", "AGGREGATED", "LAST REFRESH", "LAST ERROR", "SOURCES"],
+        &rows,
+    );
+    println!("({origin})");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_here(config: &crate::config::Config) -> anyhow::Result<Vec<ListState>> {
+    let no_files = ListArgs {
+        lists: Vec::new(),
+        blocklists: None,
+    };
+    let specs = selection::specs(config, &no_files)?;
+    let set = ListSet::load(&specs, &selection::fetcher(config), &selection::guards(config))
+        .context("failed to load the lists")?;
+    Ok(set
+        .lists()
+        .iter()
+        .map(|l| ListState {
+            id: l.id,
+            name: l.spec.name.clone(),
+            vendor: l.spec.vendor.clone(),
+            action: format!("{:?}", l.spec.action).to_lowercase(),
+            sources: l.spec.sources.iter().map(ToString::to_string).collect(),
+            raw_entries: l.entries.len(),
+            aggregated_entries: l.aggregated,
+            last_refresh: l.refreshed_at.map(state::rfc3339),
+            last_error: l.last_error.clone(),
+        })
+        .collect())
+}

@@ -1,0 +1,43 @@
+//! `vendorwall reload`: SIGHUP the running daemon and wait until it reports the reload done.
+
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{cli::GlobalArgs, state};
+
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let config = global.config()?;
+    let Some(pid) = state::running_pid(&config.run_dir) else {
+        bail!("no daemon is running (no live pid in {})", config.run_dir.display());
+    };
+    let before = state::read_state(&config.run_dir).map_or(0, |s| s.reloads);
+    // SAFETY: sending SIGHUP to the pid the daemon wrote.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        return Err(std::io::Error::last_os_error()).context(format!("failed to signal pid {pid}"));
+    }
+    let deadline = Instant::now() + RELOAD_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some(now) = state::read_state(&config.run_dir)
+            && now.reloads > before
+        {
+            println!(
+                "reloaded: {} lists, {} kernel prefixes, {}",
+                now.lists.len(),
+                now.kernel_prefixes,
+                now.last_sync_stats.map(|s| s.to_string()).unwrap_or_default()
+            );
+            for err in &now.errors {
+                println!("error: {err}");
+            }
+            return Ok(if now.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("pid {pid} did not finish reloading within {RELOAD_TIMEOUT:?}")
+}

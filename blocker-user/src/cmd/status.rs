@@ -1,0 +1,125 @@
+//! `vendorwall status`: what the kernel holds (read from the pins, not from the daemon) and what
+//! the daemon reports. Exit status 1 when enforcement is not in place.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::{
+    cli::{GlobalArgs, JsonArgs},
+    kernel::{Counters, inspect, pins::PinRoot},
+    state::{self, DaemonState},
+};
+
+#[derive(Serialize)]
+struct Status {
+    enforcing: bool,
+    pin_dir: String,
+    generation: Option<u64>,
+    links: Vec<inspect::LinkState>,
+    fill: Option<inspect::Fill>,
+    counters: Option<Counters>,
+    daemon_running: bool,
+    daemon: Option<DaemonState>,
+}
+
+pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
+    let config = global.config()?;
+    let root = PinRoot::existing(&config.pin_dir);
+    let generation = root.as_ref().and_then(PinRoot::current);
+    let dir = root
+        .as_ref()
+        .zip(generation)
+        .map(|(root, g)| root.generation_dir(g));
+    let links = dir.as_deref().map(inspect::links).unwrap_or_default();
+    let status = Status {
+        enforcing: !links.is_empty() && links.iter().all(inspect::LinkState::attached),
+        pin_dir: config.pin_dir.display().to_string(),
+        generation,
+        fill: dir.as_deref().and_then(|d| inspect::fill(d).ok()),
+        counters: dir.as_deref().and_then(|d| inspect::counters(d).ok()),
+        links,
+        daemon_running: state::running_pid(&config.run_dir).is_some(),
+        daemon: state::read_state(&config.run_dir),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print_human(&status);
+    }
+    Ok(if status.enforcing {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_human(s: &Status) {
+    println!(
+        "enforcement: {}",
+        if s.enforcing { "in place" } else { "NOT in place" }
+    );
+    println!(
+        "pinned in:   {} (generation {})",
+        s.pin_dir,
+        s.generation.map_or("-".into(), |g| g.to_string())
+    );
+    let rows: Vec<Vec<String>> = s
+        .links
+        .iter()
+        .map(|l| {
+            vec![
+                l.program.to_owned(),
+                if l.attached() { "attached".into() } else { "DETACHED".into() },
+                l.kernel.map_or("-".into(), |k| k.link_id.to_string()),
+                l.kernel.map_or("-".into(), |k| k.program_id.to_string()),
+                l.kernel.map_or("-".into(), |k| k.cgroup_id.to_string()),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        super::print_table(&["PROGRAM", "STATE", "LINK ID", "PROG ID", "CGROUP ID"], &rows);
+    }
+    if let Some(f) = &s.fill {
+        println!(
+            "maps:        {} IPv4 + {} IPv6 blocked prefixes, {} + {} exceptions",
+            f.block_v4, f.block_v6, f.allow_v4, f.allow_v6
+        );
+    }
+    if let Some(c) = &s.counters {
+        println!(
+            "counters:    {} checked, {} blocked, {} audited, {} events dropped",
+            c.checked, c.blocked, c.audited, c.events_dropped
+        );
+    }
+    match (&s.daemon, s.daemon_running) {
+        (Some(d), true) => {
+            println!(
+                "daemon:      pid {} running since {}, heartbeat {}, cgroup {}",
+                d.pid, d.started, d.heartbeat, d.cgroup
+            );
+            println!(
+                "last sync:   {} ({})",
+                d.last_sync.as_deref().unwrap_or("-"),
+                d.last_sync_stats.map(|s| s.to_string()).unwrap_or_default()
+            );
+            for l in &d.lists {
+                println!(
+                    "list:        {} ({}) {} entries, refreshed {}{}",
+                    l.name,
+                    l.action,
+                    l.raw_entries,
+                    l.last_refresh.as_deref().unwrap_or("never"),
+                    l.last_error.as_deref().map(|e| format!(", error: {e}")).unwrap_or_default()
+                );
+            }
+            for err in &d.errors {
+                println!("error:       {err}");
+            }
+            if d.reattachments > 0 {
+                println!("WARNING:     links were found detached and re-attached {} times", d.reattachments);
+            }
+        }
+        _ => println!("daemon:      not running (enforcement stays pinned; events queue in the ring buffer)"),
+    }
+}

@@ -1,0 +1,411 @@
+//! The daemon's configuration: one TOML file (default `/etc/vendorwall/config.toml`), with
+//! built-in defaults when it is absent. Unknown keys and bad values are errors that name the key
+//! and the file. Every field is documented in the README's configuration reference.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Where the config is read from when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/vendorwall/config.toml";
+/// Default place of the shipped lists once installed (`cargo xtask install`).
+pub const DEFAULT_BLOCKLISTS_DIR: &str = "/usr/local/share/vendorwall/blocklists";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read config {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config {}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config {}: {key}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// What a list does when a destination matches it.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListAction {
+    /// Refuse (EPERM) and log.
+    #[default]
+    Enforce,
+    /// Allow and log as "audited".
+    Audit,
+}
+
+impl From<ListAction> for blocker_common::Action {
+    fn from(action: ListAction) -> Self {
+        match action {
+            ListAction::Enforce => Self::Enforce,
+            ListAction::Audit => Self::Audit,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// cgroup v2 directory to attach to; the hierarchy's root when absent.
+    pub cgroup: Option<PathBuf>,
+    /// Directory holding the vendor manifests (`*.toml`) and their prefix files.
+    pub blocklists_dir: PathBuf,
+    /// Lists to enforce. When empty, every shipped manifest marked `default = true`.
+    pub lists: Vec<ListConfig>,
+    /// Prefixes that always win over blocks.
+    pub exceptions: Exceptions,
+    /// Processes never refused.
+    pub exempt: Exempt,
+    /// How often sources are fetched again (URL and ASN sources; local files are also watched).
+    #[serde(with = "humantime_serde")]
+    pub refresh_interval: Duration,
+    /// Shortest accepted IPv4 prefix length; shorter ones are refused unless `allow_short_prefixes`.
+    pub min_prefix_len_v4: u8,
+    /// Shortest accepted IPv6 prefix length.
+    pub min_prefix_len_v6: u8,
+    /// Accept `0.0.0.0/0`, `::/0` and prefixes shorter than the minimums.
+    pub allow_short_prefixes: bool,
+    /// A refresh that would remove more than this fraction of a list's entries is refused.
+    pub max_shrink: f64,
+    /// Audit every list (log, never refuse).
+    pub dry_run: bool,
+    /// Check the IPv4 embedded in NAT64 `64:ff9b::/96` destinations.
+    pub nat64: bool,
+    /// Check the IPv4 embedded in 6to4 `2002::/16` destinations.
+    #[serde(rename = "6to4")]
+    pub six_to_four: bool,
+    /// Where programs, links and maps are pinned (on a bpffs).
+    pub pin_dir: PathBuf,
+    /// Last good copies of remote sources.
+    pub cache_dir: PathBuf,
+    /// Runtime files: pid, state, event socket.
+    pub run_dir: PathBuf,
+    pub maps: MapsConfig,
+    pub http: HttpConfig,
+    pub asn: AsnConfig,
+    pub events: EventsConfig,
+    pub metrics: MetricsConfig,
+    /// Seconds between systemd watchdog pings is derived from WATCHDOG_USEC; this only bounds
+    /// how often the daemon checks that its links are still attached.
+    #[serde(with = "humantime_serde")]
+    pub integrity_check_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cgroup: None,
+            blocklists_dir: DEFAULT_BLOCKLISTS_DIR.into(),
+            lists: Vec::new(),
+            exceptions: Exceptions::default(),
+            exempt: Exempt::default(),
+            refresh_interval: Duration::from_secs(6 * 3600),
+            min_prefix_len_v4: 8,
+            min_prefix_len_v6: 16,
+            allow_short_prefixes: false,
+            max_shrink: 0.5,
+            dry_run: false,
+            nat64: false,
+            six_to_four: false,
+            pin_dir: "/sys/fs/bpf/vendorwall".into(),
+            cache_dir: "/var/lib/vendorwall".into(),
+            run_dir: "/run/vendorwall".into(),
+            maps: MapsConfig::default(),
+            http: HttpConfig::default(),
+            asn: AsnConfig::default(),
+            events: EventsConfig::default(),
+            metrics: MetricsConfig::default(),
+            integrity_check_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One list: a shipped manifest by name or path, or sources given here.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListConfig {
+    /// Name in logs, events and `vendorwall lists`. Defaults to the manifest's name.
+    pub name: Option<String>,
+    /// A manifest name in `blocklists_dir` (e.g. `kaspersky`) or a path to one.
+    pub manifest: Option<String>,
+    /// Files, folders (every `*.netset`, `*.txt`, `*.ipset` inside), `http(s)://` URLs.
+    pub sources: Vec<String>,
+    /// Autonomous systems whose announced prefixes are fetched from the ASN endpoint.
+    pub asns: Vec<u32>,
+    pub action: ListAction,
+    /// Skip the shrink guard for this list.
+    pub allow_shrink: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Exceptions {
+    /// Prefixes never refused, whatever list names them.
+    pub prefixes: Vec<IpNet>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Exempt {
+    /// cgroup v2 directories whose own processes are never refused (not their children).
+    pub cgroups: Vec<PathBuf>,
+    /// systemd units (e.g. `forensics.service`) whose processes are never refused; resolved to
+    /// their cgroup and re-resolved when the unit restarts.
+    pub units: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MapsConfig {
+    pub block_v4: u32,
+    pub block_v6: u32,
+    pub allow_v4: u32,
+    pub allow_v6: u32,
+    pub exempt_cgroups: u32,
+    /// Ring buffer size in bytes: a power of two, a multiple of the page size.
+    pub events_bytes: u32,
+}
+
+impl Default for MapsConfig {
+    fn default() -> Self {
+        Self {
+            block_v4: 1 << 21,
+            block_v6: 1 << 19,
+            allow_v4: 1 << 14,
+            allow_v6: 1 << 14,
+            exempt_cgroups: 1 << 12,
+            events_bytes: 1 << 22,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Largest accepted response body.
+    pub max_bytes: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AsnConfig {
+    /// RIPEstat-compatible announced-prefixes endpoint; `resource=AS<n>` is appended.
+    pub endpoint: String,
+}
+
+impl Default for AsnConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: "https://stat.ripe.net/data/announced-prefixes/data.json".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Write events as JSON lines on stdout.
+    pub stdout: bool,
+    /// Also append events to this file.
+    pub file: Option<PathBuf>,
+    /// Repeats of the same (process, destination, list) inside this window become one line.
+    #[serde(with = "humantime_serde")]
+    pub aggregate_window: Duration,
+    /// Events kept in memory for `vendorwall events` without `--follow`.
+    pub keep: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            stdout: true,
+            file: None,
+            aggregate_window: Duration::from_secs(10),
+            keep: 1000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus endpoint (e.g. `127.0.0.1:9876`); off when absent.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Reads `path`; when `required` is false and the file does not exist, returns the defaults.
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: err.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        if self.min_prefix_len_v4 > 32 {
+            return Err(invalid("min_prefix_len_v4", "must be at most 32".into()));
+        }
+        if self.min_prefix_len_v6 > 128 {
+            return Err(invalid("min_prefix_len_v6", "must be at most 128".into()));
+        }
+        if !(0.0..=1.0).contains(&self.max_shrink) {
+            return Err(invalid("max_shrink", "must be between 0 and 1".into()));
+        }
+        if self.refresh_interval < Duration::from_secs(1) {
+            return Err(invalid("refresh_interval", "must be at least 1s".into()));
+        }
+        let ring = self.maps.events_bytes;
+        if !ring.is_power_of_two() || ring < 4096 {
+            return Err(invalid(
+                "maps.events_bytes",
+                format!("{ring} is not a power of two of at least 4096"),
+            ));
+        }
+        for (key, size) in [
+            ("maps.block_v4", self.maps.block_v4),
+            ("maps.block_v6", self.maps.block_v6),
+            ("maps.allow_v4", self.maps.allow_v4),
+            ("maps.allow_v6", self.maps.allow_v6),
+            ("maps.exempt_cgroups", self.maps.exempt_cgroups),
+        ] {
+            if size == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        for (i, list) in self.lists.iter().enumerate() {
+            let key = format!("lists[{i}]");
+            if list.manifest.is_none() && list.sources.is_empty() && list.asns.is_empty() {
+                return Err(invalid(&key, "needs a manifest, sources or asns".into()));
+            }
+            if list.manifest.is_none() && list.name.is_none() {
+                return Err(invalid(&format!("{key}.name"), "required without a manifest".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/vendorwall/config.toml"), text)
+    }
+
+    #[test]
+    fn empty_config_is_the_defaults() {
+        let config = parse("").expect("empty is valid");
+        assert_eq!(config.maps, MapsConfig::default());
+        assert!(config.lists.is_empty());
+        assert_eq!(config.refresh_interval, Duration::from_secs(6 * 3600));
+    }
+
+    #[test]
+    fn a_full_example_parses() {
+        let config = parse(
+            r#"
+            refresh_interval = "30m"
+            min_prefix_len_v4 = 12
+            6to4 = true
+            [[lists]]
+            manifest = "kaspersky"
+            [[lists]]
+            name = "extra"
+            sources = ["/etc/vendorwall/extra.netset", "https://example.org/drop.txt"]
+            asns = [200107]
+            action = "audit"
+            [exceptions]
+            prefixes = ["77.74.176.10/32"]
+            [exempt]
+            units = ["forensics.service"]
+            [maps]
+            block_v4 = 100000
+            [metrics]
+            listen = "127.0.0.1:9876"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.refresh_interval, Duration::from_secs(1800));
+        assert!(config.six_to_four);
+        assert_eq!(config.lists[1].action, ListAction::Audit);
+        assert_eq!(config.maps.block_v4, 100000);
+        assert_eq!(config.maps.block_v6, MapsConfig::default().block_v6);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_key_and_file() {
+        let err = parse("refresh_intervall = \"1h\"\n").expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.contains("/etc/vendorwall/config.toml"), "{text}");
+        assert!(text.contains("refresh_intervall"), "{text}");
+
+        let err = parse("[[lists]]\nname = \"x\"\nsources = [\"a\"]\naction = \"block\"\n")
+            .expect_err("bad action");
+        assert!(err.to_string().contains("block"), "{err}");
+
+        let err = parse("max_shrink = 2.0\n").expect_err("out of range");
+        assert!(err.to_string().contains("max_shrink"), "{err}");
+
+        let err = parse("[maps]\nevents_bytes = 5000\n").expect_err("not a power of two");
+        assert!(err.to_string().contains("maps.events_bytes"), "{err}");
+
+        let err = parse("[[lists]]\nname = \"x\"\n").expect_err("no source");
+        assert!(err.to_string().contains("lists[0]"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_optional_file_gives_defaults_but_a_required_one_fails() {
+        let missing = Path::new("/nonexistent/vendorwall.toml");
+        assert!(Config::load(missing, false).is_ok());
+        let err = Config::load(missing, true).expect_err("required");
+        assert!(err.to_string().contains("/nonexistent/vendorwall.toml"));
+    }
+}

@@ -1,0 +1,370 @@
+//! The daemon's state and the operations on it: establishing a pinned generation, reloading
+//! config and lists as a diff, watching list files, and checking that the links are still
+//! attached. The event loop that drives these lives in `cmd/run.rs`.
+//!
+//! Fail-closed rules kept here:
+//! - everything is validated before the kernel is touched; a bad config or list on reload keeps
+//!   what is in force and is reported;
+//! - a new generation is attached before older ones are unpinned;
+//! - syncs write inserts and updates before deletes.
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
+
+use anyhow::Context as _;
+use blocker_common::{Action, ListRef, SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings};
+use ipnet::IpNet;
+use tracing::{error, info, warn};
+
+use crate::{
+    cgroup,
+    cli::{GlobalArgs, RunArgs},
+    config::Config,
+    exempt,
+    kernel::{Enforcer, inspect},
+    lists::{ListSet, ListSpec},
+    selection,
+    state::{self, DaemonState, ListState},
+    sync::SyncStats,
+};
+
+/// The running daemon.
+pub struct Daemon {
+    pub config: Config,
+    pub specs: Vec<ListSpec>,
+    pub lists: ListSet,
+    pub enforcer: Enforcer,
+    pub state: DaemonState,
+    cgroup_path: PathBuf,
+    cgroup_file: File,
+    cgroup_id: u64,
+    log_level: u8,
+    /// (modified time, length) of every local list file, to notice edits.
+    watched: HashMap<PathBuf, Option<(SystemTime, u64)>>,
+    exempt_ids: Vec<u64>,
+}
+
+/// Reads the config and applies `run`'s command-line overrides.
+pub fn effective_config(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<Config> {
+    let mut config = global.config()?;
+    if let Some(cgroup) = &args.cgroup {
+        config.cgroup = Some(cgroup.clone());
+    }
+    if let Some(dir) = &args.lists.blocklists {
+        config.blocklists_dir = dir.clone();
+    }
+    if let Some(dir) = &args.cache_dir {
+        config.cache_dir = dir.clone();
+    }
+    if let Some(n) = args.max_v4 {
+        config.maps.block_v4 = n;
+    }
+    if let Some(n) = args.max_v6 {
+        config.maps.block_v6 = n;
+    }
+    config.dry_run |= args.dry_run;
+    config.nat64 |= args.nat64;
+    config.six_to_four |= args.six_to_four;
+    config.exempt.cgroups.extend(args.exempt_cgroup.iter().cloned());
+    Ok(config)
+}
+
+fn settings(config: &Config) -> Settings {
+    let mut flags = 0;
+    if config.nat64 {
+        flags |= SETTING_NAT64;
+    }
+    if config.six_to_four {
+        flags |= SETTING_6TO4;
+    }
+    if config.dry_run {
+        flags |= SETTING_DRY_RUN;
+    }
+    Settings { flags, _pad: 0 }
+}
+
+/// Exceptions as the allow tries hold them (list id 0: not a list).
+fn exceptions(config: &Config) -> HashMap<IpNet, ListRef> {
+    config
+        .exceptions
+        .prefixes
+        .iter()
+        .map(|net| (net.trunc(), ListRef::new(0, Action::Enforce)))
+        .collect()
+}
+
+impl Daemon {
+    /// Loads everything, then establishes a new generation. On any error before the attach,
+    /// whatever was pinned before stays in force untouched.
+    pub fn start(config: Config, specs: Vec<ListSpec>, verbose: bool) -> anyhow::Result<Self> {
+        let lists = ListSet::load(&specs, &selection::fetcher(&config), &selection::guards(&config))
+            .context("failed to load the lists")?;
+        for list in lists.lists() {
+            for warning in &list.warnings {
+                warn!("{warning}");
+            }
+            if let Some(err) = &list.last_error {
+                warn!("list {}: {err}", list.spec.name);
+            }
+        }
+        let cgroup_path = match &config.cgroup {
+            Some(path) => path.clone(),
+            None => cgroup::default_root().context("failed to find the cgroup v2 root")?,
+        };
+        let cgroup_file = cgroup::open(&cgroup_path)?;
+        let cgroup_id = cgroup::id(&cgroup_path)?;
+        let exempt_ids = exempt::resolve(&config.exempt);
+        // aya-log level 4 is `debug`; 0 turns the kernel-side log statements into no-ops.
+        let log_level = if verbose { 4 } else { 0 };
+        let (enforcer, stats) = establish(&config, &lists, &exempt_ids, &cgroup_file, log_level)?;
+        let now = state::rfc3339(SystemTime::now());
+        let mut daemon = Self {
+            state: DaemonState {
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                started: now.clone(),
+                heartbeat: now,
+                cgroup: cgroup_path.display().to_string(),
+                ..DaemonState::default()
+            },
+            config,
+            specs,
+            lists,
+            enforcer,
+            cgroup_path,
+            cgroup_file,
+            cgroup_id,
+            log_level,
+            watched: HashMap::new(),
+            exempt_ids,
+        };
+        daemon.watched = daemon.snapshot_watched();
+        daemon.record_sync(stats, Vec::new());
+        Ok(daemon)
+    }
+
+    pub fn cgroup_path(&self) -> &std::path::Path {
+        &self.cgroup_path
+    }
+
+    /// One line describing what is enforced, for logs and systemd's STATUS.
+    pub fn status_line(&self) -> String {
+        format!(
+            "enforcing {} prefixes ({} listed) from {} lists on {} (generation {}){}",
+            self.state.kernel_prefixes,
+            self.lists.entry_count(),
+            self.lists.lists().len(),
+            self.cgroup_path.display(),
+            self.state.generation,
+            if self.config.dry_run { ", dry run: audit only" } else { "" }
+        )
+    }
+
+    /// Re-reads the lists (and the config when `config` is given) and applies the difference.
+    /// Errors leave the previous content in force; they are logged and kept in the state.
+    /// Returns true when a new generation replaced the old one (the caller re-opens events).
+    pub fn reload(&mut self, config: Option<anyhow::Result<Config>>, specs: Option<anyhow::Result<Vec<ListSpec>>>) -> bool {
+        let mut errors = Vec::new();
+        let mut new_generation = false;
+        if let Some(result) = config {
+            match result {
+                Ok(config) => self.config = config,
+                Err(err) => errors.push(format!("config not reloaded: {err:#}")),
+            }
+        }
+        if let Some(result) = specs {
+            match result {
+                Ok(specs) => self.specs = specs,
+                Err(err) => errors.push(format!("list selection not reloaded: {err:#}")),
+            }
+        }
+        let fetcher = selection::fetcher(&self.config);
+        let guards = selection::guards(&self.config);
+        match self.lists.refresh(&self.specs, &fetcher, &guards) {
+            Ok((lists, list_errors)) => {
+                errors.extend(list_errors);
+                self.lists = lists;
+            }
+            Err(err) => errors.push(err.to_string()),
+        }
+        self.exempt_ids = exempt::resolve(&self.config.exempt);
+        let sizes_changed = crate::kernel::pins::map_specs(&self.config.maps)
+            .iter()
+            .any(|spec| spec.mismatch(&self.enforcer.generation_dir().join(spec.name)).is_some());
+        let result = if sizes_changed {
+            info!("map sizes changed: migrating to a new generation");
+            self.reestablish().map(|stats| {
+                new_generation = true;
+                stats
+            })
+        } else {
+            self.sync_in_place()
+        };
+        match result {
+            Ok(stats) => self.record_sync(stats, errors),
+            Err(err) => {
+                errors.push(format!("kernel sync failed: {err:#}"));
+                self.state.errors = errors;
+            }
+        }
+        for err in &self.state.errors {
+            error!("{err}");
+        }
+        self.state.reloads += 1;
+        self.watched = self.snapshot_watched();
+        new_generation
+    }
+
+    fn sync_in_place(&mut self) -> anyhow::Result<SyncStats> {
+        self.enforcer.set_settings(settings(&self.config))?;
+        let mut stats = self.enforcer.sync_block(&self.lists.kernel_set())?;
+        stats += self.enforcer.sync_allow(&exceptions(&self.config))?;
+        stats += self.enforcer.sync_exempt(&self.exempt_ids)?;
+        Ok(stats)
+    }
+
+    /// Builds a new generation (new programs, maps reused where they fit) and retires the old.
+    fn reestablish(&mut self) -> anyhow::Result<SyncStats> {
+        let (enforcer, stats) = establish(
+            &self.config,
+            &self.lists,
+            &self.exempt_ids,
+            &self.cgroup_file,
+            self.log_level,
+        )?;
+        self.enforcer = enforcer;
+        Ok(stats)
+    }
+
+    fn record_sync(&mut self, stats: SyncStats, errors: Vec<String>) {
+        let adoption = self.enforcer.adoption();
+        self.state.generation = adoption.generation;
+        self.state.dry_run = self.config.dry_run;
+        self.state.kernel_prefixes = self.lists.kernel_set().len();
+        self.state.last_sync = Some(state::rfc3339(SystemTime::now()));
+        self.state.last_sync_stats = Some(stats);
+        self.state.errors = errors;
+        self.state.lists = self
+            .lists
+            .lists()
+            .iter()
+            .map(|l| ListState {
+                id: l.id,
+                name: l.spec.name.clone(),
+                vendor: l.spec.vendor.clone(),
+                action: format!("{:?}", l.spec.action).to_lowercase(),
+                sources: l.spec.sources.iter().map(ToString::to_string).collect(),
+                raw_entries: l.entries.len(),
+                aggregated_entries: l.aggregated,
+                last_refresh: l.refreshed_at.map(state::rfc3339),
+                last_error: l.last_error.clone(),
+            })
+            .collect();
+        info!("kernel sync: {stats}");
+        self.write_state();
+    }
+
+    pub fn write_state(&mut self) {
+        self.state.heartbeat = state::rfc3339(SystemTime::now());
+        if let Err(err) = state::write_state(&self.config.run_dir, &self.state) {
+            warn!("cannot write state in {}: {err}", self.config.run_dir.display());
+        }
+    }
+
+    /// Local list files whose content may have changed since the last load.
+    fn snapshot_watched(&self) -> HashMap<PathBuf, Option<(SystemTime, u64)>> {
+        self.specs
+            .iter()
+            .flat_map(|s| s.sources.iter().flat_map(|src| src.local_paths()))
+            .map(|path| {
+                let meta = std::fs::metadata(&path)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())));
+                (path, meta)
+            })
+            .collect()
+    }
+
+    /// Whether a watched list file changed (written, replaced, removed) since the last load.
+    pub fn lists_changed(&self) -> bool {
+        self.snapshot_watched() != self.watched
+    }
+
+    /// Checks that this generation's links are attached to our cgroup; re-attaches (a new
+    /// generation) when someone detached them. Also re-resolves exempt units, whose cgroups are
+    /// recreated when they restart. Returns true when a new generation was established.
+    pub fn check_integrity(&mut self) -> bool {
+        let links = inspect::links(&self.enforcer.generation_dir());
+        let broken: Vec<&str> = links
+            .iter()
+            .filter(|l| l.kernel.is_none_or(|k| k.cgroup_id != self.cgroup_id))
+            .map(|l| l.program)
+            .collect();
+        let mut new_generation = false;
+        if !broken.is_empty() {
+            error!(
+                "ENFORCEMENT TAMPERED WITH: links of {} are detached or missing; re-attaching",
+                broken.join(", ")
+            );
+            match self.reestablish() {
+                Ok(stats) => {
+                    self.state.reattachments += 1;
+                    new_generation = true;
+                    self.record_sync(stats, Vec::new());
+                    info!("re-attached: {}", self.status_line());
+                }
+                Err(err) => error!("re-attaching failed: {err:#}"),
+            }
+        }
+        let ids = exempt::resolve(&self.config.exempt);
+        if ids != self.exempt_ids {
+            self.exempt_ids = ids;
+            match self.enforcer.sync_exempt(&self.exempt_ids) {
+                Ok(stats) => info!("exempt cgroups re-resolved: {stats}"),
+                Err(err) => error!("cannot update exempt cgroups: {err:#}"),
+            }
+        }
+        new_generation
+    }
+}
+
+/// Prepares a new generation, fills it as a diff against what it reuses, attaches it, then
+/// unpins every older generation.
+fn establish(
+    config: &Config,
+    lists: &ListSet,
+    exempt_ids: &[u64],
+    cgroup_file: &File,
+    log_level: u8,
+) -> anyhow::Result<(Enforcer, SyncStats)> {
+    let mut enforcer = Enforcer::prepare(&config.pin_dir, config.maps, log_level)
+        .with_context(|| format!("failed to load the programs into {}", config.pin_dir.display()))?;
+    let adoption = enforcer.adoption().clone();
+    if let Some(previous) = adoption.previous {
+        info!(
+            "adopting generation {previous} as {}: reused {:?}, created {:?}",
+            adoption.generation, adoption.reused, adoption.created
+        );
+    }
+    enforcer.set_settings(settings(config))?;
+    let mut stats = enforcer
+        .sync_block(&lists.kernel_set())
+        .context("failed to fill the block maps")?;
+    stats += enforcer.sync_allow(&exceptions(config))?;
+    stats += enforcer.sync_exempt(exempt_ids)?;
+    enforcer.attach(cgroup_file).context("failed to attach")?;
+    let retired = enforcer.retire_others()?;
+    if !retired.is_empty() {
+        info!("retired {} pins of older generations", retired.len());
+    }
+    Ok((enforcer, stats))
+}
+
+/// How long to wait between watchdog pings, when systemd asked for them.
+pub fn watchdog_period() -> Option<Duration> {
+    sd_notify::watchdog_enabled().map(|timeout| timeout / 2)
+}

@@ -1,0 +1,89 @@
+//! The running daemon's files in the run directory: its pid, and a JSON state snapshot that
+//! `status`, `lists` and `reload` read (lists, last sync, errors, heartbeat).
+
+use std::{
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use serde::{Deserialize, Serialize};
+
+pub const PID_FILE: &str = "vendorwall.pid";
+pub const STATE_FILE: &str = "state.json";
+
+/// One list as `vendorwall lists` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ListState {
+    pub id: u16,
+    pub name: String,
+    pub vendor: Option<String>,
+    pub action: String,
+    pub sources: Vec<String>,
+    pub raw_entries: usize,
+    pub aggregated_entries: usize,
+    /// RFC 3339.
+    pub last_refresh: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// What the daemon last wrote about itself.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DaemonState {
+    pub pid: u32,
+    pub version: String,
+    pub started: String,
+    /// Updated at least every few seconds while the daemon runs.
+    pub heartbeat: String,
+    pub cgroup: String,
+    pub generation: u64,
+    pub dry_run: bool,
+    pub lists: Vec<ListState>,
+    /// Prefixes in the kernel after aggregation.
+    pub kernel_prefixes: usize,
+    /// Completed reloads (SIGHUP, interval, file change), to let `reload` see its effect.
+    pub reloads: u64,
+    pub last_sync: Option<String>,
+    pub last_sync_stats: Option<crate::sync::SyncStats>,
+    /// Errors of the last reload (lists keeping their previous content, config errors).
+    pub errors: Vec<String>,
+    /// Times the daemon found its links detached and re-attached them.
+    pub reattachments: u64,
+}
+
+pub fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// Writes `value` to `path` atomically (temp file + rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+pub fn write_state(run_dir: &Path, state: &DaemonState) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    write_atomic(&run_dir.join(STATE_FILE), &bytes)
+}
+
+pub fn read_state(run_dir: &Path) -> Option<DaemonState> {
+    let text = std::fs::read_to_string(run_dir.join(STATE_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub fn write_pid(run_dir: &Path) -> std::io::Result<PathBuf> {
+    let path = run_dir.join(PID_FILE);
+    write_atomic(&path, format!("{}\n", std::process::id()).as_bytes())?;
+    Ok(path)
+}
+
+/// The pid in the pid file, if that process is alive.
+pub fn running_pid(run_dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(run_dir.join(PID_FILE)).ok()?;
+    let pid: i32 = text.trim().parse().ok()?;
+    // SAFETY: signal 0 only checks that the process exists.
+    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+}

@@ -1,0 +1,182 @@
+//! Applying a desired prefix set to a kernel map as a diff: inserts and updates first, deletes
+//! last, so that while an apply runs the kernel enforces the union of old and new, never less.
+//! Entries that are already right are not written, which is what makes a restart cheap.
+
+use std::{collections::HashMap, hash::Hash};
+
+use serde::{Deserialize, Serialize};
+
+/// What an apply changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStats {
+    pub inserted: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+}
+
+impl SyncStats {
+    /// Map writes this apply made (inserts, updates and deletes).
+    pub fn writes(&self) -> usize {
+        self.inserted + self.updated + self.deleted
+    }
+}
+
+impl std::ops::AddAssign for SyncStats {
+    fn add_assign(&mut self, other: Self) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.unchanged += other.unchanged;
+    }
+}
+
+impl std::fmt::Display for SyncStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "inserted={} updated={} deleted={} unchanged={}",
+            self.inserted, self.updated, self.deleted, self.unchanged
+        )
+    }
+}
+
+/// The difference between what a map holds and what it should hold.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Diff<K, V> {
+    /// New keys.
+    pub inserts: Vec<(K, V)>,
+    /// Keys whose value changes.
+    pub updates: Vec<(K, V)>,
+    /// Keys to remove, applied last.
+    pub deletes: Vec<K>,
+    pub unchanged: usize,
+}
+
+pub fn diff<K, V>(current: &HashMap<K, V>, desired: &HashMap<K, V>) -> Diff<K, V>
+where
+    K: Eq + Hash + Clone,
+    V: PartialEq + Clone,
+{
+    let mut d = Diff {
+        inserts: Vec::new(),
+        updates: Vec::new(),
+        deletes: Vec::new(),
+        unchanged: 0,
+    };
+    for (key, value) in desired {
+        match current.get(key) {
+            None => d.inserts.push((key.clone(), value.clone())),
+            Some(old) if old != value => d.updates.push((key.clone(), value.clone())),
+            Some(_) => d.unchanged += 1,
+        }
+    }
+    d.deletes = current
+        .keys()
+        .filter(|key| !desired.contains_key(key))
+        .cloned()
+        .collect();
+    d
+}
+
+/// A key-value map the sync engine can read back and write; the kernel's tries implement it,
+/// and tests use an in-memory one.
+pub trait SyncTarget {
+    type Key: Eq + Hash + Clone;
+    type Value: PartialEq + Clone;
+    type Error;
+
+    fn read_all(&self) -> Result<HashMap<Self::Key, Self::Value>, Self::Error>;
+    fn upsert(&mut self, key: &Self::Key, value: &Self::Value) -> Result<(), Self::Error>;
+    fn delete(&mut self, key: &Self::Key) -> Result<(), Self::Error>;
+}
+
+/// Reads `target` back, then writes only the difference to `desired`: inserts and updates
+/// first, deletes last. On error, what was written stays (a superset of the old content until
+/// the deletes start, and deletes only remove what `desired` no longer holds).
+pub fn apply<T: SyncTarget>(
+    target: &mut T,
+    desired: &HashMap<T::Key, T::Value>,
+) -> Result<SyncStats, T::Error> {
+    let current = target.read_all()?;
+    let d = diff(&current, desired);
+    for (key, value) in d.inserts.iter().chain(&d.updates) {
+        target.upsert(key, value)?;
+    }
+    for key in &d.deletes {
+        target.delete(key)?;
+    }
+    Ok(SyncStats {
+        inserted: d.inserts.len(),
+        updated: d.updates.len(),
+        deleted: d.deletes.len(),
+        unchanged: d.unchanged,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An in-memory target that records the order of writes.
+    #[derive(Default)]
+    struct Recorder {
+        map: HashMap<u32, char>,
+        log: Vec<String>,
+    }
+
+    impl SyncTarget for Recorder {
+        type Key = u32;
+        type Value = char;
+        type Error = std::convert::Infallible;
+
+        fn read_all(&self) -> Result<HashMap<u32, char>, Self::Error> {
+            Ok(self.map.clone())
+        }
+        fn upsert(&mut self, key: &u32, value: &char) -> Result<(), Self::Error> {
+            self.log.push(format!("+{key}"));
+            self.map.insert(*key, *value);
+            Ok(())
+        }
+        fn delete(&mut self, key: &u32) -> Result<(), Self::Error> {
+            self.log.push(format!("-{key}"));
+            self.map.remove(key);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writes_only_the_difference_with_deletes_last() {
+        let mut target = Recorder {
+            map: HashMap::from([(1, 'a'), (2, 'b'), (3, 'c')]),
+            log: Vec::new(),
+        };
+        let desired = HashMap::from([(1, 'a'), (2, 'x'), (4, 'd')]);
+        let stats = apply(&mut target, &desired).expect("infallible");
+        assert_eq!(
+            stats,
+            SyncStats {
+                inserted: 1,
+                updated: 1,
+                deleted: 1,
+                unchanged: 1
+            }
+        );
+        assert_eq!(target.map, desired);
+        let first_delete = target.log.iter().position(|w| w.starts_with('-'));
+        assert_eq!(first_delete, Some(target.log.len() - 1), "{:?}", target.log);
+    }
+
+    #[test]
+    fn an_unchanged_set_writes_nothing() {
+        let mut target = Recorder {
+            map: HashMap::from([(1, 'a'), (2, 'b')]),
+            log: Vec::new(),
+        };
+        let desired = target.map.clone();
+        let stats = apply(&mut target, &desired).expect("infallible");
+        assert_eq!(stats.writes(), 0);
+        assert_eq!(stats.unchanged, 2);
+        assert!(target.log.is_empty());
+    }
+}

@@ -1,0 +1,114 @@
+//! One isolated vendorwall installation for a test: its own child cgroup, pin directory, run
+//! directory, cache and config file. Dropping it runs `vendorwall unload` (which also stops a
+//! daemon still running), so nothing stays attached or pinned after the test, even on failure.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use crate::{TempDir, cgroup::ChildCgroup, daemon::Daemon};
+
+pub struct Instance {
+    pub cgroup: ChildCgroup,
+    pub pin_dir: PathBuf,
+    dir: TempDir,
+}
+
+impl Instance {
+    pub fn new(tag: &str) -> Self {
+        let dir = TempDir::new(tag);
+        dir.write("config.toml", "# test config: defaults\n");
+        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/vendorwall-test-{}", crate::unique(tag)));
+        Self {
+            cgroup: ChildCgroup::new(tag),
+            pin_dir,
+            dir,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file in the instance's directory.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        self.dir.write(name, text)
+    }
+
+    /// Replaces the config file (read by the next start or SIGHUP).
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        self.dir.write("config.toml", text)
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// The global options that point vendorwall at this instance.
+    pub fn global_args(&self) -> Vec<String> {
+        vec![
+            "--config".into(),
+            self.dir.path().join("config.toml").display().to_string(),
+            "--pin-dir".into(),
+            self.pin_dir.display().to_string(),
+            "--run-dir".into(),
+            self.run_dir().display().to_string(),
+        ]
+    }
+
+    /// `vendorwall run` on this instance's cgroup with `lists` (as --list) and `extra` options.
+    pub fn start(&self, lists: &[PathBuf], extra: &[&str]) -> Daemon {
+        let mut args = self.run_args(lists);
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Daemon::start(&args)
+    }
+
+    /// The arguments of `vendorwall run` for this instance.
+    pub fn run_args(&self, lists: &[PathBuf]) -> Vec<String> {
+        let mut args = self.global_args();
+        args.extend([
+            "run".into(),
+            "--cgroup".into(),
+            self.cgroup.path().display().to_string(),
+            "--cache-dir".into(),
+            self.dir.path().join("cache").display().to_string(),
+        ]);
+        for list in lists {
+            args.push("--list".into());
+            args.push(list.display().to_string());
+        }
+        args
+    }
+
+    /// Runs another vendorwall command on this instance: (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(crate::vendorwall_bin())
+            .args(self.global_args())
+            .args(args)
+            .output()
+            .expect("run vendorwall");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `vendorwall status --json`, parsed, and its exit code.
+    pub fn status(&self) -> (i32, serde_json::Value) {
+        let (code, stdout, stderr) = self.cli(&["status", "--json"]);
+        let value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|err| panic!("status --json is not JSON ({err}): {stdout}{stderr}"));
+        (code, value)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let (code, stdout, stderr) = self.cli(&["unload"]);
+        if code != 0 {
+            eprintln!("warning: unload of {} failed: {stdout}{stderr}", self.pin_dir.display());
+        }
+    }
+}
