@@ -1,23 +1,23 @@
 //! Enforcement core (issue 2), on the real kernel: a real `vendorwall run` attached to a child
 //! cgroup, real connection attempts from a process moved into it, and the JSON events it writes.
 
-use std::{net::TcpListener, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use serde_json::Value;
 use vendorwall_e2e::{
     TempDir,
     instance::Instance,
+    list_file as list, listen,
     netns::NetNs,
     probe::{Listener, PROBE_UID, run_in},
 };
 
-const PROBE: &str = env!("CARGO_BIN_EXE_vw-probe");
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A loopback address the tests list; the kernel routes all of 127/8 to lo.
 const LISTED_V4: &str = "127.0.0.66";
 
 fn probe() -> PathBuf {
-    PathBuf::from(PROBE)
+    vendorwall_e2e::probe_bin()
 }
 
 /// Runs a vendorwall command line that is expected to exit: (code, stderr).
@@ -26,21 +26,10 @@ fn run_to_exit(args: &[String]) -> (i32, String) {
         .args(args)
         .output()
         .expect("run vendorwall");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// A list file named `<name>.netset` holding `lines`.
-fn list(dir: &TempDir, name: &str, lines: &[&str]) -> PathBuf {
-    dir.write(
-        &format!("{name}.netset"),
-        &format!("# test list\n{}\n", lines.join("\n")),
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn listen(addr: &str) -> (TcpListener, u16) {
-    let listener = TcpListener::bind(addr).unwrap_or_else(|err| panic!("listen on {addr}: {err}"));
-    let port = listener.local_addr().expect("local addr").port();
-    (listener, port)
 }
 
 /// Asserts the fields every event must carry for an attempt by the probe.
@@ -253,9 +242,16 @@ fn a_malformed_list_stops_start_up_with_file_and_line() {
     );
     // Nothing was attached: a connection to the good list's address still goes through.
     let (_listener, port) = listen(&format!("{LISTED_V4}:0"));
-    let run = run_in(&probe(), &vw.cgroup, &[("tcp", format!("{LISTED_V4}:{port}"))]);
+    let run = run_in(
+        &probe(),
+        &vw.cgroup,
+        &[("tcp", format!("{LISTED_V4}:{port}"))],
+    );
     assert!(run.attempts[0].ok, "{:?}", run.attempts[0]);
-    assert!(!vw.pin_dir.exists(), "nothing may be pinned after a failed start");
+    assert!(
+        !vw.pin_dir.exists(),
+        "nothing may be pinned after a failed start"
+    );
 }
 
 #[test]
@@ -265,7 +261,10 @@ fn a_missing_cgroup_is_named_in_the_error() {
     let missing = dir.path().join("no-such-cgroup");
     let vw = Instance::new("nocg");
     let mut args = vw.run_args(&lists);
-    let at = args.iter().position(|a| a == "--cgroup").expect("run_args names the cgroup");
+    let at = args
+        .iter()
+        .position(|a| a == "--cgroup")
+        .expect("run_args names the cgroup");
     args[at + 1] = missing.display().to_string();
     let (code, stderr) = run_to_exit(&args);
     assert_eq!(code, 2, "{stderr}");

@@ -9,7 +9,11 @@ use blocker_user::{manifest::Manifest, prefix};
 fn every_shipped_list_parses_is_canonical_and_has_provenance() {
     let dir = vendorwall_e2e::repo_root().join("blocklists");
     let manifests = Manifest::all(&dir).expect("manifests load");
-    assert!(manifests.len() >= 8, "expected every vendor's manifest in {}", dir.display());
+    assert!(
+        manifests.len() >= 8,
+        "expected every vendor's manifest in {}",
+        dir.display()
+    );
     let mut defaults = 0;
     for (path, manifest) in &manifests {
         let file = path.display();
@@ -18,7 +22,10 @@ fn every_shipped_list_parses_is_canonical_and_has_provenance() {
             path.file_stem().and_then(|s| s.to_str()),
             "{file}: name must match the file name"
         );
-        assert!(!manifest.data_source.trim().is_empty(), "{file}: no data_source");
+        assert!(
+            !manifest.data_source.trim().is_empty(),
+            "{file}: no data_source"
+        );
         let date = manifest.data_date.as_bytes();
         assert!(
             date.len() == 10 && date[4] == b'-' && date[7] == b'-',
@@ -27,21 +34,42 @@ fn every_shipped_list_parses_is_canonical_and_has_provenance() {
         assert!(!manifest.references.is_empty(), "{file}: no references");
         assert!(!manifest.reason.trim().is_empty(), "{file}: no reason");
         if manifest.sources.is_empty() {
-            assert!(!manifest.notes.is_empty(), "{file}: a vendor without prefixes must say why");
+            assert!(
+                !manifest.notes.is_empty(),
+                "{file}: a vendor without prefixes must say why"
+            );
         }
         defaults += usize::from(manifest.default);
         for source in &manifest.sources {
             let list = dir.join(source);
             let text = std::fs::read_to_string(&list)
                 .unwrap_or_else(|err| panic!("{file}: source {}: {err}", list.display()));
-            assert!(text.contains("# source: "), "{}: header names no source", list.display());
-            assert!(text.contains("# data-date: "), "{}: header has no date", list.display());
-            let parsed = prefix::parse(Path::new(&list), &text)
-                .unwrap_or_else(|err| panic!("{err}"));
-            assert!(parsed.warnings.is_empty(), "not canonical: {:?}", parsed.warnings);
+            assert!(
+                text.contains("# source: "),
+                "{}: header names no source",
+                list.display()
+            );
+            assert!(
+                text.contains("# data-date: "),
+                "{}: header has no date",
+                list.display()
+            );
+            let parsed =
+                prefix::parse(Path::new(&list), &text).unwrap_or_else(|err| panic!("{err}"));
+            assert!(
+                parsed.warnings.is_empty(),
+                "not canonical: {:?}",
+                parsed.warnings
+            );
             assert!(!parsed.entries.is_empty(), "{}: empty", list.display());
             for entry in &parsed.entries {
-                assert_eq!(entry.net, entry.net.trunc(), "{}:{}", list.display(), entry.line);
+                assert_eq!(
+                    entry.net,
+                    entry.net.trunc(),
+                    "{}:{}",
+                    list.display(),
+                    entry.line
+                );
             }
         }
     }

@@ -53,8 +53,10 @@ pub fn kernel_set(entries: &[Tagged]) -> HashMap<IpNet, ListRef> {
 
 /// The prefix of `prefixes` (sorted, disjoint) that contains `net`, if any.
 fn containing(prefixes: &[IpNet], net: &IpNet) -> Option<IpNet> {
-    let i = prefixes.partition_point(|c| family_rank(c) < family_rank(net)
-        || (family_rank(c) == family_rank(net) && c.network() <= net.network()));
+    let i = prefixes.partition_point(|c| {
+        family_rank(c) < family_rank(net)
+            || (family_rank(c) == family_rank(net) && c.network() <= net.network())
+    });
     prefixes[..i].last().filter(|c| c.contains(net)).copied()
 }
 

@@ -76,34 +76,42 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the lists, attach the programs and stream blocked events (runs in the foreground).
-    #[command(long_about = "Load and validate the lists, fill the pinned kernel maps (only the \
+    #[command(
+        long_about = "Load and validate the lists, fill the pinned kernel maps (only the \
 difference to what they already hold), attach the programs to the cgroup, and write one JSON \
 line per blocked connection to standard output. Diagnostics go to standard error. \
 A malformed list line stops the start-up with file, line and text, and leaves whatever \
 enforcement is already pinned untouched. SIGHUP (or `vendorwall reload`) re-reads the config \
 and the lists; lists are also refreshed on `refresh_interval` and when a local list file \
-changes. SIGINT/SIGTERM stop the daemon; enforcement stays.")]
+changes. SIGINT/SIGTERM stop the daemon; enforcement stays."
+    )]
     Run(RunArgs),
     /// Say whether an address is blocked, by which list, prefix, file and line.
-    #[command(long_about = "Say whether ADDR would be refused by the configured lists, \
+    #[command(
+        long_about = "Say whether ADDR would be refused by the configured lists, \
 naming the list, vendor, matching prefix and the source file (or URL) and line it came \
 from, and what the pinned kernel maps answer when vendorwall is loaded. Exit status 0 when \
 blocked, 1 when not, 2 on error. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are checked as \
-IPv4, as the kernel does.")]
+IPv4, as the kernel does."
+    )]
     Check(CheckArgs),
     /// Show what is attached, map fill levels, counters, lists and daemon health.
-    #[command(long_about = "Show what the kernel holds (generations, links and the cgroup they \
+    #[command(
+        long_about = "Show what the kernel holds (generations, links and the cgroup they \
 are attached to, map fill levels, counters) and what the daemon reports (pid, lists and their \
-ages, last sync, errors). Exit status 0 when enforcement is in place, 1 when it is not.")]
+ages, last sync, errors). Exit status 0 when enforcement is in place, 1 when it is not."
+    )]
     Status(JsonArgs),
     /// Per list: sources, action, raw and aggregated entries, last refresh, last error.
     Lists(JsonArgs),
     /// Ask the running daemon to re-read its config and lists (SIGHUP) and wait for the result.
     Reload,
     /// Detach the programs and unpin everything: the only way enforcement is removed.
-    #[command(long_about = "Stop the running daemon (if any), detach every program and remove \
+    #[command(
+        long_about = "Stop the running daemon (if any), detach every program and remove \
 every pinned map and link, then say what was removed. Under systemd, stop the unit first so \
-it is not restarted: `systemctl stop vendorwall && vendorwall unload`.")]
+it is not restarted: `systemctl stop vendorwall && vendorwall unload`."
+    )]
     Unload,
 }
 

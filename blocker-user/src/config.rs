@@ -325,7 +325,10 @@ impl Config {
                 return Err(invalid(&key, "needs a manifest, sources or asns".into()));
             }
             if list.manifest.is_none() && list.name.is_none() {
-                return Err(invalid(&format!("{key}.name"), "required without a manifest".into()));
+                return Err(invalid(
+                    &format!("{key}.name"),
+                    "required without a manifest".into(),
+                ));
             }
         }
         Ok(())

@@ -69,7 +69,10 @@ pub fn effective_config(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<C
     config.dry_run |= args.dry_run;
     config.nat64 |= args.nat64;
     config.six_to_four |= args.six_to_four;
-    config.exempt.cgroups.extend(args.exempt_cgroup.iter().cloned());
+    config
+        .exempt
+        .cgroups
+        .extend(args.exempt_cgroup.iter().cloned());
     Ok(config)
 }
 
@@ -101,8 +104,12 @@ impl Daemon {
     /// Loads everything, then establishes a new generation. On any error before the attach,
     /// whatever was pinned before stays in force untouched.
     pub fn start(config: Config, specs: Vec<ListSpec>, verbose: bool) -> anyhow::Result<Self> {
-        let lists = ListSet::load(&specs, &selection::fetcher(&config), &selection::guards(&config))
-            .context("failed to load the lists")?;
+        let lists = ListSet::load(
+            &specs,
+            &selection::fetcher(&config),
+            &selection::guards(&config),
+        )
+        .context("failed to load the lists")?;
         for list in lists.lists() {
             for warning in &list.warnings {
                 warn!("{warning}");
@@ -160,14 +167,22 @@ impl Daemon {
             self.lists.lists().len(),
             self.cgroup_path.display(),
             self.state.generation,
-            if self.config.dry_run { ", dry run: audit only" } else { "" }
+            if self.config.dry_run {
+                ", dry run: audit only"
+            } else {
+                ""
+            }
         )
     }
 
     /// Re-reads the lists (and the config when `config` is given) and applies the difference.
     /// Errors leave the previous content in force; they are logged and kept in the state.
     /// Returns true when a new generation replaced the old one (the caller re-opens events).
-    pub fn reload(&mut self, config: Option<anyhow::Result<Config>>, specs: Option<anyhow::Result<Vec<ListSpec>>>) -> bool {
+    pub fn reload(
+        &mut self,
+        config: Option<anyhow::Result<Config>>,
+        specs: Option<anyhow::Result<Vec<ListSpec>>>,
+    ) -> bool {
         let mut errors = Vec::new();
         let mut new_generation = false;
         if let Some(result) = config {
@@ -194,7 +209,10 @@ impl Daemon {
         self.exempt_ids = exempt::resolve(&self.config.exempt);
         let sizes_changed = crate::kernel::pins::map_specs(&self.config.maps)
             .iter()
-            .any(|spec| spec.mismatch(&self.enforcer.generation_dir().join(spec.name)).is_some());
+            .any(|spec| {
+                spec.mismatch(&self.enforcer.generation_dir().join(spec.name))
+                    .is_some()
+            });
         let result = if sizes_changed {
             info!("map sizes changed: migrating to a new generation");
             self.reestablish().map(|stats| {
@@ -271,7 +289,10 @@ impl Daemon {
     pub fn write_state(&mut self) {
         self.state.heartbeat = state::rfc3339(SystemTime::now());
         if let Err(err) = state::write_state(&self.config.run_dir, &self.state) {
-            warn!("cannot write state in {}: {err}", self.config.run_dir.display());
+            warn!(
+                "cannot write state in {}: {err}",
+                self.config.run_dir.display()
+            );
         }
     }
 
@@ -341,8 +362,13 @@ fn establish(
     cgroup_file: &File,
     log_level: u8,
 ) -> anyhow::Result<(Enforcer, SyncStats)> {
-    let mut enforcer = Enforcer::prepare(&config.pin_dir, config.maps, log_level)
-        .with_context(|| format!("failed to load the programs into {}", config.pin_dir.display()))?;
+    let mut enforcer =
+        Enforcer::prepare(&config.pin_dir, config.maps, log_level).with_context(|| {
+            format!(
+                "failed to load the programs into {}",
+                config.pin_dir.display()
+            )
+        })?;
     let adoption = enforcer.adoption().clone();
     if let Some(previous) = adoption.previous {
         info!(

@@ -74,7 +74,9 @@ pub fn describe(event: &BlockEvent, lists: &ListSet) -> EventRecord {
     // The kernel's trie returns only a list id (of an aggregated prefix); the userspace index
     // names the exact entry, its list and its source line.
     let matched = lists.lookup(dst);
-    let list = matched.map(|m| m.list).or_else(|| lists.by_id(event.list_id));
+    let list = matched
+        .map(|m| m.list)
+        .or_else(|| lists.by_id(event.list_id));
     EventRecord {
         time: humantime::format_rfc3339_micros(wall_time(event.boot_ns)).to_string(),
         action: match Action::from_u8(event.action) {

@@ -163,12 +163,13 @@ fn load_content(
                     .push(format!("{}: {reason}; using the cached copy", text.label));
             }
             let origin = u16::try_from(content.origins.len()).unwrap_or(u16::MAX);
-            let parsed = prefix::parse(std::path::Path::new(&text.label), &text.text).map_err(
-                |source| ListError::Parse {
-                    list: spec.name.clone(),
-                    source,
-                },
-            )?;
+            let parsed =
+                prefix::parse(std::path::Path::new(&text.label), &text.text).map_err(|source| {
+                    ListError::Parse {
+                        list: spec.name.clone(),
+                        source,
+                    }
+                })?;
             content
                 .warnings
                 .extend(parsed.warnings.iter().map(ToString::to_string));
@@ -428,7 +429,10 @@ mod tests {
             name: name.into(),
             action,
             vendor: None,
-            sources: files.iter().map(|f| Source::File(f.to_path_buf())).collect(),
+            sources: files
+                .iter()
+                .map(|f| Source::File(f.to_path_buf()))
+                .collect(),
             allow_shrink: false,
         }
     }
@@ -444,13 +448,20 @@ mod tests {
         let dir = temp_dir("lookup");
         let a = write(&dir, "a.netset", "# a\n10.0.0.0/8\n");
         let b = write(&dir, "b.netset", "\n\n10.1.0.0/16\n2001:db8::/32\n");
-        let specs = [spec("a", &[&a], ListAction::Enforce), spec("b", &[&b], ListAction::Enforce)];
+        let specs = [
+            spec("a", &[&a], ListAction::Enforce),
+            spec("b", &[&b], ListAction::Enforce),
+        ];
         let set = ListSet::load(&specs, &fetcher(), &Guards::default()).expect("loads");
-        let m = set.lookup("10.1.2.3".parse().expect("addr")).expect("match");
+        let m = set
+            .lookup("10.1.2.3".parse().expect("addr"))
+            .expect("match");
         assert_eq!(m.list.spec.name, "b");
         assert_eq!(m.prefix().to_string(), "10.1.0.0/16");
         assert_eq!(m.source(), format!("{}:3", b.display()));
-        let m = set.lookup("::ffff:10.9.9.9".parse().expect("addr")).expect("mapped match");
+        let m = set
+            .lookup("::ffff:10.9.9.9".parse().expect("addr"))
+            .expect("mapped match");
         assert_eq!(m.entry.line, 2);
         assert!(set.lookup("192.0.2.1".parse().expect("addr")).is_none());
         std::fs::remove_dir_all(dir).ok();
@@ -458,31 +469,58 @@ mod tests {
 
     #[test]
     fn mapped_entries_become_ipv4() {
-        assert_eq!(unmap("::ffff:192.0.2.0/120".parse().expect("net")).to_string(), "192.0.2.0/24");
-        assert_eq!(unmap("2001:db8::/32".parse().expect("net")).to_string(), "2001:db8::/32");
+        assert_eq!(
+            unmap("::ffff:192.0.2.0/120".parse().expect("net")).to_string(),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            unmap("2001:db8::/32".parse().expect("net")).to_string(),
+            "2001:db8::/32"
+        );
     }
 
     #[test]
     fn guards_refuse_default_routes_short_prefixes_and_big_shrinks() {
         let dir = temp_dir("guards");
         let all = write(&dir, "all.netset", "192.0.2.1\n0.0.0.0/0\n");
-        let err = ListSet::load(&[spec("all", &[&all], ListAction::Enforce)], &fetcher(), &Guards::default())
-            .expect_err("default route");
-        assert!(err.to_string().contains("all.netset:2: 0.0.0.0/0 would block every address"), "{err}");
+        let err = ListSet::load(
+            &[spec("all", &[&all], ListAction::Enforce)],
+            &fetcher(),
+            &Guards::default(),
+        )
+        .expect_err("default route");
+        assert!(
+            err.to_string()
+                .contains("all.netset:2: 0.0.0.0/0 would block every address"),
+            "{err}"
+        );
 
         let short = write(&dir, "short.netset", "10.0.0.0/7\n");
-        let err = ListSet::load(&[spec("short", &[&short], ListAction::Enforce)], &fetcher(), &Guards::default())
-            .expect_err("short");
-        assert!(err.to_string().contains("shorter than the minimum /8"), "{err}");
+        let err = ListSet::load(
+            &[spec("short", &[&short], ListAction::Enforce)],
+            &fetcher(),
+            &Guards::default(),
+        )
+        .expect_err("short");
+        assert!(
+            err.to_string().contains("shorter than the minimum /8"),
+            "{err}"
+        );
 
         let path = write(&dir, "l.netset", "10.0.0.1\n10.0.0.2\n10.0.0.3\n10.0.0.4\n");
         let specs = [spec("l", &[&path], ListAction::Enforce)];
         let set = ListSet::load(&specs, &fetcher(), &Guards::default()).expect("loads");
         write(&dir, "l.netset", "10.0.0.1\n");
-        let (next, errors) = set.refresh(&specs, &fetcher(), &Guards::default()).expect("refresh");
+        let (next, errors) = set
+            .refresh(&specs, &fetcher(), &Guards::default())
+            .expect("refresh");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("shrink from 4 to 1"), "{errors:?}");
-        assert_eq!(next.lists()[0].entries.len(), 4, "the last good content stays");
+        assert_eq!(
+            next.lists()[0].entries.len(),
+            4,
+            "the last good content stays"
+        );
         assert!(next.lists()[0].last_error.is_some());
         std::fs::remove_dir_all(dir).ok();
     }
@@ -494,8 +532,13 @@ mod tests {
         let specs = [spec("l", &[&path], ListAction::Enforce)];
         let set = ListSet::load(&specs, &fetcher(), &Guards::default()).expect("loads");
         write(&dir, "l.netset", "10.0.0.1\nnonsense\n");
-        let (next, errors) = set.refresh(&specs, &fetcher(), &Guards::default()).expect("refresh");
-        assert!(errors[0].contains("l.netset:2: invalid IP address"), "{errors:?}");
+        let (next, errors) = set
+            .refresh(&specs, &fetcher(), &Guards::default())
+            .expect("refresh");
+        assert!(
+            errors[0].contains("l.netset:2: invalid IP address"),
+            "{errors:?}"
+        );
         assert!(next.lookup("10.0.0.1".parse().expect("addr")).is_some());
         std::fs::remove_dir_all(dir).ok();
     }
@@ -504,8 +547,12 @@ mod tests {
     fn errors_name_the_file() {
         let dir = temp_dir("errors");
         let missing = dir.join("missing.netset");
-        let err = ListSet::load(&[spec("m", &[&missing], ListAction::Enforce)], &fetcher(), &Guards::default())
-            .expect_err("missing");
+        let err = ListSet::load(
+            &[spec("m", &[&missing], ListAction::Enforce)],
+            &fetcher(),
+            &Guards::default(),
+        )
+        .expect_err("missing");
         assert!(format!("{err:#}").contains("missing.netset"), "{err:#}");
         std::fs::remove_dir_all(dir).ok();
     }

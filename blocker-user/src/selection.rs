@@ -45,7 +45,14 @@ pub fn specs(config: &Config, args: &ListArgs) -> Result<Vec<ListSpec>, Selectio
             let spec = match &list.manifest {
                 Some(name) => {
                     let (path, manifest) = Manifest::find(&dir, name)?;
-                    manifest_spec(&path, manifest, list.name.clone(), list.action, list.allow_shrink, &list.asns)
+                    manifest_spec(
+                        &path,
+                        manifest,
+                        list.name.clone(),
+                        list.action,
+                        list.allow_shrink,
+                        &list.asns,
+                    )
                 }
                 None => ListSpec {
                     name: list.name.clone().unwrap_or_default(),
@@ -77,9 +84,10 @@ pub fn specs(config: &Config, args: &ListArgs) -> Result<Vec<ListSpec>, Selectio
 /// A `--list FILE`: an enforced list named after the file.
 fn file_spec(path: &Path) -> ListSpec {
     ListSpec {
-        name: path
-            .file_stem()
-            .map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned()),
+        name: path.file_stem().map_or_else(
+            || path.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        ),
         action: ListAction::Enforce,
         vendor: None,
         sources: vec![Source::File(path.to_owned())],

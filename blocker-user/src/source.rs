@@ -154,7 +154,9 @@ impl Fetcher {
         let mut response = request.call().map_err(|err| err.to_string())?;
         let status = response.status().as_u16();
         if status == 304 && has_body {
-            return cache.body().ok_or_else(|| "cached copy vanished".to_owned());
+            return cache
+                .body()
+                .ok_or_else(|| "cached copy vanished".to_owned());
         }
         if status != 200 {
             return Err(format!("HTTP status {status}"));
@@ -231,10 +233,11 @@ struct AnnouncedPrefix {
 
 /// Turns an announced-prefixes JSON document into list text (one prefix per line).
 fn asn_prefixes(url: &str, json: &str) -> Result<String, FetchError> {
-    let doc: AnnouncedPrefixes = serde_json::from_str(json).map_err(|err| FetchError::AsnFormat {
-        url: url.to_owned(),
-        reason: err.to_string(),
-    })?;
+    let doc: AnnouncedPrefixes =
+        serde_json::from_str(json).map_err(|err| FetchError::AsnFormat {
+            url: url.to_owned(),
+            reason: err.to_string(),
+        })?;
     Ok(doc
         .data
         .prefixes
@@ -258,9 +261,9 @@ struct HttpCache {
 impl HttpCache {
     fn new(dir: &Path, url: &str) -> Self {
         // FNV-1a: a stable file name per URL; collisions only cost a re-download.
-        let hash = url
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let hash = url.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         Self {
             stem: dir.join(format!("{hash:016x}")),
         }
@@ -317,7 +320,10 @@ mod tests {
 
     #[test]
     fn asn_urls_append_the_resource() {
-        assert_eq!(asn_url("http://h/data.json", 1), "http://h/data.json?resource=AS1");
+        assert_eq!(
+            asn_url("http://h/data.json", 1),
+            "http://h/data.json?resource=AS1"
+        );
         assert_eq!(asn_url("http://h/d?x=1", 2), "http://h/d?x=1&resource=AS2");
     }
 

@@ -77,12 +77,13 @@ impl Daemon {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
-            if let Ok(n) = self.notify.recv(&mut buf)
-                && String::from_utf8_lossy(&buf[..n])
-                    .lines()
-                    .any(|l| l == needle)
-            {
-                return;
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let found = message.lines().any(|l| l == needle);
+                self.notifications.push(message);
+                if found {
+                    return;
+                }
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("vendorwall exited early ({status}) before {needle}");

@@ -19,7 +19,10 @@ impl Instance {
     pub fn new(tag: &str) -> Self {
         let dir = TempDir::new(tag);
         dir.write("config.toml", "# test config: defaults\n");
-        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/vendorwall-test-{}", crate::unique(tag)));
+        let pin_dir = PathBuf::from(format!(
+            "/sys/fs/bpf/vendorwall-test-{}",
+            crate::unique(tag)
+        ));
         Self {
             cgroup: ChildCgroup::new(tag),
             pin_dir,
@@ -108,7 +111,10 @@ impl Drop for Instance {
     fn drop(&mut self) {
         let (code, stdout, stderr) = self.cli(&["unload"]);
         if code != 0 {
-            eprintln!("warning: unload of {} failed: {stdout}{stderr}", self.pin_dir.display());
+            eprintln!(
+                "warning: unload of {} failed: {stdout}{stderr}",
+                self.pin_dir.display()
+            );
         }
     }
 }

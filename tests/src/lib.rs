@@ -5,8 +5,10 @@
 //! Helpers panic with a message instead of returning errors, so a failure keeps its location.
 //! These tests need root, cgroup v2 and BPF; `cargo xtask test` runs them.
 
+pub mod bpf;
 pub mod cgroup;
 pub mod daemon;
+pub mod http;
 pub mod instance;
 pub mod netns;
 pub mod probe;
@@ -82,4 +84,39 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("tests/ has a parent")
         .to_owned()
+}
+
+/// The `vw-probe` helper binary, built next to the tests.
+pub fn probe_bin() -> PathBuf {
+    vendorwall_bin().with_file_name("vw-probe")
+}
+
+/// Writes `<name>.netset` holding `lines` (after a comment line) into `dir`.
+pub fn list_file(dir: &TempDir, name: &str, lines: &[&str]) -> PathBuf {
+    dir.write(
+        &format!("{name}.netset"),
+        &format!("# test list\n{}\n", lines.join("\n")),
+    )
+}
+
+/// A TCP listener on `addr` (port 0 for any) and its port.
+pub fn listen(addr: &str) -> (std::net::TcpListener, u16) {
+    let listener =
+        std::net::TcpListener::bind(addr).unwrap_or_else(|err| panic!("listen on {addr}: {err}"));
+    let port = listener.local_addr().expect("local addr").port();
+    (listener, port)
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
+pub fn eventually(timeout: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -41,8 +41,12 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         config.blocklists_dir = dir.clone();
     }
     let specs = selection::specs(&config, &args.lists).context("failed to select the lists")?;
-    let lists = ListSet::load(&specs, &selection::fetcher(&config), &selection::guards(&config))
-        .context("failed to load the lists")?;
+    let lists = ListSet::load(
+        &specs,
+        &selection::fetcher(&config),
+        &selection::guards(&config),
+    )
+    .context("failed to load the lists")?;
     let matched = lists.lookup(args.addr);
     let kernel = PinRoot::existing(&config.pin_dir)
         .and_then(|root| Some(root.generation_dir(root.current()?)))
@@ -65,18 +69,35 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 "{} is blocked by list {}{}: {} ({}){}",
                 args.addr,
                 m.list.spec.name,
-                m.list.spec.vendor.as_deref().map(|v| format!(" ({v})")).unwrap_or_default(),
+                m.list
+                    .spec
+                    .vendor
+                    .as_deref()
+                    .map(|v| format!(" ({v})"))
+                    .unwrap_or_default(),
                 m.prefix(),
                 m.source(),
-                if verdict.action.as_deref() == Some("audit") { " [audit only]" } else { "" }
+                if verdict.action.as_deref() == Some("audit") {
+                    " [audit only]"
+                } else {
+                    ""
+                }
             ),
-            None => println!("{} is not blocked ({} lists checked)", args.addr, lists.lists().len()),
+            None => println!(
+                "{} is not blocked ({} lists checked)",
+                args.addr,
+                lists.lists().len()
+            ),
         }
         if let Some(k) = &verdict.kernel {
             println!(
                 "kernel: {}",
                 if k.blocked {
-                    format!("matches list id {} ({})", k.list_id.unwrap_or(0), k.action.unwrap_or("?"))
+                    format!(
+                        "matches list id {} ({})",
+                        k.list_id.unwrap_or(0),
+                        k.action.unwrap_or("?")
+                    )
                 } else {
                     "no match in the pinned maps".to_owned()
                 }

@@ -18,7 +18,10 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
         .and_then(|_| state::read_state(&config.run_dir))
     {
         Some(daemon) => (format!("daemon pid {}", daemon.pid), daemon.lists),
-        None => ("loaded now; no daemon is running".to_owned(), load_here(&config)?),
+        None => (
+            "loaded now; no daemon is running".to_owned(),
+            load_here(&config)?,
+        ),
     };
     if args.json {
         for list in &lists {
@@ -41,7 +44,15 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     super::print_table(
-        &["LIST", "ACTION", "ENTRIES", "AGGREGATED", "LAST REFRESH", "LAST ERROR", "SOURCES"],
+        &[
+            "LIST",
+            "ACTION",
+            "ENTRIES",
+            "AGGREGATED",
+            "LAST REFRESH",
+            "LAST ERROR",
+            "SOURCES",
+        ],
         &rows,
     );
     println!("({origin})");
@@ -54,8 +65,12 @@ fn load_here(config: &crate::config::Config) -> anyhow::Result<Vec<ListState>> {
         blocklists: None,
     };
     let specs = selection::specs(config, &no_files)?;
-    let set = ListSet::load(&specs, &selection::fetcher(config), &selection::guards(config))
-        .context("failed to load the lists")?;
+    let set = ListSet::load(
+        &specs,
+        &selection::fetcher(config),
+        &selection::guards(config),
+    )
+    .context("failed to load the lists")?;
     Ok(set
         .lists()
         .iter()

@@ -14,7 +14,10 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let config = global.config()?;
     let Some(pid) = state::running_pid(&config.run_dir) else {
-        bail!("no daemon is running (no live pid in {})", config.run_dir.display());
+        bail!(
+            "no daemon is running (no live pid in {})",
+            config.run_dir.display()
+        );
     };
     let before = state::read_state(&config.run_dir).map_or(0, |s| s.reloads);
     // SAFETY: sending SIGHUP to the pid the daemon wrote.
@@ -30,12 +33,18 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 "reloaded: {} lists, {} kernel prefixes, {}",
                 now.lists.len(),
                 now.kernel_prefixes,
-                now.last_sync_stats.map(|s| s.to_string()).unwrap_or_default()
+                now.last_sync_stats
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
             );
             for err in &now.errors {
                 println!("error: {err}");
             }
-            return Ok(if now.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            return Ok(if now.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }

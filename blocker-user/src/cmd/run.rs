@@ -175,14 +175,16 @@ fn reload(daemon: &mut Daemon, reason: &str, from_args: Option<(&GlobalArgs, &Ru
     info!("reloading ({reason})");
     notify(&[
         sd_notify::NotifyState::Reloading,
-        sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Status("reloading")),
+        sd_notify::NotifyState::monotonic_usec_now()
+            .unwrap_or(sd_notify::NotifyState::Status("reloading")),
     ]);
     let (config, specs) = match from_args {
         Some((global, args)) => {
             let config = daemon::effective_config(global, args);
-            let specs = config.as_ref().ok().map(|c| {
-                selection::specs(c, &args.lists).map_err(anyhow::Error::from)
-            });
+            let specs = config
+                .as_ref()
+                .ok()
+                .map(|c| selection::specs(c, &args.lists).map_err(anyhow::Error::from));
             (Some(config), specs)
         }
         None => (None, None),

@@ -57,7 +57,11 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
 fn print_human(s: &Status) {
     println!(
         "enforcement: {}",
-        if s.enforcing { "in place" } else { "NOT in place" }
+        if s.enforcing {
+            "in place"
+        } else {
+            "NOT in place"
+        }
     );
     println!(
         "pinned in:   {} (generation {})",
@@ -70,7 +74,11 @@ fn print_human(s: &Status) {
         .map(|l| {
             vec![
                 l.program.to_owned(),
-                if l.attached() { "attached".into() } else { "DETACHED".into() },
+                if l.attached() {
+                    "attached".into()
+                } else {
+                    "DETACHED".into()
+                },
                 l.kernel.map_or("-".into(), |k| k.link_id.to_string()),
                 l.kernel.map_or("-".into(), |k| k.program_id.to_string()),
                 l.kernel.map_or("-".into(), |k| k.cgroup_id.to_string()),
@@ -78,7 +86,10 @@ fn print_human(s: &Status) {
         })
         .collect();
     if !rows.is_empty() {
-        super::print_table(&["PROGRAM", "STATE", "LINK ID", "PROG ID", "CGROUP ID"], &rows);
+        super::print_table(
+            &["PROGRAM", "STATE", "LINK ID", "PROG ID", "CGROUP ID"],
+            &rows,
+        );
     }
     if let Some(f) = &s.fill {
         println!(
@@ -110,16 +121,24 @@ fn print_human(s: &Status) {
                     l.action,
                     l.raw_entries,
                     l.last_refresh.as_deref().unwrap_or("never"),
-                    l.last_error.as_deref().map(|e| format!(", error: {e}")).unwrap_or_default()
+                    l.last_error
+                        .as_deref()
+                        .map(|e| format!(", error: {e}"))
+                        .unwrap_or_default()
                 );
             }
             for err in &d.errors {
                 println!("error:       {err}");
             }
             if d.reattachments > 0 {
-                println!("WARNING:     links were found detached and re-attached {} times", d.reattachments);
+                println!(
+                    "WARNING:     links were found detached and re-attached {} times",
+                    d.reattachments
+                );
             }
         }
-        _ => println!("daemon:      not running (enforcement stays pinned; events queue in the ring buffer)"),
+        _ => println!(
+            "daemon:      not running (enforcement stays pinned; events queue in the ring buffer)"
+        ),
     }
 }

@@ -19,13 +19,18 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while state::running_pid(&config.run_dir).is_some() {
             if Instant::now() > deadline {
-                bail!("daemon pid {pid} did not stop; stop it (systemctl stop vendorwall) and retry");
+                bail!(
+                    "daemon pid {pid} did not stop; stop it (systemctl stop vendorwall) and retry"
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
     let Some(root) = PinRoot::existing(&config.pin_dir) else {
-        println!("nothing pinned in {}: vendorwall is not loaded", config.pin_dir.display());
+        println!(
+            "nothing pinned in {}: vendorwall is not loaded",
+            config.pin_dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
     };
     let removed = root

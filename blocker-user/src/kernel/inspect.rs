@@ -59,10 +59,22 @@ fn count<const N: usize>(path: &Path, name: &'static str) -> Result<usize, Kerne
 
 pub fn fill(generation_dir: &Path) -> Result<Fill, KernelError> {
     Ok(Fill {
-        block_v4: count::<4>(&generation_dir.join(map_names::BLOCK_V4), map_names::BLOCK_V4)?,
-        block_v6: count::<16>(&generation_dir.join(map_names::BLOCK_V6), map_names::BLOCK_V6)?,
-        allow_v4: count::<4>(&generation_dir.join(map_names::ALLOW_V4), map_names::ALLOW_V4)?,
-        allow_v6: count::<16>(&generation_dir.join(map_names::ALLOW_V6), map_names::ALLOW_V6)?,
+        block_v4: count::<4>(
+            &generation_dir.join(map_names::BLOCK_V4),
+            map_names::BLOCK_V4,
+        )?,
+        block_v6: count::<16>(
+            &generation_dir.join(map_names::BLOCK_V6),
+            map_names::BLOCK_V6,
+        )?,
+        allow_v4: count::<4>(
+            &generation_dir.join(map_names::ALLOW_V4),
+            map_names::ALLOW_V4,
+        )?,
+        allow_v6: count::<16>(
+            &generation_dir.join(map_names::ALLOW_V6),
+            map_names::ALLOW_V6,
+        )?,
     })
 }
 

@@ -17,13 +17,17 @@ pub fn v6(net: Ipv6Net) -> Key<[u8; 16]> {
 /// The prefix a v4 key holds; `None` for a prefix length over 32 (never written by us).
 pub fn decode_v4(key: &Key<[u8; 4]>) -> Option<IpNet> {
     let len = u8::try_from(key.prefix_len()).ok()?;
-    Ipv4Net::new(Ipv4Addr::from(key.data()), len).ok().map(IpNet::V4)
+    Ipv4Net::new(Ipv4Addr::from(key.data()), len)
+        .ok()
+        .map(IpNet::V4)
 }
 
 /// The prefix a v6 key holds.
 pub fn decode_v6(key: &Key<[u8; 16]>) -> Option<IpNet> {
     let len = u8::try_from(key.prefix_len()).ok()?;
-    Ipv6Net::new(Ipv6Addr::from(key.data()), len).ok().map(IpNet::V6)
+    Ipv6Net::new(Ipv6Addr::from(key.data()), len)
+        .ok()
+        .map(IpNet::V6)
 }
 
 #[cfg(test)]

@@ -44,7 +44,8 @@ fn bpf(cmd: libc::c_long, attr: &mut [u64; 4]) -> std::io::Result<libc::c_long> 
 
 /// Opens a pinned object.
 fn obj_get(path: &Path) -> std::io::Result<OwnedFd> {
-    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    let c_path =
+        CString::new(path.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
     // struct { __aligned_u64 pathname; __u32 bpf_fd; __u32 file_flags; }
     let mut attr = [0u64; 4];
     attr[0] = c_path.as_ptr() as u64;

@@ -225,7 +225,10 @@ impl Enforcer {
     /// Writes `settings` into the kernel's settings slot.
     pub fn set_settings(&mut self, settings: Settings) -> Result<(), KernelError> {
         let name = map_names::SETTINGS;
-        let map = self.ebpf.map_mut(name).ok_or(KernelError::MissingMap(name))?;
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(KernelError::MissingMap(name))?;
         let mut array: Array<_, Settings> =
             Array::try_from(map).map_err(|source| KernelError::Map { name, source })?;
         array
@@ -234,7 +237,10 @@ impl Enforcer {
     }
 
     /// Makes the block tries hold exactly `desired`, writing only the difference.
-    pub fn sync_block(&mut self, desired: &HashMap<IpNet, ListRef>) -> Result<SyncStats, KernelError> {
+    pub fn sync_block(
+        &mut self,
+        desired: &HashMap<IpNet, ListRef>,
+    ) -> Result<SyncStats, KernelError> {
         let (v4_cap, v6_cap) = (self.sizes.block_v4, self.sizes.block_v6);
         check_capacity(desired, v4_cap, v6_cap, ("maps.block_v4", "maps.block_v6"))?;
         let mut tries = self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?;
@@ -242,7 +248,10 @@ impl Enforcer {
     }
 
     /// Makes the exception tries hold exactly `desired`.
-    pub fn sync_allow(&mut self, desired: &HashMap<IpNet, ListRef>) -> Result<SyncStats, KernelError> {
+    pub fn sync_allow(
+        &mut self,
+        desired: &HashMap<IpNet, ListRef>,
+    ) -> Result<SyncStats, KernelError> {
         let (v4_cap, v6_cap) = (self.sizes.allow_v4, self.sizes.allow_v6);
         check_capacity(desired, v4_cap, v6_cap, ("maps.allow_v4", "maps.allow_v6"))?;
         let mut tries = self.tries(map_names::ALLOW_V4, map_names::ALLOW_V6)?;
@@ -260,7 +269,10 @@ impl Enforcer {
                 needed: ids.len(),
             });
         }
-        let map = self.ebpf.map_mut(name).ok_or(KernelError::MissingMap(name))?;
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(KernelError::MissingMap(name))?;
         let hash = BpfHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })?;
         let desired: HashMap<u64, u8> = ids.iter().map(|&id| (id, 1)).collect();
         sync::apply(&mut ExemptCgroups(hash), &desired)
@@ -268,16 +280,23 @@ impl Enforcer {
 
     /// Number of prefixes in the block tries (IPv4, IPv6).
     pub fn block_counts(&mut self) -> Result<(usize, usize), KernelError> {
-        self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?.count()
+        self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?
+            .count()
     }
 
-    fn tries(&mut self, v4: &'static str, v6: &'static str) -> Result<PrefixTries<'_>, KernelError> {
+    fn tries(
+        &mut self,
+        v4: &'static str,
+        v6: &'static str,
+    ) -> Result<PrefixTries<'_>, KernelError> {
         let [v4_map, v6_map] = self.ebpf.maps_disjoint_mut([v4, v6]);
         let v4_map = v4_map.ok_or(KernelError::MissingMap(v4))?;
         let v6_map = v6_map.ok_or(KernelError::MissingMap(v6))?;
         Ok(PrefixTries {
-            v4: LpmTrie::try_from(v4_map).map_err(|source| KernelError::Map { name: v4, source })?,
-            v6: LpmTrie::try_from(v6_map).map_err(|source| KernelError::Map { name: v6, source })?,
+            v4: LpmTrie::try_from(v4_map)
+                .map_err(|source| KernelError::Map { name: v4, source })?,
+            v6: LpmTrie::try_from(v6_map)
+                .map_err(|source| KernelError::Map { name: v6, source })?,
             names: (v4, v6),
         })
     }
@@ -285,7 +304,10 @@ impl Enforcer {
     /// Hands over the event ring buffer; call once per generation.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, KernelError> {
         let name = map_names::EVENTS;
-        let map = self.ebpf.take_map(name).ok_or(KernelError::MissingMap(name))?;
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or(KernelError::MissingMap(name))?;
         RingBuf::try_from(map).map_err(|source| KernelError::Map { name, source })
     }
 

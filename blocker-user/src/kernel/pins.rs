@@ -148,8 +148,16 @@ impl MapSpec {
         (actual != wanted).then(|| {
             format!(
                 "type/key/value/capacity/flags {:?}/{}/{}/{}/{:#x}, wanted {:?}/{}/{}/{}/{:#x}",
-                actual.0, actual.1, actual.2, actual.3, actual.4, wanted.0, wanted.1, wanted.2,
-                wanted.3, wanted.4
+                actual.0,
+                actual.1,
+                actual.2,
+                actual.3,
+                actual.4,
+                wanted.0,
+                wanted.1,
+                wanted.2,
+                wanted.3,
+                wanted.4
             )
         })
     }
@@ -264,7 +272,10 @@ impl PinRoot {
             .filter_map(Result::ok)
             .map(|e| e.path())
             .collect();
-        files.sort_by_key(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("link_")));
+        files.sort_by_key(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("link_"))
+        });
         for file in &files {
             fs::remove_file(file).map_err(io_err("unpin", file))?;
         }
@@ -288,7 +299,8 @@ fn on_bpffs(path: &Path) -> bool {
 
 fn mount_bpffs() -> Result<(), PinError> {
     fs::create_dir_all(BPF_FS_ROOT).map_err(PinError::Mount)?;
-    let cstr = |s: &str| std::ffi::CString::new(s).map_err(|e| PinError::Mount(std::io::Error::other(e)));
+    let cstr =
+        |s: &str| std::ffi::CString::new(s).map_err(|e| PinError::Mount(std::io::Error::other(e)));
     let (source, target, fstype) = (cstr("bpf")?, cstr(BPF_FS_ROOT)?, cstr("bpf")?);
     // SAFETY: valid NUL-terminated strings; no data argument.
     let rc = unsafe {

@@ -82,7 +82,11 @@ fn hammer(addr: &str, millis: &str) {
     let stop_reader = stop.clone();
     std::thread::spawn(move || {
         let mut line = String::new();
-        while std::io::stdin().lock().read_line(&mut line).is_ok_and(|n| n > 0) {
+        while std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .is_ok_and(|n| n > 0)
+        {
             if line.trim() == "stop" {
                 break;
             }

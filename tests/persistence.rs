@@ -1,0 +1,392 @@
+//! Fail-closed persistence (issue 4) on the real kernel: enforcement outlives the daemon (kill -9,
+//! restart, upgrade, map migration), only `unload` removes it, and the operator sees it all in
+//! `status` and systemd notifications.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use vendorwall_e2e::{
+    TempDir, bpf, eventually, instance::Instance, list_file, listen, probe::Hammer, probe::run_in,
+    probe_bin,
+};
+
+const LISTED: &str = "127.0.0.66";
+const HAMMER_MAX: Duration = Duration::from_secs(60);
+const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn map_id(status: &Value, map: &str) -> Option<u32> {
+    let pin_dir = status["pin_dir"].as_str()?;
+    let generation = status["generation"].as_u64()?;
+    let path = std::path::Path::new(pin_dir)
+        .join(format!("g{generation}"))
+        .join(map);
+    blocker_user::kernel::inspect::map_id(&path)
+}
+
+fn link_ids(status: &Value) -> Vec<u32> {
+    status["links"]
+        .as_array()
+        .expect("links array")
+        .iter()
+        .filter_map(|l| l["kernel"]["link_id"].as_u64())
+        .map(|id| u32::try_from(id).expect("link id"))
+        .collect()
+}
+
+#[test]
+fn kill_9_keeps_enforcing_and_a_restart_rewrites_nothing() {
+    let dir = TempDir::new("kill9");
+    let lists = [list_file(
+        &dir,
+        "kill9",
+        &[LISTED, "192.0.2.0/24", "2001:db8::/32"],
+    )];
+    let vw = Instance::new("kill9");
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let daemon = vw.start(&lists, &[]);
+    let (_, before) = vw.status();
+    let block_map = map_id(&before, "BLOCK_V4").expect("BLOCK_V4 pinned");
+
+    let hammer = Hammer::start(
+        &probe_bin(),
+        &vw.cgroup,
+        &format!("{LISTED}:{port}"),
+        HAMMER_MAX,
+    );
+    daemon.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, down) = vw.status();
+    assert_eq!(
+        code, 0,
+        "enforcement must stay in place with the daemon dead: {down:#}"
+    );
+    assert_eq!(down["daemon_running"], false, "{down:#}");
+
+    let restarted = vw.start(&lists, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let counts = hammer.stop();
+    assert_eq!(counts.ok, 0, "a connection got through: {counts:?}");
+    assert!(counts.refused > 100, "the hammer barely ran: {counts:?}");
+
+    let (_, after) = vw.status();
+    let stats = &after["daemon"]["last_sync_stats"];
+    assert_eq!(stats["inserted"], 0, "{after:#}");
+    assert_eq!(stats["updated"], 0, "{after:#}");
+    assert_eq!(stats["deleted"], 0, "{after:#}");
+    assert_eq!(stats["unchanged"], 3, "{after:#}");
+    assert_eq!(
+        map_id(&after, "BLOCK_V4"),
+        Some(block_map),
+        "the map was not reused"
+    );
+    assert_eq!(
+        after["generation"],
+        before["generation"].as_u64().expect("gen") + 1
+    );
+    drop(restarted);
+}
+
+#[test]
+fn a_changed_map_size_migrates_without_a_gap() {
+    let dir = TempDir::new("migrate");
+    let lists = [list_file(&dir, "migrate", &[LISTED, "198.51.100.0/24"])];
+    let vw = Instance::new("migrate");
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let first = vw.start(&lists, &["--max-v4", "1000"]);
+    let (_, before) = vw.status();
+    let (v4_before, v6_before) = (map_id(&before, "BLOCK_V4"), map_id(&before, "BLOCK_V6"));
+    assert!(v4_before.is_some() && v6_before.is_some(), "{before:#}");
+    let hammer = Hammer::start(
+        &probe_bin(),
+        &vw.cgroup,
+        &format!("{LISTED}:{port}"),
+        HAMMER_MAX,
+    );
+    let (status, _) = first.stop();
+    assert!(status.success());
+
+    let second = vw.start(&lists, &["--max-v4", "2000"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let counts = hammer.stop();
+    assert_eq!(
+        counts.ok, 0,
+        "a connection got through during the migration: {counts:?}"
+    );
+    assert!(counts.refused > 100, "{counts:?}");
+
+    let (code, after) = vw.status();
+    assert_eq!(code, 0, "{after:#}");
+    assert_ne!(
+        map_id(&after, "BLOCK_V4"),
+        v4_before,
+        "a new map was expected"
+    );
+    assert_eq!(
+        map_id(&after, "BLOCK_V6"),
+        v6_before,
+        "BLOCK_V6 fits: reused"
+    );
+    assert_eq!(after["fill"]["block_v4"], 2, "{after:#}");
+    assert_eq!(
+        after["daemon"]["last_sync_stats"]["inserted"], 2,
+        "{after:#}"
+    );
+    drop(second);
+}
+
+#[test]
+fn unload_leaves_nothing_attached_or_pinned() {
+    let dir = TempDir::new("unload");
+    let lists = [list_file(&dir, "unload", &[LISTED])];
+    let vw = Instance::new("unload");
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let daemon = vw.start(&lists, &[]);
+    let (_, status) = vw.status();
+    let links = link_ids(&status);
+    assert_eq!(links.len(), 4, "{status:#}");
+    assert!(links.iter().all(|&id| bpf::link_exists(id)));
+
+    let (code, stdout, stderr) = vw.cli(&["unload"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("stopping daemon pid"),
+        "unload stops the daemon: {stdout}"
+    );
+    assert!(
+        stdout.contains("link_vw_connect4"),
+        "unload says what it removed: {stdout}"
+    );
+    let (status, _) = daemon.stop();
+    assert!(
+        status.success(),
+        "the daemon exits cleanly on unload's SIGTERM"
+    );
+
+    assert!(
+        !vw.pin_dir.exists(),
+        "{} still exists",
+        vw.pin_dir.display()
+    );
+    for id in links {
+        assert!(!bpf::link_exists(id), "link {id} is still in the kernel");
+    }
+    let run = run_in(
+        &probe_bin(),
+        &vw.cgroup,
+        &[("tcp", format!("{LISTED}:{port}"))],
+    );
+    assert!(
+        run.attempts[0].ok,
+        "still refused after unload: {:?}",
+        run.attempts[0]
+    );
+    let (code, status) = vw.status();
+    assert_eq!(
+        code, 1,
+        "status must fail when nothing is enforced: {status:#}"
+    );
+    assert_eq!(status["enforcing"], false);
+}
+
+#[test]
+fn events_from_while_the_daemon_was_down_are_delivered() {
+    let dir = TempDir::new("queued");
+    let lists = [list_file(&dir, "queued", &[LISTED])];
+    let vw = Instance::new("queued");
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    vw.start(&lists, &[]).kill9();
+
+    let run = run_in(
+        &probe_bin(),
+        &vw.cgroup,
+        &[("tcp", format!("{LISTED}:{port}"))],
+    );
+    assert!(run.attempts[0].refused(), "{:?}", run.attempts[0]);
+
+    let daemon = vw.start(&lists, &[]);
+    let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
+    assert_eq!(event["dst"], LISTED);
+    assert_eq!(event["port"], port);
+    assert_eq!(event["list"], "queued");
+}
+
+#[test]
+fn systemd_notifications_and_status_exit_codes() {
+    let dir = TempDir::new("notify");
+    let lists = [list_file(&dir, "notify", &[LISTED])];
+    let vw = Instance::new("notify");
+    let mut daemon = vw.start(&lists, &[]);
+    assert!(
+        daemon
+            .notifications()
+            .iter()
+            .any(|m| m.contains("READY=1") && m.contains("STATUS=enforcing 1 prefixes")),
+        "{:?}",
+        daemon.notifications()
+    );
+    let (code, status) = vw.status();
+    assert_eq!(code, 0, "{status:#}");
+    assert_eq!(status["daemon_running"], true);
+    assert_eq!(status["fill"]["block_v4"], 1);
+
+    daemon.hangup();
+    daemon.wait_for_notify("RELOADING=1", Duration::from_secs(10));
+    daemon.wait_for_notify("READY=1", Duration::from_secs(10));
+    let reloading = daemon
+        .notifications()
+        .iter()
+        .find(|m| m.contains("RELOADING=1"))
+        .expect("seen above");
+    assert!(
+        reloading.contains("MONOTONIC_USEC="),
+        "Type=notify-reload needs it: {reloading}"
+    );
+
+    let (stopped, _) = daemon.stop();
+    assert!(stopped.success());
+    let (code, status) = vw.status();
+    assert_eq!(
+        code, 0,
+        "still enforcing with the daemon stopped: {status:#}"
+    );
+    assert_eq!(status["daemon_running"], false);
+    let (code, _, _) = vw.cli(&["unload"]);
+    assert_eq!(code, 0);
+    let (code, _) = vw.status();
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn audit_lists_log_and_allow_while_others_enforce() {
+    let vw = Instance::new("audit");
+    let audit = vw.write("audit-list.netset", "127.0.0.67\n");
+    let enforce = vw.write("enforce-list.netset", "127.0.0.66\n");
+    vw.write_config(&format!(
+        "[[lists]]\nname = \"audited\"\nsources = [{audit:?}]\naction = \"audit\"\n\n\
+         [[lists]]\nname = \"enforced\"\nsources = [{enforce:?}]\n"
+    ));
+    let daemon = vw.start(&[], &[]);
+    let (_a, audit_port) = listen("127.0.0.67:0");
+    let (_e, enforce_port) = listen("127.0.0.66:0");
+    let run = run_in(
+        &probe_bin(),
+        &vw.cgroup,
+        &[
+            ("tcp", format!("127.0.0.67:{audit_port}")),
+            ("tcp", format!("127.0.0.66:{enforce_port}")),
+        ],
+    );
+    assert!(
+        run.attempts[0].ok,
+        "audit lists allow: {:?}",
+        run.attempts[0]
+    );
+    assert!(
+        run.attempts[1].refused(),
+        "enforce lists refuse: {:?}",
+        run.attempts[1]
+    );
+    let audited = daemon.expect_event(EVENT_TIMEOUT, |e| e["dst"] == "127.0.0.67");
+    assert_eq!(audited["action"], "audited", "{audited:#}");
+    assert_eq!(audited["list"], "audited");
+    let blocked = daemon.expect_event(EVENT_TIMEOUT, |e| e["dst"] == "127.0.0.66");
+    assert_eq!(blocked["action"], "blocked", "{blocked:#}");
+}
+
+#[test]
+fn dry_run_audits_everything() {
+    let dir = TempDir::new("dry");
+    let lists = [list_file(&dir, "dry", &[LISTED])];
+    let vw = Instance::new("dry");
+    let daemon = vw.start(&lists, &["--dry-run"]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let run = run_in(
+        &probe_bin(),
+        &vw.cgroup,
+        &[("tcp", format!("{LISTED}:{port}"))],
+    );
+    assert!(run.attempts[0].ok, "{:?}", run.attempts[0]);
+    let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
+    assert_eq!(event["action"], "audited");
+}
+
+#[test]
+fn exempt_cgroups_are_allowed_while_others_are_refused() {
+    let dir = TempDir::new("exempt");
+    let lists = [list_file(&dir, "exempt", &[LISTED])];
+    let vw = Instance::new("exempt");
+    let forensics = vw.cgroup.child("forensics.service");
+    let exempt_path = forensics.path().display().to_string();
+    let _daemon = vw.start(&lists, &["--exempt-cgroup", &exempt_path]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let target = format!("{LISTED}:{port}");
+
+    let exempt = run_in(&probe_bin(), &forensics, &[("tcp", target.clone())]);
+    assert!(
+        exempt.attempts[0].ok,
+        "exempt cgroup refused: {:?}",
+        exempt.attempts[0]
+    );
+    let other = run_in(&probe_bin(), &vw.cgroup, &[("tcp", target)]);
+    assert!(other.attempts[0].refused(), "{:?}", other.attempts[0]);
+    drop(forensics);
+}
+
+#[test]
+fn exempt_units_are_found_by_name_and_followed_across_restarts() {
+    let dir = TempDir::new("unit");
+    let lists = [list_file(&dir, "unit", &[LISTED])];
+    let vw = Instance::new("unit");
+    // A unit name unique to this test, so no other test's cgroup matches it.
+    let unit = format!("vwtest-{}.service", std::process::id());
+    vw.write_config(&format!("[exempt]\nunits = [{unit:?}]\n"));
+    let service = vw.cgroup.child(&unit);
+    let _daemon = vw.start(&lists, &[]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let target = format!("{LISTED}:{port}");
+    let run = run_in(&probe_bin(), &service, &[("tcp", target.clone())]);
+    assert!(
+        run.attempts[0].ok,
+        "unit cgroup refused: {:?}",
+        run.attempts[0]
+    );
+
+    // The unit restarts: its cgroup is recreated with a new id, which the daemon re-resolves.
+    drop(service);
+    let service = vw.cgroup.child(&unit);
+    let followed = eventually(Duration::from_secs(10), || {
+        run_in(&probe_bin(), &service, &[("tcp", target.clone())]).attempts[0].ok
+    });
+    assert!(
+        followed,
+        "the restarted unit's new cgroup was never exempted"
+    );
+    drop(service);
+}
+
+#[test]
+fn detached_links_are_noticed_and_reattached() {
+    let dir = TempDir::new("tamper");
+    let lists = [list_file(&dir, "tamper", &[LISTED])];
+    let vw = Instance::new("tamper");
+    let _daemon = vw.start(&lists, &[]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let (_, status) = vw.status();
+    for id in link_ids(&status) {
+        bpf::detach_link(id);
+    }
+    let target = format!("{LISTED}:{port}");
+    let repaired = eventually(Duration::from_secs(10), || {
+        run_in(&probe_bin(), &vw.cgroup, &[("tcp", target.clone())]).attempts[0].refused()
+    });
+    assert!(
+        repaired,
+        "enforcement was not restored after the links were detached"
+    );
+    let (code, status) = vw.status();
+    assert_eq!(code, 0, "{status:#}");
+    assert!(
+        status["daemon"]["reattachments"].as_u64() >= Some(1),
+        "{status:#}"
+    );
+}
