@@ -23,6 +23,9 @@ use crate::{
 
 /// How often list files are checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// Events handled per wake-up: under a flood the ring never empties, and an unbounded drain
+/// would starve signals, reloads and the integrity check.
+const DRAIN_BATCH: usize = 4096;
 /// How often the state file's heartbeat is refreshed and lost events are checked.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -33,13 +36,6 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut daemon = Daemon::start(config, specs, args.verbose)?;
     let pid_file = state::write_pid(&run_dir)
         .with_context(|| format!("failed to write the pid file in {}", run_dir.display()))?;
-    let status = daemon.status_line();
-    info!("{status}");
-    notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status(&status),
-    ]);
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -87,11 +83,18 @@ impl Streams {
 async fn serve(daemon: &mut Daemon, global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
     let mut streams = Streams::open(daemon)?;
     // Events the kernel queued while no daemon was reading (the ring buffer is pinned).
-    drain(streams.ring.get_mut(), &daemon.lists)?;
+    drain(streams.ring.get_mut(), &daemon.lists, usize::MAX)?;
 
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
     let mut sighup = signal(SignalKind::hangup()).context("failed to watch SIGHUP")?;
+    // READY only now: before the handlers exist, a SIGHUP (systemctl reload) would kill us.
+    let status = daemon.status_line();
+    info!("{status}");
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
     let mut refresh = tokio::time::interval(daemon.config.refresh_interval);
     refresh.tick().await; // the first tick is immediate; the lists were just loaded
     let mut watch = tokio::time::interval(WATCH_INTERVAL);
@@ -106,8 +109,11 @@ async fn serve(daemon: &mut Daemon, global: &GlobalArgs, args: &RunArgs) -> anyh
         tokio::select! {
             guard = streams.ring.readable_mut() => {
                 let mut guard = guard.context("event ring buffer poll failed")?;
-                drain(guard.get_inner_mut(), &daemon.lists)?;
-                guard.clear_ready();
+                // Leave readiness set when the batch filled up: the next turn comes back here,
+                // after select! has given the other branches their chance.
+                if drain(guard.get_inner_mut(), &daemon.lists, DRAIN_BATCH)? < DRAIN_BATCH {
+                    guard.clear_ready();
+                }
             }
             guard = async { streams.logger.as_mut()?.readable_mut().await.ok() }, if streams.logger.is_some() => {
                 if let Some(mut guard) = guard {
@@ -150,13 +156,13 @@ async fn serve(daemon: &mut Daemon, global: &GlobalArgs, args: &RunArgs) -> anyh
         if new_generation {
             // The old ring may be a different map after a migration: deliver what it holds,
             // then read the new generation's.
-            drain(streams.ring.get_mut(), &daemon.lists)?;
+            drain(streams.ring.get_mut(), &daemon.lists, usize::MAX)?;
             streams = Streams::open(daemon)?;
         }
     }
 
     notify(&[sd_notify::NotifyState::Stopping]);
-    drain(streams.ring.get_mut(), &daemon.lists)?;
+    drain(streams.ring.get_mut(), &daemon.lists, usize::MAX)?;
     let totals: Counters = daemon.enforcer.counters().unwrap_or_default();
     info!(
         "daemon stopping: {} checked, {} blocked, {} audited, {} events dropped; \
@@ -199,11 +205,15 @@ fn reload(daemon: &mut Daemon, reason: &str, from_args: Option<(&GlobalArgs, &Ru
     new_generation
 }
 
-/// Writes every pending event as a JSON line on stdout.
-fn drain(ring: &mut RingBuf<MapData>, lists: &ListSet) -> anyhow::Result<()> {
+/// Writes up to `max` pending events as JSON lines on stdout; returns how many it read.
+fn drain(ring: &mut RingBuf<MapData>, lists: &ListSet, max: usize) -> anyhow::Result<usize> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    while let Some(item) = ring.next() {
+    let mut read = 0;
+    while read < max
+        && let Some(item) = ring.next()
+    {
+        read += 1;
         let Some(event) = events::decode(&item) else {
             warn!("ignoring a short event record ({} bytes)", item.len());
             continue;
@@ -214,7 +224,7 @@ fn drain(ring: &mut RingBuf<MapData>, lists: &ListSet) -> anyhow::Result<()> {
     }
     // One flush per batch: consumers (journald, pipes) see events promptly.
     out.flush().context("failed to flush events")?;
-    Ok(())
+    Ok(read)
 }
 
 /// Tells systemd (or a test's NOTIFY_SOCKET) about our state; a missing socket is not an error.

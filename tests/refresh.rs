@@ -1,0 +1,197 @@
+//! Gap-free list refresh and list sources (issue 3) on the real kernel: an address that stays
+//! listed is never reachable while lists are refreshed by every trigger, a failing source keeps
+//! its last good content, and URL and ASN sources work against servers on loopback.
+
+use std::time::Duration;
+
+use vendorwall_e2e::{
+    eventually,
+    http::{HttpServer, Reply},
+    instance::Instance,
+    listen,
+    probe::{Hammer, run_in},
+    probe_bin,
+};
+
+const LISTED: &str = "127.0.0.66";
+const HAMMER_MAX: Duration = Duration::from_secs(120);
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn reachable(vw: &Instance, target: &str) -> bool {
+    run_in(&probe_bin(), &vw.cgroup, &[("tcp", target.to_owned())]).attempts[0].ok
+}
+
+fn refused(vw: &Instance, target: &str) -> bool {
+    run_in(&probe_bin(), &vw.cgroup, &[("tcp", target.to_owned())]).attempts[0].refused()
+}
+
+fn reloads(vw: &Instance) -> u64 {
+    vw.status().1["daemon"]["reloads"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_listed_address_is_never_reachable_while_lists_refresh() {
+    let vw = Instance::new("hammer");
+    let list = vw.write("churn.netset", &format!("{LISTED}\n"));
+    let mut daemon = vw.start(std::slice::from_ref(&list), &[]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let hammer = Hammer::start(&probe_bin(), &vw.cgroup, &format!("{LISTED}:{port}"), HAMMER_MAX);
+
+    for round in 0..12u32 {
+        // Each round rewrites the file with a different set of other prefixes around the one
+        // that stays, then triggers a refresh three different ways.
+        let others: Vec<String> = (0..50).map(|i| format!("10.{round}.{i}.0/24")).collect();
+        let text = format!("{}\n{LISTED}\n{}\n", others[..25].join("\n"), others[25..].join("\n"));
+        std::fs::write(&list, text).expect("rewrite list");
+        let before = reloads(&vw);
+        match round % 3 {
+            0 => daemon.hangup(),
+            1 => {
+                let (code, out, err) = vw.cli(&["reload"]);
+                assert_eq!(code, 0, "{out}{err}");
+            }
+            _ => {} // the file watcher notices the edit by itself
+        }
+        assert!(
+            eventually(RELOAD_TIMEOUT, || reloads(&vw) > before),
+            "round {round}: no reload happened"
+        );
+    }
+    daemon.wait_for_notify("READY=1", Duration::from_secs(5));
+    let counts = hammer.stop();
+    assert_eq!(counts.ok, 0, "a connection got through during a refresh: {counts:?}");
+    assert!(counts.refused > 100, "the hammer barely ran: {counts:?}");
+    let (_, status) = vw.status();
+    assert_eq!(status["fill"]["block_v4"], 51, "{status:#}");
+}
+
+#[test]
+fn newly_listed_is_refused_after_one_refresh_and_removed_is_reachable_again() {
+    let vw = Instance::new("addremove");
+    let list = vw.write("addremove.netset", &format!("{LISTED}\n"));
+    let _daemon = vw.start(std::slice::from_ref(&list), &[]);
+    let (_listener, port) = listen("127.0.0.67:0");
+    let target = format!("127.0.0.67:{port}");
+    assert!(reachable(&vw, &target));
+
+    std::fs::write(&list, format!("{LISTED}\n127.0.0.67\n")).expect("add");
+    let (code, out, err) = vw.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("inserted=1"), "{out}");
+    assert!(refused(&vw, &target), "not refused after one reload");
+
+    std::fs::write(&list, format!("{LISTED}\n")).expect("remove");
+    let (code, out, err) = vw.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("deleted=1"), "{out}");
+    assert!(reachable(&vw, &target), "still refused after removal");
+}
+
+#[test]
+fn a_corrupt_file_keeps_the_previous_content_enforced() {
+    let vw = Instance::new("corrupt");
+    let list = vw.write("corrupt.netset", &format!("{LISTED}\n"));
+    let _daemon = vw.start(std::slice::from_ref(&list), &[]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let target = format!("{LISTED}:{port}");
+
+    std::fs::write(&list, "# oops\n10.0.0.1\nthis is not an address\n").expect("corrupt");
+    let (code, out, err) = vw.cli(&["reload"]);
+    assert_eq!(code, 1, "a reload with errors exits 1: {out}{err}");
+    assert!(
+        out.contains(&format!("{}:3: expected one address", list.display())),
+        "the error names file and line: {out}"
+    );
+    assert!(refused(&vw, &target), "protection was lost");
+    let (_, lists, _) = vw.cli(&["lists", "--json"]);
+    let entry: serde_json::Value = serde_json::from_str(lists.lines().next().expect("one list"))
+        .expect("lists --json");
+    assert_eq!(entry["raw_entries"], 1, "{entry:#}");
+    assert!(entry["last_error"].as_str().is_some_and(|e| e.contains("corrupt.netset:3")), "{entry:#}");
+
+    // A list that would lose most of its entries at once is refused too.
+    std::fs::write(&list, format!("{LISTED}\n10.1.0.0/16\n10.2.0.0/16\n10.3.0.0/16\n")).expect("grow");
+    assert_eq!(vw.cli(&["reload"]).0, 0);
+    std::fs::write(&list, "10.1.0.0/16\n").expect("shrink");
+    let (code, out, _) = vw.cli(&["reload"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("shrink from 4 to 1"), "{out}");
+    assert!(refused(&vw, &target), "protection was lost to a shrink");
+}
+
+#[test]
+fn url_sources_use_etags_and_keep_the_last_good_copy_when_the_server_fails() {
+    let server = HttpServer::start(Reply {
+        status: 200,
+        body: format!("# served list\n{LISTED}\n"),
+        etag: Some("\"v1\"".into()),
+    });
+    let vw = Instance::new("url");
+    let url = server.url("/list.txt");
+    vw.write_config(&format!("[[lists]]\nname = \"remote\"\nsources = [{url:?}]\n"));
+    let daemon = vw.start(&[], &[]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let target = format!("{LISTED}:{port}");
+    assert!(refused(&vw, &target));
+    let run = run_in(&probe_bin(), &vw.cgroup, &[("tcp", target.clone())]);
+    let event = daemon.expect_event(Duration::from_secs(10), |e| e["pid"] == run.pid);
+    assert_eq!(event["source"], format!("{url}:2"), "{event:#}");
+
+    // Unchanged: the second request is conditional and gets 304; nothing changes.
+    let (code, out, err) = vw.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(
+        requests[1].to_ascii_lowercase().contains("if-none-match: \"v1\""),
+        "{}",
+        requests[1]
+    );
+    assert!(out.contains("inserted=0 updated=0 deleted=0"), "{out}");
+
+    // The server breaks: the cached copy stays in force and the error names the URL.
+    server.set(Reply {
+        status: 500,
+        body: "broken".into(),
+        etag: None,
+    });
+    let (code, out, _) = vw.cli(&["reload"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&url) && out.contains("500"), "{out}");
+    assert!(refused(&vw, &target), "protection was lost when the URL failed");
+
+    // The daemon restarts while the server is still down: the on-disk cache carries it.
+    let (stopped, _) = daemon.stop();
+    assert!(stopped.success());
+    let _restarted = vw.start(&[], &[]);
+    assert!(refused(&vw, &target));
+    let (_, lists, _) = vw.cli(&["lists", "--json"]);
+    assert!(lists.contains("using the cached copy"), "{lists}");
+}
+
+#[test]
+fn asn_sources_resolve_through_a_ripestat_style_endpoint() {
+    let server = HttpServer::start(Reply {
+        status: 200,
+        body: format!(
+            r#"{{"status":"ok","data":{{"resource":"64500","prefixes":[{{"prefix":"{LISTED}/32"}},{{"prefix":"2001:db8:64::/48"}}]}}}}"#
+        ),
+        etag: None,
+    });
+    let vw = Instance::new("asn");
+    vw.write_config(&format!(
+        "[asn]\nendpoint = {:?}\n\n[[lists]]\nname = \"as64500\"\nasns = [64500]\n",
+        server.url("/data/announced-prefixes/data.json")
+    ));
+    let _daemon = vw.start(&[], &[]);
+    let requests = server.requests();
+    assert!(requests[0].contains("resource=AS64500"), "{requests:?}");
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    assert!(refused(&vw, &format!("{LISTED}:{port}")));
+    let (code, out, _) = vw.cli(&["check", LISTED, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let verdict: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(verdict["list"], "as64500");
+    assert_eq!(verdict["source"], "AS64500:1");
+    assert_eq!(verdict["kernel"]["blocked"], true, "the kernel agrees: {verdict:#}");
+}
