@@ -35,13 +35,22 @@ fn a_listed_address_is_never_reachable_while_lists_refresh() {
     let list = vw.write("churn.netset", &format!("{LISTED}\n"));
     let mut daemon = vw.start(std::slice::from_ref(&list), &[]);
     let (_listener, port) = listen(&format!("{LISTED}:0"));
-    let hammer = Hammer::start(&probe_bin(), &vw.cgroup, &format!("{LISTED}:{port}"), HAMMER_MAX);
+    let hammer = Hammer::start(
+        &probe_bin(),
+        &vw.cgroup,
+        &format!("{LISTED}:{port}"),
+        HAMMER_MAX,
+    );
 
     for round in 0..12u32 {
         // Each round rewrites the file with a different set of other prefixes around the one
         // that stays, then triggers a refresh three different ways.
         let others: Vec<String> = (0..50).map(|i| format!("10.{round}.{i}.0/24")).collect();
-        let text = format!("{}\n{LISTED}\n{}\n", others[..25].join("\n"), others[25..].join("\n"));
+        let text = format!(
+            "{}\n{LISTED}\n{}\n",
+            others[..25].join("\n"),
+            others[25..].join("\n")
+        );
         std::fs::write(&list, text).expect("rewrite list");
         let before = reloads(&vw);
         match round % 3 {
@@ -52,17 +61,28 @@ fn a_listed_address_is_never_reachable_while_lists_refresh() {
             }
             _ => {} // the file watcher notices the edit by itself
         }
-        assert!(
-            eventually(RELOAD_TIMEOUT, || reloads(&vw) > before),
-            "round {round}: no reload happened"
-        );
+        if !eventually(RELOAD_TIMEOUT, || reloads(&vw) > before) {
+            let (_, status) = vw.status();
+            let (_, stderr) = daemon.stop();
+            panic!(
+                "round {round}: no reload happened; status {status:#}; daemon stderr:\n{stderr}"
+            );
+        }
     }
     daemon.wait_for_notify("READY=1", Duration::from_secs(5));
     let counts = hammer.stop();
-    assert_eq!(counts.ok, 0, "a connection got through during a refresh: {counts:?}");
+    assert_eq!(
+        counts.ok, 0,
+        "a connection got through during a refresh: {counts:?}"
+    );
     assert!(counts.refused > 100, "the hammer barely ran: {counts:?}");
     let (_, status) = vw.status();
-    assert_eq!(status["fill"]["block_v4"], 51, "{status:#}");
+    // 10.11.0.0/24 .. 10.11.49.0/24 aggregate to /19 + /20 + /23, plus the listed host.
+    assert_eq!(status["fill"]["block_v4"], 4, "{status:#}");
+    assert_eq!(
+        status["daemon"]["lists"][0]["raw_entries"], 51,
+        "{status:#}"
+    );
 }
 
 #[test]
@@ -104,13 +124,22 @@ fn a_corrupt_file_keeps_the_previous_content_enforced() {
     );
     assert!(refused(&vw, &target), "protection was lost");
     let (_, lists, _) = vw.cli(&["lists", "--json"]);
-    let entry: serde_json::Value = serde_json::from_str(lists.lines().next().expect("one list"))
-        .expect("lists --json");
+    let entry: serde_json::Value =
+        serde_json::from_str(lists.lines().next().expect("one list")).expect("lists --json");
     assert_eq!(entry["raw_entries"], 1, "{entry:#}");
-    assert!(entry["last_error"].as_str().is_some_and(|e| e.contains("corrupt.netset:3")), "{entry:#}");
+    assert!(
+        entry["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("corrupt.netset:3")),
+        "{entry:#}"
+    );
 
     // A list that would lose most of its entries at once is refused too.
-    std::fs::write(&list, format!("{LISTED}\n10.1.0.0/16\n10.2.0.0/16\n10.3.0.0/16\n")).expect("grow");
+    std::fs::write(
+        &list,
+        format!("{LISTED}\n10.1.0.0/16\n10.2.0.0/16\n10.3.0.0/16\n"),
+    )
+    .expect("grow");
     assert_eq!(vw.cli(&["reload"]).0, 0);
     std::fs::write(&list, "10.1.0.0/16\n").expect("shrink");
     let (code, out, _) = vw.cli(&["reload"]);
@@ -128,7 +157,9 @@ fn url_sources_use_etags_and_keep_the_last_good_copy_when_the_server_fails() {
     });
     let vw = Instance::new("url");
     let url = server.url("/list.txt");
-    vw.write_config(&format!("[[lists]]\nname = \"remote\"\nsources = [{url:?}]\n"));
+    vw.write_config(&format!(
+        "[[lists]]\nname = \"remote\"\nsources = [{url:?}]\n"
+    ));
     let daemon = vw.start(&[], &[]);
     let (_listener, port) = listen(&format!("{LISTED}:0"));
     let target = format!("{LISTED}:{port}");
@@ -143,7 +174,9 @@ fn url_sources_use_etags_and_keep_the_last_good_copy_when_the_server_fails() {
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert!(
-        requests[1].to_ascii_lowercase().contains("if-none-match: \"v1\""),
+        requests[1]
+            .to_ascii_lowercase()
+            .contains("if-none-match: \"v1\""),
         "{}",
         requests[1]
     );
@@ -158,7 +191,10 @@ fn url_sources_use_etags_and_keep_the_last_good_copy_when_the_server_fails() {
     let (code, out, _) = vw.cli(&["reload"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&url) && out.contains("500"), "{out}");
-    assert!(refused(&vw, &target), "protection was lost when the URL failed");
+    assert!(
+        refused(&vw, &target),
+        "protection was lost when the URL failed"
+    );
 
     // The daemon restarts while the server is still down: the on-disk cache carries it.
     let (stopped, _) = daemon.stop();
@@ -193,5 +229,8 @@ fn asn_sources_resolve_through_a_ripestat_style_endpoint() {
     let verdict: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!(verdict["list"], "as64500");
     assert_eq!(verdict["source"], "AS64500:1");
-    assert_eq!(verdict["kernel"]["blocked"], true, "the kernel agrees: {verdict:#}");
+    assert_eq!(
+        verdict["kernel"]["blocked"], true,
+        "the kernel agrees: {verdict:#}"
+    );
 }

@@ -104,6 +104,11 @@ ages, last sync, errors). Exit status 0 when enforcement is in place, 1 when it 
     Status(JsonArgs),
     /// Per list: sources, action, raw and aggregated entries, last refresh, last error.
     Lists(JsonArgs),
+    /// Show recent blocked events, or follow new ones, from the running daemon.
+    #[command(
+        long_about = "Read blocked (and audited) events from the running daemon's socket (<run dir>/events.sock, root only). Without --follow, print the most recent events it keeps in memory (`events.keep`); with --follow, keep printing new ones. A reader that falls behind gets a line saying how many events it missed; it never slows the daemon. Filters apply to both."
+    )]
+    Events(EventsArgs),
     /// Ask the running daemon to re-read its config and lists (SIGHUP) and wait for the result.
     Reload,
     /// Detach the programs and unpin everything: the only way enforcement is removed.
@@ -180,6 +185,33 @@ pub struct CheckArgs {
     pub lists: ListArgs,
 
     /// Print one JSON object instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Keep printing new events as they happen.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Only events of this list.
+    #[arg(long, value_name = "LIST")]
+    pub list: Option<String>,
+
+    /// Only events from processes of this systemd unit (e.g. `nginx.service`).
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Option<String>,
+
+    /// Only events of this vendor (substring, case-insensitive).
+    #[arg(long, value_name = "VENDOR")]
+    pub vendor: Option<String>,
+
+    /// Only events at or after this time: RFC 3339 (`2026-11-28T10:00:00Z`) or an age (`15m`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Print the JSON lines as the daemon writes them instead of a table.
     #[arg(long)]
     pub json: bool,
 }

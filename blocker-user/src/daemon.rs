@@ -46,6 +46,14 @@ pub struct Daemon {
     /// (modified time, length) of every local list file, to notice edits.
     watched: HashMap<PathBuf, Option<(SystemTime, u64)>>,
     exempt_ids: Vec<u64>,
+    /// Prefixes in the block tries after the last sync (IPv4, IPv6).
+    pub kernel_counts: (usize, usize),
+}
+
+/// (IPv4, IPv6) prefixes in a desired set.
+fn family_counts(desired: &HashMap<IpNet, ListRef>) -> (usize, usize) {
+    let v4 = desired.keys().filter(|n| matches!(n, IpNet::V4(_))).count();
+    (v4, desired.len() - v4)
 }
 
 /// Reads the config and applies `run`'s command-line overrides.
@@ -127,7 +135,8 @@ impl Daemon {
         let exempt_ids = exempt::resolve(&config.exempt);
         // aya-log level 4 is `debug`; 0 turns the kernel-side log statements into no-ops.
         let log_level = if verbose { 4 } else { 0 };
-        let (enforcer, stats) = establish(&config, &lists, &exempt_ids, &cgroup_file, log_level)?;
+        let desired = lists.kernel_set();
+        let (enforcer, stats) = establish(&config, &desired, &exempt_ids, &cgroup_file, log_level)?;
         let now = state::rfc3339(SystemTime::now());
         let mut daemon = Self {
             state: DaemonState {
@@ -148,6 +157,7 @@ impl Daemon {
             log_level,
             watched: HashMap::new(),
             exempt_ids,
+            kernel_counts: family_counts(&desired),
         };
         daemon.watched = daemon.snapshot_watched();
         daemon.record_sync(stats, Vec::new());
@@ -213,43 +223,45 @@ impl Daemon {
                 spec.mismatch(&self.enforcer.generation_dir().join(spec.name))
                     .is_some()
             });
+        let desired = self.lists.kernel_set();
+        self.state.reloads += 1;
         let result = if sizes_changed {
             info!("map sizes changed: migrating to a new generation");
-            self.reestablish().map(|stats| {
-                new_generation = true;
-                stats
-            })
+            self.reestablish(&desired).inspect(|_| new_generation = true)
         } else {
-            self.sync_in_place()
+            self.sync_in_place(&desired)
         };
+        if result.is_ok() {
+            self.kernel_counts = family_counts(&desired);
+        }
         match result {
             Ok(stats) => self.record_sync(stats, errors),
             Err(err) => {
                 errors.push(format!("kernel sync failed: {err:#}"));
                 self.state.errors = errors;
+                self.write_state();
             }
         }
         for err in &self.state.errors {
             error!("{err}");
         }
-        self.state.reloads += 1;
         self.watched = self.snapshot_watched();
         new_generation
     }
 
-    fn sync_in_place(&mut self) -> anyhow::Result<SyncStats> {
+    fn sync_in_place(&mut self, desired: &HashMap<IpNet, ListRef>) -> anyhow::Result<SyncStats> {
         self.enforcer.set_settings(settings(&self.config))?;
-        let mut stats = self.enforcer.sync_block(&self.lists.kernel_set())?;
+        let mut stats = self.enforcer.sync_block(desired)?;
         stats += self.enforcer.sync_allow(&exceptions(&self.config))?;
         stats += self.enforcer.sync_exempt(&self.exempt_ids)?;
         Ok(stats)
     }
 
     /// Builds a new generation (new programs, maps reused where they fit) and retires the old.
-    fn reestablish(&mut self) -> anyhow::Result<SyncStats> {
+    fn reestablish(&mut self, desired: &HashMap<IpNet, ListRef>) -> anyhow::Result<SyncStats> {
         let (enforcer, stats) = establish(
             &self.config,
-            &self.lists,
+            desired,
             &self.exempt_ids,
             &self.cgroup_file,
             self.log_level,
@@ -262,7 +274,7 @@ impl Daemon {
         let adoption = self.enforcer.adoption();
         self.state.generation = adoption.generation;
         self.state.dry_run = self.config.dry_run;
-        self.state.kernel_prefixes = self.lists.kernel_set().len();
+        self.state.kernel_prefixes = self.kernel_counts.0 + self.kernel_counts.1;
         self.state.last_sync = Some(state::rfc3339(SystemTime::now()));
         self.state.last_sync_stats = Some(stats);
         self.state.errors = errors;
@@ -331,7 +343,7 @@ impl Daemon {
                 "ENFORCEMENT TAMPERED WITH: links of {} are detached or missing; re-attaching",
                 broken.join(", ")
             );
-            match self.reestablish() {
+            match self.reestablish(&self.lists.kernel_set()) {
                 Ok(stats) => {
                     self.state.reattachments += 1;
                     new_generation = true;
@@ -357,7 +369,7 @@ impl Daemon {
 /// unpins every older generation.
 fn establish(
     config: &Config,
-    lists: &ListSet,
+    desired: &HashMap<IpNet, ListRef>,
     exempt_ids: &[u64],
     cgroup_file: &File,
     log_level: u8,
@@ -378,7 +390,7 @@ fn establish(
     }
     enforcer.set_settings(settings(config))?;
     let mut stats = enforcer
-        .sync_block(&lists.kernel_set())
+        .sync_block(desired)
         .context("failed to fill the block maps")?;
     stats += enforcer.sync_allow(&exceptions(config))?;
     stats += enforcer.sync_exempt(exempt_ids)?;

@@ -12,6 +12,8 @@ pub mod index;
 pub mod kernel;
 pub mod lists;
 pub mod manifest;
+pub mod metrics;
+pub mod notify;
 pub mod prefix;
 pub mod selection;
 pub mod source;

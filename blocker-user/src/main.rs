@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(global, args),
         Command::Status(args) => cmd::status::run(global, args),
         Command::Lists(args) => cmd::lists::run(global, args),
+        Command::Events(args) => cmd::events::run(global, args),
         Command::Reload => cmd::reload::run(global),
         Command::Unload => cmd::unload::run(global),
     };

@@ -9,6 +9,9 @@ use std::{
 
 use crate::{TempDir, cgroup::ChildCgroup, daemon::Daemon};
 
+/// Every test config starts with this: aggregation off, so each attempt is one event line.
+pub const BASE_CONFIG: &str = "[events]\naggregate_window = \"0s\"\n";
+
 pub struct Instance {
     pub cgroup: ChildCgroup,
     pub pin_dir: PathBuf,
@@ -18,7 +21,7 @@ pub struct Instance {
 impl Instance {
     pub fn new(tag: &str) -> Self {
         let dir = TempDir::new(tag);
-        dir.write("config.toml", "# test config: defaults\n");
+        dir.write("config.toml", BASE_CONFIG);
         let pin_dir = PathBuf::from(format!(
             "/sys/fs/bpf/vendorwall-test-{}",
             crate::unique(tag)
@@ -39,9 +42,15 @@ impl Instance {
         self.dir.write(name, text)
     }
 
-    /// Replaces the config file (read by the next start or SIGHUP).
+    /// Replaces the config file (read by the next start or SIGHUP). Top-level keys must come
+    /// first: this text is placed before [`BASE_CONFIG`] unless it has its own `[events]`.
     pub fn write_config(&self, text: &str) -> PathBuf {
-        self.dir.write("config.toml", text)
+        let text = if text.contains("[events]") {
+            text.to_owned()
+        } else {
+            format!("{text}\n{BASE_CONFIG}")
+        };
+        self.dir.write("config.toml", &text)
     }
 
     pub fn run_dir(&self) -> PathBuf {

@@ -1,5 +1,6 @@
 //! One module per subcommand, each exposing `run`.
 pub mod check;
+pub mod events;
 pub mod lists;
 pub mod reload;
 pub mod run;

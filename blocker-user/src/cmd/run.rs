@@ -2,7 +2,10 @@
 //! list-file watch, integrity check, systemd notifications. Exiting (for any reason) leaves the
 //! pinned enforcement in place.
 
-use std::{io::Write as _, process::ExitCode, time::Duration};
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
@@ -15,9 +18,10 @@ use tracing::{info, warn};
 use crate::{
     cli::{GlobalArgs, RunArgs},
     daemon::{self, Daemon},
-    events,
+    events::{self, pipeline::Pipeline, socket},
     kernel::Counters,
-    lists::ListSet,
+    metrics::{self, Metrics},
+    notify::notify,
     selection, state,
 };
 
@@ -25,7 +29,7 @@ use crate::{
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// Events handled per wake-up: under a flood the ring never empties, and an unbounded drain
 /// would starve signals, reloads and the integrity check.
-const DRAIN_BATCH: usize = 4096;
+const DRAIN_BATCH: usize = 1024;
 /// How often the state file's heartbeat is refreshed and lost events are checked.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -36,12 +40,21 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut daemon = Daemon::start(config, specs, args.verbose)?;
     let pid_file = state::write_pid(&run_dir)
         .with_context(|| format!("failed to write the pid file in {}", run_dir.display()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // The daemon's own loop runs on this thread (block_on); socket subscribers and the metrics
+    // endpoint are spawned onto worker threads so they drain in parallel with it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let result = runtime.block_on(serve(&mut daemon, global, args));
+    let metrics = Metrics::new();
+    let mut pipeline = Pipeline::start(&daemon.config.events, metrics)?;
+    let result = runtime.block_on(serve(&mut daemon, &mut pipeline, global, args));
+    // Dropping the runtime drops the socket clients' hub handles, so the sinks can finish.
+    drop(runtime);
+    pipeline.finish();
     let _ = std::fs::remove_file(pid_file);
+    let _ = std::fs::remove_file(run_dir.join(socket::SOCKET_FILE));
     result?;
     Ok(ExitCode::SUCCESS)
 }
@@ -80,10 +93,32 @@ impl Streams {
     }
 }
 
-async fn serve(daemon: &mut Daemon, global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<()> {
+async fn serve(
+    daemon: &mut Daemon,
+    pipeline: &mut Pipeline,
+    global: &GlobalArgs,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    let listener = socket::bind(&daemon.config.run_dir).with_context(|| {
+        format!(
+            "failed to create the events socket in {}",
+            daemon.config.run_dir.display()
+        )
+    })?;
+    tokio::spawn(socket::serve(listener, pipeline.hub.clone()));
+    if let Some(addr) = daemon.config.metrics.listen {
+        let metrics = pipeline.metrics.clone();
+        tokio::spawn(async move {
+            if let Err(err) = metrics::serve(addr, metrics).await {
+                tracing::error!("metrics endpoint on {addr} failed: {err}");
+            }
+        });
+    }
+    observe(daemon, pipeline);
+    // Events the kernel queued while no daemon was reading (the ring buffer is pinned) make the
+    // ring readable: the loop below delivers them first.
     let mut streams = Streams::open(daemon)?;
-    // Events the kernel queued while no daemon was reading (the ring buffer is pinned).
-    drain(streams.ring.get_mut(), &daemon.lists, usize::MAX)?;
+    let final_drain = ring_records(daemon.config.maps.events_bytes);
 
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
@@ -92,8 +127,8 @@ async fn serve(daemon: &mut Daemon, global: &GlobalArgs, args: &RunArgs) -> anyh
     let status = daemon.status_line();
     info!("{status}");
     notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status(&status),
+        crate::notify::NotifyState::Ready,
+        crate::notify::NotifyState::Status(&status),
     ]);
     let mut refresh = tokio::time::interval(daemon.config.refresh_interval);
     refresh.tick().await; // the first tick is immediate; the lists were just loaded
@@ -102,25 +137,18 @@ async fn serve(daemon: &mut Daemon, global: &GlobalArgs, args: &RunArgs) -> anyh
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     let watchdog_period = daemon::watchdog_period();
     let mut watchdog = tokio::time::interval(watchdog_period.unwrap_or(Duration::from_secs(3600)));
+    let mut windows = tokio::time::interval(Duration::from_secs(1));
     let mut last = daemon.enforcer.counters().unwrap_or_default();
+    pipeline.metrics.observe_kernel(&Counters::default(), &last);
 
     loop {
         let mut new_generation = false;
         tokio::select! {
-            guard = streams.ring.readable_mut() => {
-                let mut guard = guard.context("event ring buffer poll failed")?;
-                // Leave readiness set when the batch filled up: the next turn comes back here,
-                // after select! has given the other branches their chance.
-                if drain(guard.get_inner_mut(), &daemon.lists, DRAIN_BATCH)? < DRAIN_BATCH {
-                    guard.clear_ready();
-                }
-            }
-            guard = async { streams.logger.as_mut()?.readable_mut().await.ok() }, if streams.logger.is_some() => {
-                if let Some(mut guard) = guard {
-                    guard.get_inner_mut().flush();
-                    guard.clear_ready();
-                }
-            }
+            // Control before logging: under a flood of events, signals, the integrity check and
+            // the watchdog must still run promptly, so the ring buffer is polled last.
+            biased;
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
             _ = sighup.recv() => {
                 new_generation = reload(daemon, "SIGHUP", Some((global, args)));
             }
@@ -135,12 +163,15 @@ async fn serve(daemon: &mut Daemon, global: &GlobalArgs, args: &RunArgs) -> anyh
             _ = integrity.tick() => {
                 new_generation = daemon.check_integrity();
             }
+            _ = windows.tick() => pipeline.tick(Instant::now()),
             _ = watchdog.tick(), if watchdog_period.is_some() => {
-                notify(&[sd_notify::NotifyState::Watchdog]);
+                notify(&[crate::notify::NotifyState::Watchdog]);
             }
             _ = heartbeat.tick() => {
                 daemon.write_state();
                 let now = daemon.enforcer.counters().unwrap_or(last);
+                pipeline.metrics.observe_kernel(&last, &now);
+                observe(daemon, pipeline);
                 if now.events_dropped > last.events_dropped {
                     warn!(
                         "{} events lost because the ring buffer was full ({} in total)",
@@ -150,19 +181,32 @@ async fn serve(daemon: &mut Daemon, global: &GlobalArgs, args: &RunArgs) -> anyh
                 }
                 last = now;
             }
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
+            guard = async { streams.logger.as_mut()?.readable_mut().await.ok() }, if streams.logger.is_some() => {
+                if let Some(mut guard) = guard {
+                    guard.get_inner_mut().flush();
+                    guard.clear_ready();
+                }
+            }
+            guard = streams.ring.readable_mut() => {
+                let mut guard = guard.context("event ring buffer poll failed")?;
+                // Leave readiness set when the batch filled up: the next turn comes back here,
+                // after select! has given the other branches their chance.
+                if drain(guard.get_inner_mut(), daemon, pipeline, DRAIN_BATCH)? < DRAIN_BATCH {
+                    guard.clear_ready();
+                }
+            }
         }
         if new_generation {
             // The old ring may be a different map after a migration: deliver what it holds,
             // then read the new generation's.
-            drain(streams.ring.get_mut(), &daemon.lists, usize::MAX)?;
+            drain(streams.ring.get_mut(), daemon, pipeline, final_drain)?;
             streams = Streams::open(daemon)?;
+            observe(daemon, pipeline);
         }
     }
 
-    notify(&[sd_notify::NotifyState::Stopping]);
-    drain(streams.ring.get_mut(), &daemon.lists, usize::MAX)?;
+    notify(&[crate::notify::NotifyState::Stopping]);
+    drain(streams.ring.get_mut(), daemon, pipeline, final_drain)?;
     let totals: Counters = daemon.enforcer.counters().unwrap_or_default();
     info!(
         "daemon stopping: {} checked, {} blocked, {} audited, {} events dropped; \
@@ -180,9 +224,9 @@ async fn serve(daemon: &mut Daemon, global: &GlobalArgs, args: &RunArgs) -> anyh
 fn reload(daemon: &mut Daemon, reason: &str, from_args: Option<(&GlobalArgs, &RunArgs)>) -> bool {
     info!("reloading ({reason})");
     notify(&[
-        sd_notify::NotifyState::Reloading,
-        sd_notify::NotifyState::monotonic_usec_now()
-            .unwrap_or(sd_notify::NotifyState::Status("reloading")),
+        crate::notify::NotifyState::Reloading,
+        crate::notify::NotifyState::monotonic_usec_now()
+            .unwrap_or(crate::notify::NotifyState::Status("reloading")),
     ]);
     let (config, specs) = match from_args {
         Some((global, args)) => {
@@ -199,37 +243,46 @@ fn reload(daemon: &mut Daemon, reason: &str, from_args: Option<(&GlobalArgs, &Ru
     let status = daemon.status_line();
     info!("{status}");
     notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status(&status),
+        crate::notify::NotifyState::Ready,
+        crate::notify::NotifyState::Status(&status),
     ]);
     new_generation
 }
 
-/// Writes up to `max` pending events as JSON lines on stdout; returns how many it read.
-fn drain(ring: &mut RingBuf<MapData>, lists: &ListSet, max: usize) -> anyhow::Result<usize> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+/// Hands up to `max` pending kernel events to the pipeline; returns how many it read.
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    daemon: &Daemon,
+    pipeline: &mut Pipeline,
+    max: usize,
+) -> anyhow::Result<usize> {
+    let now = Instant::now();
     let mut read = 0;
     while read < max
         && let Some(item) = ring.next()
     {
         read += 1;
-        let Some(event) = events::decode(&item) else {
-            warn!("ignoring a short event record ({} bytes)", item.len());
-            continue;
-        };
-        let record = events::describe(&event, lists);
-        serde_json::to_writer(&mut out, &record).context("failed to encode an event")?;
-        out.write_all(b"\n").context("failed to write an event")?;
+        match events::decode(&item) {
+            Some(event) => pipeline.ingest(&event, &daemon.lists, now),
+            None => warn!("ignoring a short event record ({} bytes)", item.len()),
+        }
     }
-    // One flush per batch: consumers (journald, pipes) see events promptly.
-    out.flush().context("failed to flush events")?;
     Ok(read)
 }
 
-/// Tells systemd (or a test's NOTIFY_SOCKET) about our state; a missing socket is not an error.
-fn notify(states: &[sd_notify::NotifyState<'_>]) {
-    if let Err(err) = sd_notify::notify(states) {
-        warn!("sd_notify failed: {err}");
-    }
+/// How many records a ring of `bytes` holds at most: the bound for the drains at a generation
+/// change and at exit, which must end even while a flood keeps refilling the ring.
+fn ring_records(bytes: u32) -> usize {
+    // Each record carries an 8-byte header and is padded to 8 bytes.
+    bytes as usize / (size_of::<blocker_common::BlockEvent>() + 8)
+}
+
+/// Updates the list and map metrics and the daemon's reattachment count.
+fn observe(daemon: &mut Daemon, pipeline: &Pipeline) {
+    let metrics = &pipeline.metrics;
+    metrics.observe_lists(&daemon.lists);
+    metrics.set_reattachments(daemon.state.reattachments);
+    let (v4, v6) = daemon.kernel_counts;
+    metrics.observe_map("block_v4", v4, daemon.config.maps.block_v4);
+    metrics.observe_map("block_v6", v6, daemon.config.maps.block_v6);
 }

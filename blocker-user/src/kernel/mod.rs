@@ -278,12 +278,6 @@ impl Enforcer {
         sync::apply(&mut ExemptCgroups(hash), &desired)
     }
 
-    /// Number of prefixes in the block tries (IPv4, IPv6).
-    pub fn block_counts(&mut self) -> Result<(usize, usize), KernelError> {
-        self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?
-            .count()
-    }
-
     fn tries(
         &mut self,
         v4: &'static str,

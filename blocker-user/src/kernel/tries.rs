@@ -21,13 +21,6 @@ fn map_err(name: &'static str) -> impl Fn(MapError) -> KernelError {
     move |source| KernelError::Map { name, source }
 }
 
-impl PrefixTries<'_> {
-    /// Number of prefixes held, per family.
-    pub fn count(&self) -> Result<(usize, usize), KernelError> {
-        Ok((self.v4.keys().count(), self.v6.keys().count()))
-    }
-}
-
 impl SyncTarget for PrefixTries<'_> {
     type Key = IpNet;
     type Value = ListRef;

@@ -3,7 +3,7 @@
 //! named on its command line and prints one JSON line per attempt.
 //!
 //! Usage: `vw-probe OP ADDR [OP ADDR]...` with OP one of `tcp` (connect), `udp` (sendto),
-//! `udp-connect` (connect + send); `vw-probe hammer ADDR MILLIS` (TCP connects in a loop until
+//! `udp-connect` (connect + send), `sleep MILLIS` (stay alive, e.g. until events are read); `vw-probe hammer ADDR MILLIS` (TCP connects in a loop until
 //! told `stop` on stdin or MILLIS pass, printing counts); or `vw-probe listen ADDR` (accept
 //! forever, print `listening`).
 
@@ -38,6 +38,10 @@ fn main() {
             eprintln!("vw-probe: usage: vw-probe OP ADDR [OP ADDR]...");
             std::process::exit(2);
         };
+        if op == "sleep" {
+            std::thread::sleep(Duration::from_millis(addr.parse().unwrap_or(0)));
+            continue;
+        }
         let Ok(addr) = addr.parse::<SocketAddr>() else {
             eprintln!("vw-probe: bad address {addr}");
             std::process::exit(2);

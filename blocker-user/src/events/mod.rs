@@ -11,11 +11,30 @@ use serde::Serialize;
 
 use crate::lists::ListSet;
 
-/// One blocked or audited connection attempt. Field names are a stable interface (README).
-#[derive(Debug, Serialize)]
+pub mod cache;
+pub mod hub;
+pub mod pipeline;
+pub mod process;
+pub mod socket;
+pub mod window;
+
+pub use process::ProcessInfo;
+
+/// One blocked or audited connection attempt, or a summary of repeats. Field names are a
+/// stable interface, documented in the README.
+#[derive(Clone, Debug, Serialize)]
 pub struct EventRecord {
-    /// RFC 3339, UTC, microseconds.
+    /// Always `event` (other line types: `missed`).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// RFC 3339, UTC, microseconds: when the (first) attempt was made.
     pub time: String,
+    /// When the last attempt summarised by this line was made (= `time` when `count` is 1).
+    pub last: String,
+    /// Attempts this line stands for.
+    pub count: u64,
+    /// True for a summary of repeats within the aggregation window.
+    pub repeat: bool,
     /// `blocked` (refused with EPERM) or `audited` (allowed, would have been refused).
     pub action: &'static str,
     /// Name of the list whose prefix matched.
@@ -24,7 +43,7 @@ pub struct EventRecord {
     pub vendor: Option<String>,
     /// The matching prefix, when the daemon still knows it.
     pub prefix: Option<String>,
-    /// `file:line` the prefix came from.
+    /// `source:line` the prefix came from.
     pub source: Option<String>,
     /// Destination address as the caller gave it (an IPv4-mapped IPv6 address stays IPv6).
     pub dst: String,
@@ -36,11 +55,13 @@ pub struct EventRecord {
     pub pid: u32,
     pub tid: u32,
     pub uid: u32,
+    /// User name of `uid`, when it has one.
+    pub user: Option<String>,
     pub gid: u32,
     pub comm: String,
-    /// `/proc/PID/exe`, or null when the process is gone or the link unreadable.
-    pub exe: Option<String>,
     pub cgroup_id: u64,
+    #[serde(flatten)]
+    pub process: ProcessInfo,
 }
 
 /// Reads a `BlockEvent` out of a ring-buffer record; `None` when the record is too short (an
@@ -68,8 +89,13 @@ pub fn destination(event: &BlockEvent) -> IpAddr {
     }
 }
 
-/// Builds the record for `event`, looking up list names and the matching entry in `lists`.
-pub fn describe(event: &BlockEvent, lists: &ListSet) -> EventRecord {
+/// Builds the record for `event`, looking up list names and the matching entry in `lists`, and
+/// the process's details (from /proc, through `cache`).
+pub fn describe(
+    event: &BlockEvent,
+    lists: &ListSet,
+    cache: &mut cache::ProcessCache,
+) -> EventRecord {
     let dst = destination(event);
     // The kernel's trie returns only a list id (of an aggregated prefix); the userspace index
     // names the exact entry, its list and its source line.
@@ -78,7 +104,11 @@ pub fn describe(event: &BlockEvent, lists: &ListSet) -> EventRecord {
         .map(|m| m.list)
         .or_else(|| lists.by_id(event.list_id));
     EventRecord {
-        time: humantime::format_rfc3339_micros(wall_time(event.boot_ns)).to_string(),
+        kind: "event",
+        time: rfc3339(event.boot_ns),
+        last: rfc3339(event.boot_ns),
+        count: 1,
+        repeat: false,
         action: match Action::from_u8(event.action) {
             Some(Action::Audit) => "audited",
             _ => "blocked",
@@ -94,13 +124,37 @@ pub fn describe(event: &BlockEvent, lists: &ListSet) -> EventRecord {
         pid: event.pid,
         tid: event.tid,
         uid: event.uid,
+        user: cache.user(event.uid),
         gid: event.gid,
         comm: comm(&event.comm),
-        exe: std::fs::read_link(format!("/proc/{}/exe", event.pid))
-            .ok()
-            .map(|p| p.display().to_string()),
         cgroup_id: event.cgroup_id,
+        process: cache.process(event.pid),
     }
+}
+
+/// The summary line for repeats of `first` within one aggregation window.
+pub fn summary(repeats: window::Repeats<EventRecord>) -> EventRecord {
+    EventRecord {
+        time: rfc3339(repeats.first_boot_ns),
+        last: rfc3339(repeats.last_boot_ns),
+        count: repeats.count,
+        repeat: true,
+        ..repeats.template
+    }
+}
+
+/// The aggregation key of a kernel event.
+pub fn window_key(event: &BlockEvent) -> window::Key {
+    window::Key {
+        pid: event.pid,
+        dst: destination(event),
+        list_id: event.list_id,
+        action: event.action,
+    }
+}
+
+fn rfc3339(boot_ns: u64) -> String {
+    humantime::format_rfc3339_micros(wall_time(boot_ns)).to_string()
 }
 
 /// `comm` up to its first NUL.

@@ -1,0 +1,55 @@
+//! Short-lived caches for enrichment, so a flood of attempts from one process costs one set of
+//! /proc reads and one user look-up rather than one per event. Process entries live one second:
+//! long enough to absorb a flood, short enough that a reused pid is not described as its
+//! predecessor for long.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use super::process::{self, ProcessInfo};
+
+const PROCESS_TTL: Duration = Duration::from_secs(1);
+const USER_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+pub struct ProcessCache {
+    processes: HashMap<u32, (Instant, ProcessInfo)>,
+    users: HashMap<u32, (Instant, Option<String>)>,
+}
+
+impl ProcessCache {
+    pub fn process(&mut self, pid: u32) -> ProcessInfo {
+        let now = Instant::now();
+        if let Some((at, info)) = self.processes.get(&pid)
+            && now.duration_since(*at) < PROCESS_TTL
+        {
+            return info.clone();
+        }
+        let info = process::read(Path::new("/proc"), pid);
+        self.processes.insert(pid, (now, info.clone()));
+        info
+    }
+
+    pub fn user(&mut self, uid: u32) -> Option<String> {
+        let now = Instant::now();
+        if let Some((at, name)) = self.users.get(&uid)
+            && now.duration_since(*at) < USER_TTL
+        {
+            return name.clone();
+        }
+        let name = uzers::get_user_by_uid(uid).map(|u| u.name().to_string_lossy().into_owned());
+        self.users.insert(uid, (now, name.clone()));
+        name
+    }
+
+    /// Forgets expired entries.
+    pub fn expire(&mut self, now: Instant) {
+        self.processes
+            .retain(|_, (at, _)| now.duration_since(*at) < PROCESS_TTL);
+        self.users
+            .retain(|_, (at, _)| now.duration_since(*at) < USER_TTL);
+    }
+}

@@ -1,0 +1,169 @@
+//! Fan-out of event lines to every consumer without letting any of them slow the kernel reader:
+//! lines go through a `tokio::sync::broadcast` channel, whose receivers that fall behind lose the
+//! oldest lines and learn exactly how many ("lagged"), which they report as a `missed` line.
+//! Sinks: standard output and an optional file (each on its own thread, since their writes may
+//! block), and subscribers on the Unix socket. The most recent lines are kept for `events`.
+
+use std::{
+    collections::VecDeque,
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::EventRecord;
+
+/// One serialized JSON line (without the newline), shared by every sink.
+pub type Line = Arc<str>;
+
+/// Lines a consumer may fall behind before it starts missing them.
+pub const CHANNEL_CAPACITY: usize = 1 << 14;
+
+/// The line that tells a consumer how many lines it missed.
+pub fn missed_line(count: u64, sink: &str) -> String {
+    format!("{{\"type\":\"missed\",\"count\":{count},\"sink\":\"{sink}\"}}")
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    tx: broadcast::Sender<Line>,
+    recent: Arc<Mutex<VecDeque<Line>>>,
+    keep: usize,
+}
+
+impl Hub {
+    pub fn new(keep: usize) -> Self {
+        let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+        Self {
+            tx,
+            recent: Arc::new(Mutex::new(VecDeque::with_capacity(keep.min(1 << 16)))),
+            keep,
+        }
+    }
+
+    /// Serializes `record` and hands it to every consumer; never blocks.
+    pub fn publish(&self, record: &EventRecord) {
+        let Ok(json) = serde_json::to_string(record) else {
+            return;
+        };
+        let line: Line = json.into();
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() >= self.keep {
+                recent.pop_front();
+            }
+            if self.keep > 0 {
+                recent.push_back(line.clone());
+            }
+        }
+        // An error only means nobody subscribes right now.
+        let _ = self.tx.send(line);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Line> {
+        self.tx.subscribe()
+    }
+
+    /// The most recent lines, oldest first.
+    pub fn recent(&self) -> Vec<Line> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Writes every line from `rx` to `out` on a thread of its own, until the hub is dropped. A
+/// writer that falls behind writes a `missed` line with the exact number it lost; `on_missed`
+/// is told too (for metrics).
+pub fn spawn_writer<W: Write + Send + 'static>(
+    mut rx: broadcast::Receiver<Line>,
+    mut out: W,
+    sink: &'static str,
+    on_missed: impl Fn(u64) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        loop {
+            let line = match rx.blocking_recv() {
+                Ok(line) => line.to_string(),
+                Err(RecvError::Lagged(n)) => {
+                    on_missed(n);
+                    missed_line(n, sink)
+                }
+                Err(RecvError::Closed) => break,
+            };
+            let written = out
+                .write_all(line.as_bytes())
+                .and_then(|()| out.write_all(b"\n"))
+                // Flush when caught up, so readers see lines promptly without a syscall per line
+                // during floods.
+                .and_then(|()| if rx.is_empty() { out.flush() } else { Ok(()) });
+            if let Err(err) = written {
+                tracing::error!("event sink {sink} failed: {err}; it stops");
+                break;
+            }
+        }
+        let _ = out.flush();
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: u64) -> EventRecord {
+        EventRecord {
+            kind: "event",
+            time: String::new(),
+            last: String::new(),
+            count: n,
+            repeat: false,
+            action: "blocked",
+            list: "l".into(),
+            vendor: None,
+            prefix: None,
+            source: None,
+            dst: "192.0.2.1".into(),
+            port: 1,
+            protocol: "tcp".into(),
+            hook: "connect4",
+            pid: 1,
+            tid: 1,
+            uid: 0,
+            user: None,
+            gid: 0,
+            comm: "x".into(),
+            cgroup_id: 0,
+            process: super::super::ProcessInfo::default(),
+        }
+    }
+
+    #[test]
+    fn a_stalled_receiver_learns_exactly_how_many_it_missed() {
+        let hub = Hub::new(10);
+        let mut slow = hub.subscribe();
+        let mut fast = hub.subscribe();
+        let total = CHANNEL_CAPACITY as u64 + 100;
+        let mut fast_got = 0;
+        for n in 0..total {
+            hub.publish(&record(n));
+            while fast.try_recv().is_ok() {
+                fast_got += 1;
+            }
+        }
+        assert_eq!(fast_got, total, "the fast receiver gets everything");
+        match slow.try_recv() {
+            Err(broadcast::error::TryRecvError::Lagged(n)) => assert_eq!(n, 100),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        let mut rest = 0;
+        while slow.try_recv().is_ok() {
+            rest += 1;
+        }
+        assert_eq!(
+            rest, CHANNEL_CAPACITY as u64,
+            "missed + received = published"
+        );
+        assert_eq!(hub.recent().len(), 10);
+    }
+}

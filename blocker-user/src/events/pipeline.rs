@@ -1,0 +1,107 @@
+//! From kernel events to every consumer: aggregate repeats, enrich first occurrences, count them
+//! in the metrics, and publish them to the hub that feeds stdout, the file and the socket.
+
+use std::{fs::OpenOptions, time::Instant};
+
+use anyhow::Context as _;
+use blocker_common::BlockEvent;
+
+use super::{
+    EventRecord, describe,
+    hub::{Hub, spawn_writer},
+    summary,
+    window::{Admission, Window},
+    window_key,
+};
+use crate::{config::EventsConfig, lists::ListSet, metrics::Metrics};
+
+pub struct Pipeline {
+    pub hub: Hub,
+    pub metrics: Metrics,
+    window: Window<EventRecord>,
+    cache: super::cache::ProcessCache,
+    writers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts the sink threads the config asks for.
+    pub fn start(config: &EventsConfig, metrics: Metrics) -> anyhow::Result<Self> {
+        let hub = Hub::new(config.keep);
+        let mut writers = Vec::new();
+        if config.stdout {
+            let m = metrics.clone();
+            writers.push(spawn_writer(
+                hub.subscribe(),
+                std::io::stdout(),
+                "stdout",
+                move |n| {
+                    m.observe_missed("stdout", n);
+                },
+            ));
+        }
+        if let Some(path) = &config.file {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("failed to create {}", dir.display()))?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("failed to open the event file {}", path.display()))?;
+            let m = metrics.clone();
+            writers.push(spawn_writer(
+                hub.subscribe(),
+                std::io::BufWriter::new(file),
+                "file",
+                move |n| m.observe_missed("file", n),
+            ));
+        }
+        Ok(Self {
+            hub,
+            metrics,
+            window: Window::new(config.aggregate_window),
+            cache: super::cache::ProcessCache::default(),
+            writers,
+        })
+    }
+
+    /// Takes one kernel event: reported now if it is the first of its window, else counted.
+    pub fn ingest(&mut self, event: &BlockEvent, lists: &ListSet, now: Instant) {
+        let cache = &mut self.cache;
+        let admission = self
+            .window
+            .admit(window_key(event), event.boot_ns, now, || {
+                describe(event, lists, cache)
+            });
+        if let Admission::Report = admission {
+            let record = describe(event, lists, &mut self.cache);
+            self.publish(&record);
+        }
+    }
+
+    /// Publishes the summaries of windows that closed.
+    pub fn tick(&mut self, now: Instant) {
+        self.cache.expire(now);
+        for repeats in self.window.expire(now) {
+            self.publish(&summary(repeats));
+        }
+    }
+
+    fn publish(&self, record: &EventRecord) {
+        self.metrics.observe_event(record);
+        self.hub.publish(record);
+    }
+
+    /// Publishes every open summary, closes the hub and waits for the sinks to write everything.
+    /// Other clones of the hub (socket clients) must be gone for the sinks to finish.
+    pub fn finish(mut self) {
+        for repeats in self.window.flush() {
+            self.publish(&summary(repeats));
+        }
+        drop(self.hub);
+        for writer in self.writers {
+            let _ = writer.join();
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The opt-in Prometheus endpoint: counts of blocked and audited attempts per list and unit,
+//! kernel counters, lost events, list sizes and refresh state, map fill. Encoded by
+//! prometheus-client (OpenMetrics text); served by a minimal HTTP responder on the configured
+//! address (loopback by default), since one GET path needs no web framework.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::AtomicU64},
+    time::UNIX_EPOCH,
+};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::{events::EventRecord, kernel::Counters, lists::ListSet};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListUnit {
+    pub list: String,
+    pub unit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListLabel {
+    pub list: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MapLabel {
+    pub map: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: String,
+}
+
+/// Every metric; clones share the same values.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    blocked: Family<ListUnit, Counter>,
+    audited: Family<ListUnit, Counter>,
+    checked: Counter,
+    kernel_blocked: Counter,
+    kernel_audited: Counter,
+    events_dropped: Counter,
+    events_missed: Family<SinkLabel, Counter>,
+    entries: Family<ListLabel, Gauge>,
+    aggregated: Family<ListLabel, Gauge>,
+    last_refresh: Family<ListLabel, Gauge<f64, AtomicU64>>,
+    last_refresh_success: Family<ListLabel, Gauge>,
+    map_fill: Family<MapLabel, Gauge>,
+    map_capacity: Family<MapLabel, Gauge>,
+    reattachments: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("vendorwall");
+        let m = Self {
+            registry: Arc::new(Registry::default()),
+            blocked: Family::default(),
+            audited: Family::default(),
+            checked: Counter::default(),
+            kernel_blocked: Counter::default(),
+            kernel_audited: Counter::default(),
+            events_dropped: Counter::default(),
+            events_missed: Family::default(),
+            entries: Family::default(),
+            aggregated: Family::default(),
+            last_refresh: Family::default(),
+            last_refresh_success: Family::default(),
+            map_fill: Family::default(),
+            map_capacity: Family::default(),
+            reattachments: Gauge::default(),
+        };
+        registry.register(
+            "blocked",
+            "Refused connection attempts by list and systemd unit (from events)",
+            m.blocked.clone(),
+        );
+        registry.register(
+            "audited",
+            "Audited (allowed) matches by list and systemd unit (from events)",
+            m.audited.clone(),
+        );
+        registry.register(
+            "checked",
+            "Connection attempts the kernel programs checked",
+            m.checked.clone(),
+        );
+        registry.register(
+            "kernel_blocked",
+            "Attempts the kernel refused (kernel counter)",
+            m.kernel_blocked.clone(),
+        );
+        registry.register(
+            "kernel_audited",
+            "Matches the kernel audited (kernel counter)",
+            m.kernel_audited.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Events lost because the kernel ring buffer was full",
+            m.events_dropped.clone(),
+        );
+        registry.register(
+            "events_missed",
+            "Event lines a slow sink missed",
+            m.events_missed.clone(),
+        );
+        registry.register(
+            "list_entries",
+            "Prefixes per list as loaded",
+            m.entries.clone(),
+        );
+        registry.register(
+            "list_aggregated_entries",
+            "Prefixes per list after aggregation",
+            m.aggregated.clone(),
+        );
+        registry.register(
+            "list_last_refresh_timestamp_seconds",
+            "When each list was last fetched successfully",
+            m.last_refresh.clone(),
+        );
+        registry.register(
+            "list_last_refresh_success",
+            "1 when the list's last refresh succeeded",
+            m.last_refresh_success.clone(),
+        );
+        registry.register(
+            "map_entries",
+            "Entries in each kernel map",
+            m.map_fill.clone(),
+        );
+        registry.register(
+            "map_capacity",
+            "Capacity of each kernel map",
+            m.map_capacity.clone(),
+        );
+        registry.register(
+            "reattachments",
+            "Times detached links were found and re-attached",
+            m.reattachments.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            ..m
+        }
+    }
+
+    /// Counts a published event line (a summary line counts all its attempts).
+    pub fn observe_event(&self, record: &EventRecord) {
+        let labels = ListUnit {
+            list: record.list.clone(),
+            unit: record.process.unit.clone().unwrap_or_default(),
+        };
+        let family = if record.action == "audited" {
+            &self.audited
+        } else {
+            &self.blocked
+        };
+        family.get_or_create(&labels).inc_by(record.count);
+    }
+
+    pub fn observe_missed(&self, sink: &str, count: u64) {
+        self.events_missed
+            .get_or_create(&SinkLabel { sink: sink.into() })
+            .inc_by(count);
+    }
+
+    /// Brings the kernel counters up to `now` (they only grow; `last` is what was seen before).
+    pub fn observe_kernel(&self, last: &Counters, now: &Counters) {
+        self.checked
+            .inc_by(now.checked.saturating_sub(last.checked));
+        self.kernel_blocked
+            .inc_by(now.blocked.saturating_sub(last.blocked));
+        self.kernel_audited
+            .inc_by(now.audited.saturating_sub(last.audited));
+        self.events_dropped
+            .inc_by(now.events_dropped.saturating_sub(last.events_dropped));
+    }
+
+    pub fn observe_lists(&self, lists: &ListSet) {
+        for list in lists.lists() {
+            let label = ListLabel {
+                list: list.spec.name.clone(),
+            };
+            self.entries
+                .get_or_create(&label)
+                .set(list.entries.len() as i64);
+            self.aggregated
+                .get_or_create(&label)
+                .set(list.aggregated as i64);
+            if let Some(at) = list.refreshed_at {
+                let secs = at
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                self.last_refresh.get_or_create(&label).set(secs);
+            }
+            self.last_refresh_success
+                .get_or_create(&label)
+                .set(i64::from(list.last_error.is_none()));
+        }
+    }
+
+    pub fn observe_map(&self, map: &str, entries: usize, capacity: u32) {
+        let label = MapLabel { map: map.into() };
+        self.map_fill.get_or_create(&label).set(entries as i64);
+        self.map_capacity
+            .get_or_create(&label)
+            .set(i64::from(capacity));
+    }
+
+    pub fn set_reattachments(&self, n: u64) {
+        self.reattachments.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` (any path, in fact) on `addr` until the runtime stops.
+pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!("metrics on http://{addr}/metrics");
+    loop {
+        let (mut stream, _) = listener.accept().await?;
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            // Read the request head (we answer every request the same way).
+            let mut buf = [0u8; 4096];
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = metrics.encode();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}

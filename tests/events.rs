@@ -1,0 +1,300 @@
+//! The blocked-event pipeline (issue 5) on the real kernel: enrichment, aggregation with exact
+//! counts, slow subscribers that never slow others, and the Prometheus endpoint.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    os::unix::net::UnixStream,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use vendorwall_e2e::{
+    TempDir,
+    instance::Instance,
+    list_file, listen,
+    probe::{Hammer, PROBE_UID, run_in},
+    probe_bin,
+};
+
+const LISTED: &str = "127.0.0.66";
+const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[test]
+fn events_carry_process_user_unit_and_command_line() {
+    let dir = TempDir::new("enrich");
+    let lists = [list_file(&dir, "enrich", &[LISTED])];
+    let vw = Instance::new("enrich");
+    let unit = format!("vwprobe-{}.service", std::process::id());
+    let service = vw.cgroup.child(&unit);
+    let daemon = vw.start(&lists, &[]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    // The probe stays alive a moment so the daemon reads its /proc entries while it exists.
+    let run = run_in(
+        &probe_bin(),
+        &service,
+        &[
+            ("tcp", format!("{LISTED}:{port}")),
+            ("sleep", "1500".into()),
+        ],
+    );
+    assert!(run.attempts[0].refused());
+    let e = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
+    assert_eq!(e["type"], "event");
+    assert_eq!(e["count"], 1);
+    assert_eq!(e["uid"], PROBE_UID);
+    assert_eq!(e["user"], "nobody", "{e:#}");
+    assert_eq!(
+        e["ppid"],
+        std::process::id(),
+        "the test spawned the probe: {e:#}"
+    );
+    assert_eq!(e["unit"], unit.as_str(), "{e:#}");
+    assert_eq!(e["container"], Value::Null, "{e:#}");
+    assert_eq!(e["process_gone"], false, "{e:#}");
+    let cmdline = e["cmdline"].as_str().expect("cmdline");
+    assert!(cmdline.contains("vw-probe tcp 127.0.0.66:"), "{cmdline}");
+    assert!(
+        e["exe"].as_str().is_some_and(|x| x.ends_with("/vw-probe")),
+        "{e:#}"
+    );
+    assert_eq!(e["hook"], "connect4");
+    assert_eq!(e["prefix"], "127.0.0.66/32");
+    drop(daemon);
+    drop(service);
+}
+
+#[test]
+fn repeats_are_aggregated_and_counts_equal_the_attempts() {
+    let dir = TempDir::new("aggregate");
+    let lists = [list_file(&dir, "aggregate", &[LISTED])];
+    let vw = Instance::new("aggregate");
+    vw.write_config("[events]\naggregate_window = \"2s\"\n");
+    let daemon = vw.start(&lists, &[]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let hammer = Hammer::start(
+        &probe_bin(),
+        &vw.cgroup,
+        &format!("{LISTED}:{port}"),
+        Duration::from_secs(10),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let counts = hammer.stop();
+    assert!(counts.refused > 10, "{counts:?}");
+    // The first attempt is reported at once, the rest as one summary when the window closes.
+    let lines = daemon.events_within(Duration::from_secs(5));
+    assert_eq!(lines.len(), 2, "one first line and one summary: {lines:#?}");
+    assert_eq!(lines[0]["count"], 1);
+    assert_eq!(lines[0]["repeat"], false);
+    assert_eq!(lines[1]["repeat"], true);
+    let total: u64 = lines
+        .iter()
+        .map(|l| l["count"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(
+        total, counts.refused,
+        "every attempt is counted exactly once"
+    );
+    assert!(
+        lines[1]["time"].as_str() <= lines[1]["last"].as_str(),
+        "{:#}",
+        lines[1]
+    );
+}
+
+/// Counts (event lines, missed events) until the line for the sentinel address 127.0.0.67.
+fn count_until_sentinel(reader: BufReader<UnixStream>) -> (u64, u64) {
+    let (mut events, mut missed) = (0u64, 0u64);
+    for line in reader.lines().map_while(Result::ok) {
+        if line.contains("\"type\":\"missed\"") {
+            let v: Value = serde_json::from_str(&line).expect("missed line is JSON");
+            missed += v["count"].as_u64().unwrap_or(0);
+        } else if line.contains("\"dst\":\"127.0.0.67\"") {
+            break;
+        } else {
+            events += 1;
+        }
+    }
+    (events, missed)
+}
+
+/// Opens a follow subscription on the daemon's socket.
+fn subscribe(vw: &Instance) -> BufReader<UnixStream> {
+    let mut stream = UnixStream::connect(vw.run_dir().join("events.sock")).expect("connect socket");
+    stream.write_all(b"{\"follow\":true}\n").expect("request");
+    BufReader::new(stream)
+}
+
+#[test]
+fn a_stalled_subscriber_misses_events_without_slowing_another() {
+    let dir = TempDir::new("subscribers");
+    let lists = [list_file(&dir, "subs", &[LISTED])];
+    let vw = Instance::new("subscribers");
+    let daemon = vw.start(&lists, &[]);
+    let stalled = subscribe(&vw);
+    let fast = subscribe(&vw);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+
+    // The fast reader only counts lines (no parsing), on its own thread, until the sentinel.
+    let reader = std::thread::spawn(move || count_until_sentinel(fast));
+    // Enough attempts to overflow the stalled reader's socket buffer and its channel backlog.
+    let hammer = Hammer::start(
+        &probe_bin(),
+        &vw.cgroup,
+        &format!("{LISTED}:{port}"),
+        Duration::from_secs(30),
+    );
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, status) = vw.status();
+        if status["counters"]["blocked"].as_u64().unwrap_or(0) > 30_000 {
+            break;
+        }
+    }
+    let counts = hammer.stop();
+    // A sentinel on another address tells the fast reader that everything before it was sent.
+    std::fs::write(&lists[0], format!("{LISTED}\n127.0.0.67\n")).expect("add sentinel");
+    assert_eq!(vw.cli(&["reload"]).0, 0);
+    let run = run_in(&probe_bin(), &vw.cgroup, &[("tcp", "127.0.0.67:9".into())]);
+    assert!(run.attempts[0].refused());
+
+    let (events, missed) = reader.join().expect("reader thread");
+    // Attempts the kernel could not queue (ring buffer full) are counted there, never lost.
+    let dropped = vw.status().1["counters"]["events_dropped"]
+        .as_u64()
+        .expect("counter");
+    let published = counts.refused - dropped;
+    assert_eq!(missed, 0, "the fast subscriber must miss nothing");
+    assert_eq!(
+        events, published,
+        "the fast subscriber gets every event ({dropped} dropped in the kernel)"
+    );
+
+    let (stalled_events, stalled_missed) = count_until_sentinel(stalled);
+    assert!(
+        stalled_missed > 0,
+        "the stalled subscriber must be told what it missed"
+    );
+    assert_eq!(
+        stalled_events + stalled_missed,
+        published,
+        "received + missed = everything, for the stalled subscriber too"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn recent_events_are_listed_and_filtered_by_the_events_command() {
+    let dir = TempDir::new("recent");
+    let lists = [
+        list_file(&dir, "recent-a", &[LISTED]),
+        list_file(&dir, "recent-b", &["127.0.0.67"]),
+    ];
+    let vw = Instance::new("recent");
+    let daemon = vw.start(&lists, &[]);
+    let run = run_in(
+        &probe_bin(),
+        &vw.cgroup,
+        &[
+            ("tcp", format!("{LISTED}:9")),
+            ("tcp", "127.0.0.67:9".into()),
+        ],
+    );
+    daemon.expect_event(EVENT_TIMEOUT, |e| e["dst"] == "127.0.0.67");
+    let (code, out, err) = vw.cli(&["events", "--json", "--list", "recent-b"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert_eq!(lines[0]["pid"], run.pid);
+    let (code, table, _) = vw.cli(&["events", "--since", "5m"]);
+    assert_eq!(code, 0);
+    let rows: Vec<&str> = table.lines().collect();
+    assert!(
+        rows[0].starts_with("TIME") && rows[0].contains("DESTINATION"),
+        "{table}"
+    );
+    assert_eq!(rows.len(), 3, "header and two events: {table}");
+    assert!(
+        rows[1].contains("recent-a") && rows[1].contains("127.0.0.66:9"),
+        "{table}"
+    );
+}
+
+#[test]
+fn the_metrics_endpoint_parses_and_counts_match_the_attempts() {
+    let dir = TempDir::new("metrics");
+    let lists = [list_file(&dir, "metered", &[LISTED])];
+    let vw = Instance::new("metrics");
+    let (probe_listener, metrics_port) = listen("127.0.0.1:0");
+    drop(probe_listener);
+    vw.write_config(&format!(
+        "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+    ));
+    let daemon = vw.start(&lists, &[]);
+    let attempts: Vec<(&str, String)> = (0..7)
+        .map(|i| ("tcp", format!("{LISTED}:{}", 1000 + i)))
+        .collect();
+    let run = run_in(&probe_bin(), &vw.cgroup, &attempts);
+    assert!(run.attempts.iter().all(|a| a.refused()));
+    for _ in 0..7 {
+        daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
+    }
+    let body = scrape(metrics_port);
+    let samples = parse_exposition(&body);
+    let blocked: f64 = samples
+        .iter()
+        .filter(|(name, labels, _)| {
+            name == "vendorwall_blocked_total" && labels.contains("list=\"metered\"")
+        })
+        .map(|(_, _, v)| v)
+        .sum();
+    assert_eq!(blocked, 7.0, "{body}");
+    let entries = samples
+        .iter()
+        .find(|(n, l, _)| n == "vendorwall_list_entries" && l.contains("metered"))
+        .map(|(_, _, v)| *v);
+    assert_eq!(entries, Some(1.0), "{body}");
+    assert!(
+        samples
+            .iter()
+            .any(|(n, _, _)| n == "vendorwall_events_dropped_total"),
+        "{body}"
+    );
+}
+
+fn scrape(port: u16) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("request");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// Parses OpenMetrics text into (name, labels, value); panics on a malformed sample line.
+fn parse_exposition(body: &str) -> Vec<(String, String, f64)> {
+    assert!(
+        body.trim_end().ends_with("# EOF"),
+        "OpenMetrics ends with # EOF"
+    );
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line}"));
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            (name.to_owned(), labels.to_owned(), value)
+        })
+        .collect()
+}
