@@ -227,7 +227,8 @@ impl Daemon {
         self.state.reloads += 1;
         let result = if sizes_changed {
             info!("map sizes changed: migrating to a new generation");
-            self.reestablish(&desired).inspect(|_| new_generation = true)
+            self.reestablish(&desired)
+                .inspect(|_| new_generation = true)
         } else {
             self.sync_in_place(&desired)
         };

@@ -29,13 +29,26 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `vendorwall <args>` (a `run` command line) and waits for READY=1.
     pub fn start(args: &[String]) -> Self {
+        Self::start_wrapped(&[], args)
+    }
+
+    /// Like [`Self::start`], with `wrapper` (a program and its arguments, e.g. `setpriv ...
+    /// --`) in front of the vendorwall binary.
+    pub fn start_wrapped(wrapper: &[String], args: &[String]) -> Self {
         let dir = TempDir::new("daemon");
         let socket_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&socket_path).expect("bind notify socket");
         notify
             .set_read_timeout(Some(Duration::from_millis(100)))
             .expect("socket timeout");
-        let mut cmd = Command::new(crate::vendorwall_bin());
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(crate::vendorwall_bin());
+                cmd
+            }
+            None => Command::new(crate::vendorwall_bin()),
+        };
         cmd.args(args)
             .env("NOTIFY_SOCKET", &socket_path)
             .stdin(Stdio::null())

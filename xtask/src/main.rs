@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's developer tasks. Each subcommand lives in its own module.
 
 mod bootstrap;
+mod deb;
+mod install;
 mod run;
 mod shell;
 mod test;
@@ -25,6 +27,12 @@ enum Command {
     Run(run::Args),
     /// Bootstrap, build, and run every test, including the end-to-end tests on the real kernel.
     Test(test::Args),
+    /// Install the binary, systemd unit, default config and shipped lists (under --root).
+    Install(install::Args),
+    /// Remove what `install` put in place (running `vendorwall unload` first when on /).
+    Uninstall(install::UninstallArgs),
+    /// Build a Debian package (target/debian/*.deb) with cargo-deb.
+    Deb(deb::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +40,9 @@ fn main() -> ExitCode {
         Command::Bootstrap(args) => bootstrap::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Test(args) => test::run(&args),
+        Command::Install(args) => install::install(&args),
+        Command::Uninstall(args) => install::uninstall(&args),
+        Command::Deb(args) => deb::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@
 
 use anyhow::bail;
 
-use crate::{bootstrap, shell};
+use crate::{bootstrap, deb, install, shell};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,9 +22,24 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     bootstrap::ensure()?;
     // The e2e tests run the real binary; build it first so they never test a stale one.
     shell::run(shell::cargo().args(["build", "--package", "blocker-user", "--bins"]))?;
+    // The packaging tests inspect a .deb and a staging install made from the same files.
+    deb::run(&deb::Args {})?;
+    let root = shell::workspace_root();
+    let staging = root.join("target/xtask-install-root");
+    let _ = std::fs::remove_dir_all(&staging);
+    install::install(&install::Args {
+        root: staging.clone(),
+    })?;
+    let deb = std::fs::read_dir(root.join("target/debian"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .ok_or_else(|| anyhow::anyhow!("cargo deb produced no .deb in target/debian"))?;
     shell::run(
         shell::cargo()
             .args(["test", "--no-fail-fast", "--"])
-            .args(&args.test_args),
+            .args(&args.test_args)
+            .env("VENDORWALL_DEB", deb)
+            .env("VENDORWALL_INSTALL_ROOT", staging),
     )
 }

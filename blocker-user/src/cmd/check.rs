@@ -32,6 +32,8 @@ struct Verdict<'a> {
 struct KernelAnswer {
     blocked: bool,
     list_id: Option<u16>,
+    /// The list that id names in the configuration read here.
+    list: Option<String>,
     action: Option<&'static str>,
 }
 
@@ -50,7 +52,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let matched = lists.lookup(args.addr);
     let kernel = PinRoot::existing(&config.pin_dir)
         .and_then(|root| Some(root.generation_dir(root.current()?)))
-        .map(|dir| kernel_answer(&dir, args.addr));
+        .map(|dir| kernel_answer(&dir, args.addr, &lists));
     let verdict = Verdict {
         addr: args.addr.to_string(),
         blocked: matched.is_some(),
@@ -112,7 +114,7 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Longest-prefix lookup in the pinned tries: the kernel's own answer.
-fn kernel_answer(dir: &std::path::Path, addr: IpAddr) -> KernelAnswer {
+fn kernel_answer(dir: &std::path::Path, addr: IpAddr, lists: &ListSet) -> KernelAnswer {
     let addr = match addr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
         v4 => v4,
@@ -124,6 +126,9 @@ fn kernel_answer(dir: &std::path::Path, addr: IpAddr) -> KernelAnswer {
     KernelAnswer {
         blocked: value.is_some(),
         list_id: value.map(|v| v.list_id),
+        list: value
+            .and_then(|v| lists.by_id(v.list_id))
+            .map(|l| l.spec.name.clone()),
         action: value.map(|v| match Action::from_u8(v.action) {
             Some(Action::Audit) => "audit",
             _ => "enforce",

@@ -1,0 +1,193 @@
+//! Installation and the systemd unit (issue 4): the .deb carries exactly what `cargo xtask
+//! install` puts in place, the unit verifies and rates "OK" or better in systemd's offline
+//! security analysis, and the daemon works with only the capabilities the unit grants.
+
+use std::{collections::BTreeSet, path::Path, process::Command};
+
+use vendorwall_e2e::{
+    TempDir, daemon::Daemon, instance::Instance, list_file, listen, probe::run_in, probe_bin,
+    repo_root,
+};
+
+fn env_path(name: &str) -> std::path::PathBuf {
+    std::env::var_os(name)
+        .unwrap_or_else(|| panic!("{name} is not set: run the tests through `cargo xtask test`"))
+        .into()
+}
+
+/// Regular files under `dir`, as absolute paths relative to it.
+fn files_under(dir: &Path, base: &Path, out: &mut BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, base, out);
+        } else {
+            let rel = path.strip_prefix(base).expect("under base");
+            out.insert(format!("/{}", rel.display()));
+        }
+    }
+}
+
+#[test]
+fn the_deb_carries_exactly_the_installed_files() {
+    let deb = env_path("VENDORWALL_DEB");
+    let root = env_path("VENDORWALL_INSTALL_ROOT");
+    let out = Command::new("dpkg-deb")
+        .arg("-c")
+        .arg(&deb)
+        .output()
+        .expect("dpkg-deb");
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let in_deb: BTreeSet<String> = listing
+        .lines()
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|p| p.trim_start_matches('.').to_owned())
+        .filter(|p| !p.starts_with("/usr/share/doc/"))
+        .collect();
+    let mut installed = BTreeSet::new();
+    files_under(&root, &root, &mut installed);
+    assert_eq!(
+        in_deb, installed,
+        "the .deb and `cargo xtask install` must agree"
+    );
+    for required in [
+        "/usr/local/bin/vendorwall",
+        "/etc/systemd/system/vendorwall.service",
+        "/etc/vendorwall/config.toml",
+        "/usr/local/share/vendorwall/blocklists/kaspersky.toml",
+        "/usr/local/share/vendorwall/blocklists/kaspersky.netset",
+    ] {
+        assert!(
+            installed.contains(required),
+            "{required} missing: {installed:?}"
+        );
+    }
+    let info = Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&deb)
+        .output()
+        .expect("dpkg-deb -I");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("Package: vendorwall"), "{info}");
+    let conffiles = Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&deb)
+        .arg("conffiles")
+        .output()
+        .expect("dpkg-deb -I conffiles");
+    let conffiles = String::from_utf8_lossy(&conffiles.stdout);
+    assert!(
+        conffiles
+            .lines()
+            .any(|l| l == "/etc/vendorwall/config.toml"),
+        "the config must be a conffile (kept on upgrade): {conffiles}"
+    );
+    // The installed default config and shipped lists work together.
+    let config = root.join("etc/vendorwall/config.toml");
+    let lists = root.join("usr/local/share/vendorwall/blocklists");
+    let check = Command::new(vendorwall_e2e::vendorwall_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["check", "77.74.176.1", "--blocklists"])
+        .arg(&lists)
+        .output()
+        .expect("check");
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// The shipped unit with ExecStart pointing at the binary under test.
+fn unit_under_test(dir: &TempDir) -> std::path::PathBuf {
+    let unit =
+        std::fs::read_to_string(repo_root().join("packaging/vendorwall.service")).expect("unit");
+    let bin = vendorwall_e2e::vendorwall_bin();
+    dir.write(
+        "vendorwall.service",
+        &unit.replace("/usr/local/bin/vendorwall", &bin.display().to_string()),
+    )
+}
+
+#[test]
+fn the_unit_verifies_and_rates_ok_in_the_security_analysis() {
+    let dir = TempDir::new("unit");
+    let unit = unit_under_test(&dir);
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze");
+    assert!(
+        verify.status.success(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let security = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze security");
+    let text = String::from_utf8_lossy(&security.stdout);
+    let overall = text
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for vendorwall.service: "))
+        .map(|(_, rest)| rest.to_owned())
+        .expect("an overall rating");
+    let score: f64 = overall
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("score");
+    assert!(score < 5.0, "exposure {overall}: aim is OK or better");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README");
+    let rating = overall
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        readme.contains(&rating),
+        "the README must record the rating {rating:?}"
+    );
+}
+
+#[test]
+fn the_daemon_enforces_with_only_the_units_capabilities() {
+    let unit =
+        std::fs::read_to_string(repo_root().join("packaging/vendorwall.service")).expect("unit");
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit bounds capabilities")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let bounding = format!("--bounding-set=-all,{}", caps.join(","));
+    let wrapper = [
+        "setpriv".to_owned(),
+        bounding,
+        "--inh-caps=-all".into(),
+        "--".into(),
+    ];
+
+    let dir = TempDir::new("caps");
+    let lists = [list_file(&dir, "caps", &["127.0.0.66"])];
+    let vw = Instance::new("caps");
+    let _daemon = Daemon::start_wrapped(&wrapper, &vw.run_args(&lists));
+    let (_listener, port) = listen("127.0.0.66:0");
+    let run = run_in(
+        &probe_bin(),
+        &vw.cgroup,
+        &[("tcp", format!("127.0.0.66:{port}"))],
+    );
+    assert!(
+        run.attempts[0].refused(),
+        "not enforcing with {caps:?}: {:?}",
+        run.attempts[0]
+    );
+}
