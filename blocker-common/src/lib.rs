@@ -31,6 +31,11 @@ pub mod program_names {
     pub const CONNECT6: &str = "vw_connect6";
     pub const SENDMSG4: &str = "vw_sendmsg4";
     pub const SENDMSG6: &str = "vw_sendmsg6";
+    /// Optional: refuses raw sockets for non-exempt cgroups.
+    pub const SOCK_CREATE: &str = "vw_sock_create";
+    /// Optional: drops egress packets to blocked ranges (raw sockets, anything the address
+    /// hooks do not see).
+    pub const EGRESS: &str = "vw_egress";
 }
 
 /// What the kernel does when a destination matches a list.
@@ -102,10 +107,14 @@ pub enum Counter {
     Audited = 2,
     /// Events lost because the ring buffer was full.
     EventsDropped = 3,
+    /// Raw sockets refused by the optional sock_create guard.
+    RawSocketsRefused = 4,
+    /// Packets dropped by the optional egress backstop.
+    EgressDropped = 5,
 }
 
 /// Number of slots in the `COUNTERS` array.
-pub const COUNTER_SLOTS: u32 = 4;
+pub const COUNTER_SLOTS: u32 = 6;
 
 /// The hook that saw the connection attempt.
 #[repr(u8)]
@@ -115,6 +124,8 @@ pub enum Hook {
     Connect6 = 2,
     Sendmsg4 = 3,
     Sendmsg6 = 4,
+    /// A raw socket refused at creation (no destination yet).
+    SockCreate = 5,
 }
 
 impl Hook {
@@ -124,6 +135,7 @@ impl Hook {
             2 => Some(Self::Connect6),
             3 => Some(Self::Sendmsg4),
             4 => Some(Self::Sendmsg6),
+            5 => Some(Self::SockCreate),
             _ => None,
         }
     }
@@ -134,6 +146,7 @@ impl Hook {
             Self::Connect6 => "connect6",
             Self::Sendmsg4 => "sendmsg4",
             Self::Sendmsg6 => "sendmsg6",
+            Self::SockCreate => "sock_create",
         }
     }
 }

@@ -14,12 +14,12 @@ use aya_ebpf::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
         bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
     },
-    macros::{cgroup_sock_addr, map},
+    macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr, map},
     maps::{
         Array, HashMap, PerCpuArray, RingBuf,
         lpm_trie::{Key, LpmTrie},
     },
-    programs::SockAddrContext,
+    programs::{SkBuffContext, SockAddrContext, SockContext},
 };
 use aya_log_ebpf::debug;
 use blocker_common::{
@@ -143,6 +143,10 @@ fn check_v6(ctx: &SockAddrContext, hook: Hook) -> i32 {
     let embedded_v4 = if w0 == 0 && w1 == 0 && addr[8..12] == [0, 0, 0xff, 0xff] {
         // ::ffff:a.b.c.d — the socket talks IPv4 on the wire.
         Some([addr[12], addr[13], addr[14], addr[15]])
+    } else if w0 == 0 && w1 == 0 && w2 == 0 && u32::from_be(w3) > 1 {
+        // ::a.b.c.d (IPv4-compatible, deprecated; :: and ::1 excluded): some stacks and
+        // tunnels still map it to IPv4, so treat it like the address it embeds.
+        Some([addr[12], addr[13], addr[14], addr[15]])
     } else {
         embedded_by_translation(&addr)
     };
@@ -164,6 +168,101 @@ fn check_v6(ctx: &SockAddrContext, hook: Hook) -> i32 {
         return ALLOW;
     }
     verdict(ctx, hook, list, &dest)
+}
+
+/// `SOCK_RAW`, as the kernel numbers it.
+const SOCK_RAW: u32 = 3;
+
+/// Optional guard: a process in a non-exempt cgroup may not create a raw IPv4/IPv6 socket, with
+/// which it could hand-craft packets the address hooks never see.
+#[cgroup_sock(sock_create)]
+pub fn vw_sock_create(ctx: SockContext) -> i32 {
+    // SAFETY: the kernel hands cgroup_sock programs a valid `bpf_sock`.
+    let (family, kind, protocol) =
+        unsafe { ((*ctx.sock).family, (*ctx.sock).type_, (*ctx.sock).protocol) };
+    if kind != SOCK_RAW {
+        return ALLOW;
+    }
+    // SAFETY: helper without arguments.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: the key is a plain u64, the value only tested for presence.
+    if unsafe { EXEMPT_CGROUPS.get(&cgroup_id) }.is_some() {
+        return ALLOW;
+    }
+    bump(Counter::RawSocketsRefused);
+    let dest = Destination {
+        family: family as u8,
+        addr: [0; 16],
+        port: 0,
+    };
+    emit_event(
+        Hook::SockCreate,
+        ListRef::new(0, Action::Enforce),
+        Action::Enforce,
+        cgroup_id,
+        protocol as u8,
+        &dest,
+    );
+    verifier_safe(REFUSE)
+}
+
+/// Optional backstop: drops egress packets whose destination is in an enforced block list,
+/// whatever socket sent them (raw sockets included). Verdicts: 1 pass, 0 drop.
+#[cgroup_skb(egress)]
+pub fn vw_egress(ctx: SkBuffContext) -> i32 {
+    verifier_safe(egress_verdict(&ctx))
+}
+
+#[inline(always)]
+fn egress_verdict(ctx: &SkBuffContext) -> i32 {
+    let Ok(first) = ctx.load::<u8>(0) else {
+        return ALLOW;
+    };
+    let listed = match first >> 4 {
+        4 => {
+            let Ok(dst) = ctx.load::<[u8; 4]>(16) else {
+                return ALLOW;
+            };
+            enforced_v4(dst)
+        }
+        6 => {
+            let Ok(dst) = ctx.load::<[u8; 16]>(24) else {
+                return ALLOW;
+            };
+            if dst[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
+                enforced_v4([dst[12], dst[13], dst[14], dst[15]])
+            } else {
+                BLOCK_V6
+                    .get(Key::new(128, dst))
+                    .is_some_and(|l| l.action == Action::Enforce as u8)
+                    && ALLOW_V6.get(Key::new(128, dst)).is_none()
+            }
+        }
+        _ => false,
+    };
+    if !listed {
+        return ALLOW;
+    }
+    // SAFETY: the context is a valid __sk_buff for this program type.
+    let cgroup_id = unsafe { aya_ebpf::helpers::bpf_skb_cgroup_id(ctx.skb.skb) };
+    // SAFETY: as in verdict().
+    if unsafe { EXEMPT_CGROUPS.get(&cgroup_id) }.is_some()
+        || SETTINGS
+            .get(0)
+            .is_some_and(|s| s.flags & SETTING_DRY_RUN != 0)
+    {
+        return ALLOW;
+    }
+    bump(Counter::EgressDropped);
+    REFUSE
+}
+
+#[inline(always)]
+fn enforced_v4(dst: [u8; 4]) -> bool {
+    BLOCK_V4
+        .get(Key::new(32, dst))
+        .is_some_and(|l| l.action == Action::Enforce as u8)
+        && ALLOW_V4.get(Key::new(32, dst)).is_none()
 }
 
 /// The IPv4 address embedded by NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`), when the daemon
@@ -202,7 +301,9 @@ fn verdict(ctx: &SockAddrContext, hook: Hook, list: ListRef, dest: &Destination)
         Action::Enforce => Counter::Blocked,
         Action::Audit => Counter::Audited,
     });
-    emit(ctx, hook, list, action, cgroup_id, dest);
+    // SAFETY: the kernel gives a valid `bpf_sock_addr`; `protocol` is readable on these hooks.
+    let protocol = unsafe { (*ctx.sock_addr).protocol };
+    emit_event(hook, list, action, cgroup_id, protocol as u8, dest);
     debug!(
         ctx,
         "vendorwall: {} hook={} list={} port={}",
@@ -221,12 +322,12 @@ fn verdict(ctx: &SockAddrContext, hook: Hook, list: ListRef, dest: &Destination)
 }
 
 #[inline(always)]
-fn emit(
-    ctx: &SockAddrContext,
+fn emit_event(
     hook: Hook,
     list: ListRef,
     action: Action,
     cgroup_id: u64,
+    protocol: u8,
     dest: &Destination,
 ) {
     let Some(mut entry) = EVENTS.reserve::<BlockEvent>(0) else {
@@ -237,8 +338,6 @@ fn emit(
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
     let comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
-    // SAFETY: the kernel gives a valid `bpf_sock_addr`; `protocol` is readable on these hooks.
-    let protocol = unsafe { (*ctx.sock_addr).protocol };
     entry.write(BlockEvent {
         // SAFETY: helper without arguments.
         boot_ns: unsafe { bpf_ktime_get_boot_ns() },
@@ -250,7 +349,7 @@ fn emit(
         addr: dest.addr,
         port: dest.port,
         family: dest.family,
-        protocol: protocol as u8,
+        protocol,
         hook: hook as u8,
         action: action as u8,
         list_id: list.list_id,

@@ -155,6 +155,14 @@ pub struct RunArgs {
     #[arg(long = "6to4")]
     pub six_to_four: bool,
 
+    /// Refuse raw sockets (SOCK_RAW) in non-exempt cgroups (sets `guard_raw_sockets`).
+    #[arg(long)]
+    pub guard_raw_sockets: bool,
+
+    /// Drop egress packets to enforced ranges from any socket (sets `egress_backstop`).
+    #[arg(long)]
+    pub egress_backstop: bool,
+
     /// A cgroup whose own processes are never refused (repeatable; adds to `exempt.cgroups`).
     #[arg(long, value_name = "PATH")]
     pub exempt_cgroup: Vec<PathBuf>,

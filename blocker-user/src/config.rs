@@ -85,6 +85,10 @@ pub struct Config {
     /// Check the IPv4 embedded in 6to4 `2002::/16` destinations.
     #[serde(rename = "6to4")]
     pub six_to_four: bool,
+    /// Refuse raw sockets (SOCK_RAW) in non-exempt cgroups.
+    pub guard_raw_sockets: bool,
+    /// Drop egress packets to enforced ranges, whatever socket sent them.
+    pub egress_backstop: bool,
     /// Where programs, links and maps are pinned (on a bpffs).
     pub pin_dir: PathBuf,
     /// Last good copies of remote sources.
@@ -118,6 +122,8 @@ impl Default for Config {
             dry_run: false,
             nat64: false,
             six_to_four: false,
+            guard_raw_sockets: false,
+            egress_backstop: false,
             pin_dir: "/sys/fs/bpf/vendorwall".into(),
             cache_dir: "/var/lib/vendorwall".into(),
             run_dir: "/run/vendorwall".into(),

@@ -25,7 +25,7 @@ use crate::{
     cli::{GlobalArgs, RunArgs},
     config::Config,
     exempt,
-    kernel::{Enforcer, inspect},
+    kernel::{Enforcer, Guards, inspect},
     lists::{ListSet, ListSpec},
     selection,
     state::{self, DaemonState, ListState},
@@ -77,6 +77,8 @@ pub fn effective_config(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<C
     config.dry_run |= args.dry_run;
     config.nat64 |= args.nat64;
     config.six_to_four |= args.six_to_four;
+    config.guard_raw_sockets |= args.guard_raw_sockets;
+    config.egress_backstop |= args.egress_backstop;
     config
         .exempt
         .cgroups
@@ -395,7 +397,13 @@ fn establish(
         .context("failed to fill the block maps")?;
     stats += enforcer.sync_allow(&exceptions(config))?;
     stats += enforcer.sync_exempt(exempt_ids)?;
-    enforcer.attach(cgroup_file).context("failed to attach")?;
+    let guards = Guards {
+        raw_sockets: config.guard_raw_sockets,
+        egress: config.egress_backstop,
+    };
+    enforcer
+        .attach(cgroup_file, guards)
+        .context("failed to attach")?;
     let retired = enforcer.retire_others()?;
     if !retired.is_empty() {
         info!("retired {} pins of older generations", retired.len());

@@ -40,3 +40,60 @@ pub fn link_exists(link_id: u32) -> bool {
         Err(_) => false,
     }
 }
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
+const BPF_CGROUP_INET4_CONNECT: u32 = 10;
+/// `BPF_F_ALLOW_OVERRIDE` and `BPF_F_ALLOW_MULTI`.
+pub const ALLOW_OVERRIDE: u32 = 1;
+pub const ALLOW_MULTI: u32 = 2;
+
+/// Loads a connect4 program that allows everything (`r0 = 1; exit`), as an attacker would, and
+/// attaches it to the cgroup directory `cgroup` with `flags`. Returns the program fd; the
+/// attachment ends when the cgroup is removed.
+pub fn attach_allow_all_connect4(cgroup: &std::path::Path, flags: u32) -> std::io::Result<i32> {
+    // mov64 r0, 1 ; exit
+    let insns: [u64; 2] = [
+        u64::from_le_bytes([0xb7, 0, 0, 0, 1, 0, 0, 0]),
+        u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
+    ];
+    let license = c"GPL";
+    // union bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, ..., and
+    // expected_attach_type at byte 68.
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(BPF_PROG_TYPE_CGROUP_SOCK_ADDR) | (2u64 << 32);
+    attr[1] = insns.as_ptr() as u64;
+    attr[2] = license.as_ptr() as u64;
+    attr[8] = u64::from(BPF_CGROUP_INET4_CONNECT) << 32;
+    // SAFETY: a bpf_attr-sized zeroed buffer with pointers to live locals.
+    let prog = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            attr.as_mut_ptr(),
+            size_of_val(&attr),
+        )
+    };
+    if prog < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let dir = std::fs::File::open(cgroup)?;
+    use std::os::fd::AsRawFd as _;
+    let mut attach = [0u64; 4];
+    attach[0] = u64::from(dir.as_raw_fd() as u32) | ((prog as u64) << 32);
+    attach[1] = u64::from(BPF_CGROUP_INET4_CONNECT) | (u64::from(flags) << 32);
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            attach.as_mut_ptr(),
+            size_of_val(&attach),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(prog as i32)
+}

@@ -50,6 +50,41 @@ pub fn run_in(probe: &Path, cgroup: &ChildCgroup, ops: &[(&str, String)]) -> Pro
     finish(child, cgroup)
 }
 
+/// Like [`run_in`], but inside network namespace `ns` (as root: entering a namespace needs it).
+pub fn run_in_netns(
+    probe: &Path,
+    ns: &crate::netns::NetNs,
+    cgroup: &ChildCgroup,
+    ops: &[(&str, String)],
+) -> ProbeRun {
+    // `ip netns exec` enters the namespace and execs the probe: the pid stays the same.
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns.name()]).arg(probe);
+    for (op, addr) in ops {
+        cmd.arg(op).arg(addr);
+    }
+    let child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn ip netns exec vw-probe");
+    finish(child, cgroup)
+}
+
+/// Like [`run_in`], but as root (raw sockets need CAP_NET_RAW).
+pub fn run_as_root_in(probe: &Path, cgroup: &ChildCgroup, ops: &[(&str, String)]) -> ProbeRun {
+    let mut cmd = Command::new(probe);
+    for (op, addr) in ops {
+        cmd.arg(op).arg(addr);
+    }
+    let child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn vw-probe");
+    finish(child, cgroup)
+}
+
 fn finish(mut child: Child, cgroup: &ChildCgroup) -> ProbeRun {
     let pid = child.id();
     cgroup.add(pid);

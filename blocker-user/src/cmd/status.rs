@@ -99,8 +99,14 @@ fn print_human(s: &Status) {
     }
     if let Some(c) = &s.counters {
         println!(
-            "counters:    {} checked, {} blocked, {} audited, {} events dropped",
-            c.checked, c.blocked, c.audited, c.events_dropped
+            "counters:    {} checked, {} blocked, {} audited, {} events dropped, \
+             {} raw sockets refused, {} egress packets dropped",
+            c.checked,
+            c.blocked,
+            c.audited,
+            c.events_dropped,
+            c.raw_sockets_refused,
+            c.egress_dropped
         );
     }
     match (&s.daemon, s.daemon_running) {

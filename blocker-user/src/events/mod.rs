@@ -100,6 +100,9 @@ pub fn describe(
     // The kernel's trie returns only a list id (of an aggregated prefix); the userspace index
     // names the exact entry, its list and its source line.
     let matched = lists.lookup(dst);
+    let guard = Hook::from_u8(event.hook) == Some(Hook::SockCreate);
+    // A raw-socket refusal has no destination, so no list entry explains it.
+    let matched = matched.filter(|_| !guard);
     let list = matched
         .map(|m| m.list)
         .or_else(|| lists.by_id(event.list_id));
@@ -113,7 +116,11 @@ pub fn describe(
             Some(Action::Audit) => "audited",
             _ => "blocked",
         },
-        list: list.map_or_else(|| format!("#{}", event.list_id), |l| l.spec.name.clone()),
+        list: if guard {
+            "raw-socket-guard".to_owned()
+        } else {
+            list.map_or_else(|| format!("#{}", event.list_id), |l| l.spec.name.clone())
+        },
         vendor: list.and_then(|l| l.spec.vendor.clone()),
         prefix: matched.map(|m| m.prefix().to_string()),
         source: matched.map(|m| m.source()),

@@ -25,10 +25,14 @@ impl LinkState {
     }
 }
 
-/// The links of one generation.
+/// The links of one generation: the address hooks always, optional guards when pinned.
 pub fn links(generation_dir: &Path) -> Vec<LinkState> {
+    let optional = pins::OPTIONAL_PROGRAMS
+        .iter()
+        .filter(|p| generation_dir.join(pins::link_file(p)).exists());
     pins::PROGRAMS
         .iter()
+        .chain(optional)
         .map(|&program| {
             let path = generation_dir.join(pins::link_file(program));
             LinkState {

@@ -14,7 +14,7 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{Array, HashMap as BpfHashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSockAddr, ProgramError,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, ProgramError,
         links::{FdLink, LinkError},
     },
 };
@@ -96,6 +96,31 @@ pub struct Counters {
     pub blocked: u64,
     pub audited: u64,
     pub events_dropped: u64,
+    pub raw_sockets_refused: u64,
+    pub egress_dropped: u64,
+}
+
+/// The optional programs to attach besides the address hooks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Guards {
+    /// Refuse raw sockets in non-exempt cgroups (`vw_sock_create`).
+    pub raw_sockets: bool,
+    /// Drop egress packets to enforced ranges (`vw_egress`).
+    pub egress: bool,
+}
+
+impl Guards {
+    /// The optional programs these guards attach.
+    pub fn programs(&self) -> Vec<&'static str> {
+        let mut programs = Vec::new();
+        if self.raw_sockets {
+            programs.push(blocker_common::program_names::SOCK_CREATE);
+        }
+        if self.egress {
+            programs.push(blocker_common::program_names::EGRESS);
+        }
+        programs
+    }
 }
 
 /// How the new generation relates to what was pinned before.
@@ -176,6 +201,14 @@ impl Enforcer {
                 .load()
                 .map_err(|source| KernelError::LoadProgram { name, source })?;
         }
+        let name = blocker_common::program_names::SOCK_CREATE;
+        sock_program(&mut ebpf)?
+            .load()
+            .map_err(|source| KernelError::LoadProgram { name, source })?;
+        let name = blocker_common::program_names::EGRESS;
+        skb_program(&mut ebpf)?
+            .load()
+            .map_err(|source| KernelError::LoadProgram { name, source })?;
         Ok(Self {
             ebpf,
             pins,
@@ -194,8 +227,35 @@ impl Enforcer {
 
     /// Attaches every hook to `cgroup` and pins the links in this generation. BPF links are
     /// always multi-attach: programs attached below run too, and any refusal refuses.
-    pub fn attach(&mut self, cgroup: &File) -> Result<(), KernelError> {
+    pub fn attach(&mut self, cgroup: &File, guards: Guards) -> Result<(), KernelError> {
         let dir = self.generation_dir();
+        // Optional guards first: when the address hooks are attached, everything is in place.
+        if guards.raw_sockets {
+            let name = blocker_common::program_names::SOCK_CREATE;
+            let program = sock_program(&mut self.ebpf)?;
+            let id = program
+                .attach(cgroup, CgroupAttachMode::Single)
+                .map_err(|source| KernelError::Attach { name, source })?;
+            let link = program
+                .take_link(id)
+                .map_err(|source| KernelError::Attach { name, source })?;
+            pin_link(FdLink::try_from(link), name, &dir)?;
+        }
+        if guards.egress {
+            let name = blocker_common::program_names::EGRESS;
+            let program = skb_program(&mut self.ebpf)?;
+            let id = program
+                .attach(
+                    cgroup,
+                    CgroupSkbAttachType::Egress,
+                    CgroupAttachMode::Single,
+                )
+                .map_err(|source| KernelError::Attach { name, source })?;
+            let link = program
+                .take_link(id)
+                .map_err(|source| KernelError::Attach { name, source })?;
+            pin_link(FdLink::try_from(link), name, &dir)?;
+        }
         for name in pins::PROGRAMS {
             let program = program(&mut self.ebpf, name)?;
             // `Single` means "no flags": the kernel refuses any flag on a cgroup bpf_link_create
@@ -207,11 +267,7 @@ impl Enforcer {
             let link = program
                 .take_link(id)
                 .map_err(|source| KernelError::Attach { name, source })?;
-            let link =
-                FdLink::try_from(link).map_err(|source| KernelError::NotALink { name, source })?;
-            let path = dir.join(pins::link_file(name));
-            link.pin(&path)
-                .map_err(|source| KernelError::PinLink { name, path, source })?;
+            pin_link(FdLink::try_from(link), name, &dir)?;
         }
         Ok(())
     }
@@ -336,7 +392,38 @@ pub fn read_counters<T: std::borrow::Borrow<MapData>>(
         blocked: total(Counter::Blocked)?,
         audited: total(Counter::Audited)?,
         events_dropped: total(Counter::EventsDropped)?,
+        raw_sockets_refused: total(Counter::RawSocketsRefused)?,
+        egress_dropped: total(Counter::EgressDropped)?,
     })
+}
+
+/// Pins an attached link in the generation directory, so it outlives this process.
+fn pin_link(
+    link: Result<FdLink, LinkError>,
+    name: &'static str,
+    dir: &std::path::Path,
+) -> Result<(), KernelError> {
+    let link = link.map_err(|source| KernelError::NotALink { name, source })?;
+    let path = dir.join(pins::link_file(name));
+    link.pin(&path)
+        .map_err(|source| KernelError::PinLink { name, path, source })?;
+    Ok(())
+}
+
+fn sock_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSock, KernelError> {
+    let name = blocker_common::program_names::SOCK_CREATE;
+    ebpf.program_mut(name)
+        .ok_or(KernelError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| KernelError::LoadProgram { name, source })
+}
+
+fn skb_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSkb, KernelError> {
+    let name = blocker_common::program_names::EGRESS;
+    ebpf.program_mut(name)
+        .ok_or(KernelError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| KernelError::LoadProgram { name, source })
 }
 
 fn program<'a>(

@@ -50,13 +50,16 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> P
     }
 }
 
-/// The programs, in attach order, and the file each one's link is pinned as.
+/// The programs every generation attaches, in attach order.
 pub const PROGRAMS: [&str; 4] = [
     program_names::CONNECT4,
     program_names::CONNECT6,
     program_names::SENDMSG4,
     program_names::SENDMSG6,
 ];
+
+/// Programs attached only when the config enables them.
+pub const OPTIONAL_PROGRAMS: [&str; 2] = [program_names::SOCK_CREATE, program_names::EGRESS];
 
 pub fn link_file(program: &str) -> String {
     format!("link_{program}")

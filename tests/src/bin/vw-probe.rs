@@ -3,7 +3,10 @@
 //! named on its command line and prints one JSON line per attempt.
 //!
 //! Usage: `vw-probe OP ADDR [OP ADDR]...` with OP one of `tcp` (connect), `udp` (sendto),
-//! `udp-connect` (connect + send), `sleep MILLIS` (stay alive, e.g. until events are read); `vw-probe hammer ADDR MILLIS` (TCP connects in a loop until
+//! `udp-connect` (connect + send), `sendmsg`, `sendmmsg` (unconnected UDP through those calls),
+//! `tfo` (TCP Fast Open: sendto with MSG_FASTOPEN), `uring-connect` (connect through io_uring),
+//! `raw-icmp` (an echo request on a raw socket), `ping` (an ICMP datagram "ping" socket),
+//! `sleep MILLIS` (stay alive, e.g. until events are read); `vw-probe hammer ADDR MILLIS` (TCP connects in a loop until
 //! told `stop` on stdin or MILLIS pass, printing counts); or `vw-probe listen ADDR` (accept
 //! forever, print `listening`).
 
@@ -12,6 +15,8 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
     time::Duration,
 };
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -71,7 +76,108 @@ fn attempt(op: &str, addr: SocketAddr) -> std::io::Result<()> {
             socket.connect(addr)?;
             socket.send(b"vw").map(drop)
         }
+        "sendmsg" => send_msgs(addr, 1),
+        "sendmmsg" => send_msgs(addr, 2),
+        "tfo" => {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+            socket
+                .send_to_with_flags(b"vw", &SockAddr::from(addr), libc::MSG_FASTOPEN)
+                .map(drop)
+        }
+        "uring-connect" => uring_connect(addr),
+        "raw-icmp" => {
+            let (domain, protocol) = icmp(addr);
+            let socket = Socket::new(domain, Type::RAW, Some(protocol))?;
+            socket
+                .send_to(&echo_request(addr), &SockAddr::from(addr))
+                .map(drop)
+        }
+        "ping" => {
+            let (domain, protocol) = icmp(addr);
+            let socket = Socket::new(domain, Type::DGRAM, Some(protocol))?;
+            socket
+                .send_to(&echo_request(addr), &SockAddr::from(addr))
+                .map(drop)
+        }
         other => Err(std::io::Error::other(format!("unknown op {other}"))),
+    }
+}
+
+fn icmp(addr: SocketAddr) -> (Domain, Protocol) {
+    if addr.is_ipv4() {
+        (Domain::IPV4, Protocol::ICMPV4)
+    } else {
+        (Domain::IPV6, Protocol::ICMPV6)
+    }
+}
+
+/// An ICMP or ICMPv6 echo request (checksums are filled in by the kernel for ping sockets and
+/// ICMPv6; for raw IPv4 the value does not matter: the attempt is what is being tested).
+fn echo_request(addr: SocketAddr) -> [u8; 8] {
+    let kind = if addr.is_ipv4() { 8 } else { 128 };
+    [kind, 0, 0, 0, 0, 1, 0, 1]
+}
+
+/// Unconnected UDP through sendmsg(2) (`count` 1) or sendmmsg(2) (`count` > 1).
+fn send_msgs(addr: SocketAddr, count: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    let target = SockAddr::from(addr);
+    let mut payload = *b"vw";
+    let mut iov = libc::iovec {
+        iov_base: payload.as_mut_ptr().cast(),
+        iov_len: payload.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; the fields set below point at live locals.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_name = target.as_ptr().cast_mut().cast();
+    header.msg_namelen = target.len();
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    let rc = if count == 1 {
+        // SAFETY: valid fd and msghdr.
+        unsafe { libc::sendmsg(socket.as_raw_fd(), &header, 0) as i32 }
+    } else {
+        let mut batch: Vec<libc::mmsghdr> = (0..count)
+            .map(|_| libc::mmsghdr {
+                msg_hdr: header,
+                msg_len: 0,
+            })
+            .collect();
+        // SAFETY: valid fd and `count` initialized mmsghdrs.
+        unsafe { libc::sendmmsg(socket.as_raw_fd(), batch.as_mut_ptr(), count as u32, 0) }
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// connect(2) submitted through io_uring rather than called directly.
+fn uring_connect(addr: SocketAddr) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    let target = SockAddr::from(addr);
+    let mut ring = io_uring::IoUring::new(2)?;
+    let entry = io_uring::opcode::Connect::new(
+        io_uring::types::Fd(socket.as_raw_fd()),
+        target.as_ptr().cast(),
+        target.len(),
+    )
+    .build();
+    // SAFETY: the socket and address outlive the submission, which completes below.
+    unsafe { ring.submission().push(&entry) }.map_err(std::io::Error::other)?;
+    ring.submit_and_wait(1)?;
+    let result = ring
+        .completion()
+        .next()
+        .ok_or_else(|| std::io::Error::other("no completion"))?
+        .result();
+    if result < 0 {
+        Err(std::io::Error::from_raw_os_error(-result))
+    } else {
+        Ok(())
     }
 }
 
@@ -105,16 +211,11 @@ fn hammer(addr: &str, millis: &str) {
     while !stop.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < deadline {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
             Ok(_) => ok += 1,
-            Err(err) if err.raw_os_error() == Some(libc_eperm()) => refused += 1,
+            Err(err) if err.raw_os_error() == Some(libc::EPERM) => refused += 1,
             Err(_) => other += 1,
         }
     }
     println!("{{\"op\":\"hammer\",\"ok\":{ok},\"refused\":{refused},\"other\":{other}}}");
-}
-
-/// EPERM, without a libc dependency in the probe.
-const fn libc_eperm() -> i32 {
-    1
 }
 
 fn listen(addr: &str) {
