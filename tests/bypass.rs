@@ -9,7 +9,7 @@ use vendorwall_e2e::{
     instance::Instance,
     list_file, listen,
     netns::NetNs,
-    probe::{run_as_root_in, run_in, run_in_netns},
+    probe::{Holder, run_as_root_in, run_in, run_in_netns},
     probe_bin,
 };
 
@@ -263,4 +263,48 @@ fn the_egress_backstop_drops_raw_and_ping_packets_to_listed_ranges() {
         status["counters"]["egress_dropped"].as_u64() >= Some(1),
         "{status:#}"
     );
+}
+
+#[test]
+fn connections_established_before_listing_or_start_are_terminated() {
+    let dir = TempDir::new("established");
+    let list = list_file(&dir, "established", &["127.0.0.66"]);
+    let vw = Instance::new("established");
+    let (early_listener, early_port) = listen("127.0.0.66:0");
+    let (late_listener, late_port) = listen("127.0.0.68:0");
+    // Made before vendorwall runs at all.
+    let early = Holder::connect(
+        &probe_bin(),
+        &vw.cgroup,
+        &format!("127.0.0.66:{early_port}"),
+    );
+    let (_early_server, _) = early_listener.accept().expect("accept early");
+    let daemon = vw.start(std::slice::from_ref(&list), &[]);
+    let early_pid = early.pid;
+    assert_eq!(
+        early.ended(),
+        Some(libc::ECONNABORTED),
+        "a connection from before the start survived"
+    );
+    let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == early_pid);
+    assert_eq!(event["action"], "terminated", "{event:#}");
+    assert_eq!(event["hook"], "established", "{event:#}");
+    assert_eq!(event["dst"], "127.0.0.66");
+    assert_eq!(event["list"], "established");
+
+    // Made while its destination was not listed, then the list grows.
+    let late = Holder::connect(&probe_bin(), &vw.cgroup, &format!("127.0.0.68:{late_port}"));
+    let (_late_server, _) = late_listener.accept().expect("accept late");
+    std::fs::write(&list, "127.0.0.66\n127.0.0.68\n").expect("list it");
+    let (code, out, err) = vw.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let late_pid = late.pid;
+    assert_eq!(
+        late.ended(),
+        Some(libc::ECONNABORTED),
+        "a connection to a newly listed range survived"
+    );
+    let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == late_pid);
+    assert_eq!(event["action"], "terminated", "{event:#}");
+    assert_eq!(event["dst"], "127.0.0.68");
 }

@@ -48,6 +48,20 @@ pub struct Daemon {
     exempt_ids: Vec<u64>,
     /// Prefixes in the block tries after the last sync (IPv4, IPv6).
     pub kernel_counts: (usize, usize),
+    /// Connections terminated by the last sweep, for the event pipeline to report.
+    pub terminated: Vec<Termination>,
+}
+
+/// An established connection to an enforced range that the daemon terminated.
+#[derive(Clone, Debug)]
+pub struct Termination {
+    pub socket: crate::sockdiag::DiagSocket,
+    /// A process holding the socket when it was destroyed, if one was found.
+    pub pid: Option<u32>,
+    pub list: String,
+    pub vendor: Option<String>,
+    pub prefix: String,
+    pub source: String,
 }
 
 /// (IPv4, IPv6) prefixes in a desired set.
@@ -160,7 +174,9 @@ impl Daemon {
             watched: HashMap::new(),
             exempt_ids,
             kernel_counts: family_counts(&desired),
+            terminated: Vec::new(),
         };
+        daemon.sweep_established();
         daemon.watched = daemon.snapshot_watched();
         daemon.record_sync(stats, Vec::new());
         Ok(daemon)
@@ -236,6 +252,7 @@ impl Daemon {
         };
         if result.is_ok() {
             self.kernel_counts = family_counts(&desired);
+            self.sweep_established();
         }
         match result {
             Ok(stats) => self.record_sync(stats, errors),
@@ -258,6 +275,84 @@ impl Daemon {
         stats += self.enforcer.sync_allow(&exceptions(&self.config))?;
         stats += self.enforcer.sync_exempt(&self.exempt_ids)?;
         Ok(stats)
+    }
+
+    /// Terminates established TCP connections and connected UDP sockets of covered processes
+    /// whose peer is in an enforced range: the hooks only stop new connections, so a connection
+    /// made before its range was listed (or before vendorwall started) would otherwise live on.
+    fn sweep_established(&mut self) {
+        if self.config.dry_run {
+            return;
+        }
+        let mut covered = Vec::new();
+        collect_cgroup_ids(&self.cgroup_path, &mut covered);
+        covered.retain(|id| !self.exempt_ids.contains(id));
+        covered.sort_unstable();
+        let exceptions = &self.config.exceptions.prefixes;
+        let mut diag = match crate::sockdiag::SockDiag::open() {
+            Ok(diag) => diag,
+            Err(err) => {
+                warn!("cannot inspect established connections (sock_diag): {err}");
+                return;
+            }
+        };
+        for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+            for protocol in [libc::IPPROTO_TCP as u8, libc::IPPROTO_UDP as u8] {
+                let sockets = match diag.dump(family, protocol) {
+                    Ok(sockets) => sockets,
+                    Err(err) => {
+                        warn!("sock_diag dump failed: {err}");
+                        continue;
+                    }
+                };
+                for socket in sockets {
+                    let in_scope = socket
+                        .cgroup_id
+                        .is_some_and(|id| covered.binary_search(&id).is_ok());
+                    if !in_scope {
+                        continue;
+                    }
+                    let peer = socket.peer.ip();
+                    let Some(m) = self.lists.lookup(peer) else {
+                        continue;
+                    };
+                    if m.list.spec.action != crate::config::ListAction::Enforce
+                        || exceptions.iter().any(|e| e.contains(&peer))
+                    {
+                        continue;
+                    }
+                    let pid = crate::sockdiag::owner_of(socket.inode);
+                    match diag.destroy(&socket) {
+                        Ok(()) => {
+                            warn!(
+                                "terminated {} connection {} -> {} (list {}, {})",
+                                if protocol == libc::IPPROTO_TCP as u8 {
+                                    "tcp"
+                                } else {
+                                    "udp"
+                                },
+                                socket.local,
+                                socket.peer,
+                                m.list.spec.name,
+                                m.prefix()
+                            );
+                            self.terminated.push(Termination {
+                                pid,
+                                list: m.list.spec.name.clone(),
+                                vendor: m.list.spec.vendor.clone(),
+                                prefix: m.prefix().to_string(),
+                                source: m.source(),
+                                socket,
+                            });
+                        }
+                        Err(err) => error!(
+                            "cannot terminate {} -> {}: {err}",
+                            socket.local, socket.peer
+                        ),
+                    }
+                }
+            }
+        }
     }
 
     /// Builds a new generation (new programs, maps reused where they fit) and retires the old.
@@ -409,6 +504,18 @@ fn establish(
         info!("retired {} pins of older generations", retired.len());
     }
     Ok((enforcer, stats))
+}
+
+/// The ids of `dir` and every cgroup below it.
+fn collect_cgroup_ids(dir: &std::path::Path, ids: &mut Vec<u64>) {
+    if let Ok(id) = cgroup::id(dir) {
+        ids.push(id);
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_cgroup_ids(&entry.path(), ids);
+        }
+    }
 }
 
 /// How long to wait between watchdog pings, when systemd asked for them.

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod notify;
 pub mod prefix;
 pub mod selection;
+pub mod sockdiag;
 pub mod source;
 pub mod state;
 pub mod sync;

@@ -197,3 +197,67 @@ impl Drop for Hammer {
         let _ = self.child.wait();
     }
 }
+
+/// A probe holding one TCP connection open from inside a cgroup.
+pub struct Holder {
+    child: Child,
+    /// Taken by [`Holder::ended`], which reads on a thread to bound the wait.
+    stdout: Option<BufReader<std::process::ChildStdout>>,
+    pub pid: u32,
+}
+
+impl Holder {
+    /// Connects to `addr` from inside `cgroup` (as root, so no privilege matters) and returns
+    /// once the connection is established.
+    pub fn connect(probe: &Path, cgroup: &ChildCgroup, addr: &str) -> Self {
+        let mut child = Command::new(probe)
+            .args(["hold", addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn vw-probe hold");
+        let pid = child.id();
+        // A socket belongs to the cgroup its creator was in: move the probe in before it
+        // connects, then let it go.
+        cgroup.add(pid);
+        child
+            .stdin
+            .take()
+            .expect("stdin piped")
+            .write_all(b"go\n")
+            .expect("tell holder to go");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("hold output");
+        assert_eq!(line.trim(), "connected", "the connection failed: {line}");
+        Self {
+            child,
+            stdout: Some(stdout),
+            pid,
+        }
+    }
+
+    /// Waits (at most 10 s) until the connection ends; returns the errno it ended with (None on
+    /// EOF). Panics when it is still open.
+    pub fn ended(mut self) -> Option<i32> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut stdout = self.stdout.take().expect("ended() is called once");
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = stdout.read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the connection of pid {} is still open", self.pid));
+        let v: Value = serde_json::from_str(&line).expect("hold prints JSON");
+        v["errno"].as_i64().and_then(|e| i32::try_from(e).ok())
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

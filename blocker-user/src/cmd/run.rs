@@ -115,6 +115,7 @@ async fn serve(
         });
     }
     observe(daemon, pipeline);
+    report_terminations(daemon, pipeline);
     // Events the kernel queued while no daemon was reading (the ring buffer is pinned) make the
     // ring readable: the loop below delivers them first.
     let mut streams = Streams::open(daemon)?;
@@ -196,6 +197,7 @@ async fn serve(
                 }
             }
         }
+        report_terminations(daemon, pipeline);
         if new_generation {
             // The old ring may be a different map after a migration: deliver what it holds,
             // then read the new generation's.
@@ -275,6 +277,13 @@ fn drain(
 fn ring_records(bytes: u32) -> usize {
     // Each record carries an 8-byte header and is padded to 8 bytes.
     bytes as usize / (size_of::<blocker_common::BlockEvent>() + 8)
+}
+
+/// Publishes the connections the last sweep terminated.
+fn report_terminations(daemon: &mut Daemon, pipeline: &mut Pipeline) {
+    for termination in std::mem::take(&mut daemon.terminated) {
+        pipeline.terminated(&termination);
+    }
 }
 
 /// Updates the list and map metrics and the daemon's reattachment count.

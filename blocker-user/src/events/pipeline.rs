@@ -80,6 +80,49 @@ impl Pipeline {
         }
     }
 
+    /// Reports a connection the daemon terminated because its peer became blocked.
+    pub fn terminated(&mut self, t: &crate::daemon::Termination) {
+        let process = match t.pid {
+            Some(pid) => self.cache.process(pid),
+            None => super::ProcessInfo {
+                process_gone: true,
+                ..super::ProcessInfo::default()
+            },
+        };
+        let comm = t
+            .pid
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
+            .map(|c| c.trim_end().to_owned())
+            .unwrap_or_default();
+        let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+        let tcp = t.socket.protocol == libc::IPPROTO_TCP as u8;
+        let record = EventRecord {
+            kind: "event",
+            time: now.clone(),
+            last: now,
+            count: 1,
+            repeat: false,
+            action: "terminated",
+            list: t.list.clone(),
+            vendor: t.vendor.clone(),
+            prefix: Some(t.prefix.clone()),
+            source: Some(t.source.clone()),
+            dst: t.socket.peer.ip().to_string(),
+            port: t.socket.peer.port(),
+            protocol: if tcp { "tcp".into() } else { "udp".into() },
+            hook: "established",
+            pid: t.pid.unwrap_or(0),
+            tid: t.pid.unwrap_or(0),
+            uid: t.socket.uid,
+            user: self.cache.user(t.socket.uid),
+            gid: 0,
+            comm,
+            cgroup_id: t.socket.cgroup_id.unwrap_or(0),
+            process,
+        };
+        self.publish(&record);
+    }
+
     /// Publishes the summaries of windows that closed.
     pub fn tick(&mut self, now: Instant) {
         self.cache.expire(now);

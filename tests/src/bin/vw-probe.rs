@@ -31,6 +31,12 @@ fn main() {
         eprintln!("vw-probe: expected `go` on stdin");
         std::process::exit(2);
     }
+    if let [op, addr] = args.as_slice()
+        && op == "hold"
+    {
+        hold(addr);
+        return;
+    }
     if let [op, addr, millis] = args.as_slice()
         && op == "hammer"
     {
@@ -216,6 +222,40 @@ fn hammer(addr: &str, millis: &str) {
         }
     }
     println!("{{\"op\":\"hammer\",\"ok\":{ok},\"refused\":{refused},\"other\":{other}}}");
+}
+
+/// Connects (TCP), prints `connected`, then waits for the connection to end and prints how:
+/// `{"op":"hold","errno":N}` (ECONNABORTED when vendorwall terminated it) or errno null on EOF.
+fn hold(addr: &str) {
+    use std::io::Read as _;
+    let Ok(addr) = addr.parse::<SocketAddr>() else {
+        eprintln!("vw-probe: bad address {addr}");
+        std::process::exit(2);
+    };
+    let mut stream = match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+        Ok(stream) => stream,
+        Err(err) => {
+            println!(
+                "{{\"op\":\"hold\",\"connected\":false,\"errno\":{}}}",
+                err.raw_os_error().unwrap_or(0)
+            );
+            return;
+        }
+    };
+    println!("connected");
+    let _ = std::io::stdout().flush();
+    let mut buf = [0u8; 64];
+    let errno = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(_) => continue,
+            Err(err) => break err.raw_os_error(),
+        }
+    };
+    println!(
+        "{{\"op\":\"hold\",\"connected\":true,\"errno\":{}}}",
+        errno.map_or("null".to_owned(), |e| e.to_string())
+    );
 }
 
 fn listen(addr: &str) {
