@@ -12,7 +12,7 @@ use std::{
     collections::HashMap,
     fs::File,
     path::PathBuf,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::Context as _;
@@ -28,7 +28,7 @@ use crate::{
     kernel::{Enforcer, Guards, inspect},
     lists::{ListSet, ListSpec},
     selection,
-    state::{self, DaemonState, ListState},
+    state::{self, DaemonState, ListState, Timings},
     sync::SyncStats,
 };
 
@@ -128,12 +128,17 @@ impl Daemon {
     /// Loads everything, then establishes a new generation. On any error before the attach,
     /// whatever was pinned before stays in force untouched.
     pub fn start(config: Config, specs: Vec<ListSpec>, verbose: bool) -> anyhow::Result<Self> {
+        let started = Instant::now();
         let lists = ListSet::load(
             &specs,
             &selection::fetcher(&config),
             &selection::guards(&config),
         )
         .context("failed to load the lists")?;
+        let mut timings = Timings {
+            lists_ms: ms(started.elapsed()),
+            ..Timings::default()
+        };
         for list in lists.lists() {
             for warning in &list.warnings {
                 warn!("{warning}");
@@ -151,8 +156,13 @@ impl Daemon {
         let exempt_ids = exempt::resolve(&config.exempt);
         // aya-log level 4 is `debug`; 0 turns the kernel-side log statements into no-ops.
         let log_level = if verbose { 4 } else { 0 };
+        let phase = Instant::now();
         let desired = lists.kernel_set();
-        let (enforcer, stats) = establish(&config, &desired, &exempt_ids, &cgroup_file, log_level)?;
+        let kernel_counts = family_counts(&desired);
+        timings.aggregate_ms = ms(phase.elapsed());
+        let phase = Instant::now();
+        let (enforcer, stats) = establish(&config, desired, &exempt_ids, &cgroup_file, log_level)?;
+        timings.sync_ms = ms(phase.elapsed());
         let now = state::rfc3339(SystemTime::now());
         let mut daemon = Self {
             state: DaemonState {
@@ -161,6 +171,7 @@ impl Daemon {
                 started: now.clone(),
                 heartbeat: now,
                 cgroup: cgroup_path.display().to_string(),
+                timings,
                 ..DaemonState::default()
             },
             config,
@@ -173,7 +184,7 @@ impl Daemon {
             log_level,
             watched: HashMap::new(),
             exempt_ids,
-            kernel_counts: family_counts(&desired),
+            kernel_counts,
             terminated: Vec::new(),
         };
         daemon.sweep_established();
@@ -227,7 +238,10 @@ impl Daemon {
         }
         let fetcher = selection::fetcher(&self.config);
         let guards = selection::guards(&self.config);
-        match self.lists.refresh(&self.specs, &fetcher, &guards) {
+        let phase = Instant::now();
+        let refreshed = self.lists.refresh(&self.specs, &fetcher, &guards);
+        self.state.timings.lists_ms = ms(phase.elapsed());
+        match refreshed {
             Ok((lists, list_errors)) => {
                 errors.extend(list_errors);
                 self.lists = lists;
@@ -241,17 +255,21 @@ impl Daemon {
                 spec.mismatch(&self.enforcer.generation_dir().join(spec.name))
                     .is_some()
             });
+        let phase = Instant::now();
         let desired = self.lists.kernel_set();
+        let counts = family_counts(&desired);
+        self.state.timings.aggregate_ms = ms(phase.elapsed());
         self.state.reloads += 1;
+        let phase = Instant::now();
         let result = if sizes_changed {
             info!("map sizes changed: migrating to a new generation");
-            self.reestablish(&desired)
-                .inspect(|_| new_generation = true)
+            self.reestablish(desired).inspect(|_| new_generation = true)
         } else {
-            self.sync_in_place(&desired)
+            self.sync_in_place(desired)
         };
+        self.state.timings.sync_ms = ms(phase.elapsed());
         if result.is_ok() {
-            self.kernel_counts = family_counts(&desired);
+            self.kernel_counts = counts;
             self.sweep_established();
         }
         match result {
@@ -269,7 +287,7 @@ impl Daemon {
         new_generation
     }
 
-    fn sync_in_place(&mut self, desired: &HashMap<IpNet, ListRef>) -> anyhow::Result<SyncStats> {
+    fn sync_in_place(&mut self, desired: HashMap<IpNet, ListRef>) -> anyhow::Result<SyncStats> {
         self.enforcer.set_settings(settings(&self.config))?;
         let mut stats = self.enforcer.sync_block(desired)?;
         stats += self.enforcer.sync_allow(&exceptions(&self.config))?;
@@ -356,7 +374,7 @@ impl Daemon {
     }
 
     /// Builds a new generation (new programs, maps reused where they fit) and retires the old.
-    fn reestablish(&mut self, desired: &HashMap<IpNet, ListRef>) -> anyhow::Result<SyncStats> {
+    fn reestablish(&mut self, desired: HashMap<IpNet, ListRef>) -> anyhow::Result<SyncStats> {
         let (enforcer, stats) = establish(
             &self.config,
             desired,
@@ -392,7 +410,11 @@ impl Daemon {
                 last_error: l.last_error.clone(),
             })
             .collect();
-        info!("kernel sync: {stats}");
+        let t = self.state.timings;
+        info!(
+            "kernel sync: {stats} (lists {:.1} ms, aggregation {:.1} ms, sync {:.1} ms)",
+            t.lists_ms, t.aggregate_ms, t.sync_ms
+        );
         self.write_state();
     }
 
@@ -441,7 +463,7 @@ impl Daemon {
                 "ENFORCEMENT TAMPERED WITH: links of {} are detached or missing; re-attaching",
                 broken.join(", ")
             );
-            match self.reestablish(&self.lists.kernel_set()) {
+            match self.reestablish(self.lists.kernel_set()) {
                 Ok(stats) => {
                     self.state.reattachments += 1;
                     new_generation = true;
@@ -467,7 +489,7 @@ impl Daemon {
 /// unpins every older generation.
 fn establish(
     config: &Config,
-    desired: &HashMap<IpNet, ListRef>,
+    desired: HashMap<IpNet, ListRef>,
     exempt_ids: &[u64],
     cgroup_file: &File,
     log_level: u8,
@@ -504,6 +526,10 @@ fn establish(
         info!("retired {} pins of older generations", retired.len());
     }
     Ok((enforcer, stats))
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 /// The ids of `dir` and every cgroup below it.

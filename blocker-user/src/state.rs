@@ -44,10 +44,23 @@ pub struct DaemonState {
     pub reloads: u64,
     pub last_sync: Option<String>,
     pub last_sync_stats: Option<crate::sync::SyncStats>,
+    /// How long the last reload's phases took, in milliseconds.
+    pub timings: Timings,
     /// Errors of the last reload (lists keeping their previous content, config errors).
     pub errors: Vec<String>,
     /// Times the daemon found its links detached and re-attached them.
     pub reattachments: u64,
+}
+
+/// Durations of a load or reload, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct Timings {
+    /// Fetching and parsing every list.
+    pub lists_ms: f64,
+    /// Aggregating into the kernel set.
+    pub aggregate_ms: f64,
+    /// Reading the maps back and writing the difference.
+    pub sync_ms: f64,
 }
 
 pub fn rfc3339(time: SystemTime) -> String {

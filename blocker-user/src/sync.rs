@@ -89,6 +89,13 @@ pub trait SyncTarget {
     fn read_all(&self) -> Result<HashMap<Self::Key, Self::Value>, Self::Error>;
     fn upsert(&mut self, key: &Self::Key, value: &Self::Value) -> Result<(), Self::Error>;
     fn delete(&mut self, key: &Self::Key) -> Result<(), Self::Error>;
+
+    /// Writes many entries; targets with a cheaper bulk path override this.
+    fn upsert_many(&mut self, items: &[(Self::Key, Self::Value)]) -> Result<(), Self::Error> {
+        items
+            .iter()
+            .try_for_each(|(key, value)| self.upsert(key, value))
+    }
 }
 
 /// Reads `target` back, then writes only the difference to `desired`: inserts and updates
@@ -99,10 +106,19 @@ pub fn apply<T: SyncTarget>(
     desired: &HashMap<T::Key, T::Value>,
 ) -> Result<SyncStats, T::Error> {
     let current = target.read_all()?;
-    let d = diff(&current, desired);
-    for (key, value) in d.inserts.iter().chain(&d.updates) {
-        target.upsert(key, value)?;
-    }
+    apply_diff(target, &current, desired)
+}
+
+/// Like [`apply`], against `current`, a known copy of what `target` holds (what the last
+/// successful apply wrote), which saves reading a large map back on every reload.
+pub fn apply_diff<T: SyncTarget>(
+    target: &mut T,
+    current: &HashMap<T::Key, T::Value>,
+    desired: &HashMap<T::Key, T::Value>,
+) -> Result<SyncStats, T::Error> {
+    let d = diff(current, desired);
+    target.upsert_many(&d.inserts)?;
+    target.upsert_many(&d.updates)?;
     for key in &d.deletes {
         target.delete(key)?;
     }

@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's developer tasks. Each subcommand lives in its own module.
 
+mod bench;
 mod bootstrap;
 mod deb;
 mod install;
@@ -27,6 +28,8 @@ enum Command {
     Run(run::Args),
     /// Bootstrap, build, and run every test, including the end-to-end tests on the real kernel.
     Test(test::Args),
+    /// Measure vendorwall against no filter, nftables and iptables+ipset (docs/BENCHMARKS.md).
+    Bench(bench::Args),
     /// Install the binary, systemd unit, default config and shipped lists (under --root).
     Install(install::Args),
     /// Remove what `install` put in place (running `vendorwall unload` first when on /).
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Bootstrap(args) => bootstrap::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Test(args) => test::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Install(args) => install::install(&args),
         Command::Uninstall(args) => install::uninstall(&args),
         Command::Deb(args) => deb::run(&args),

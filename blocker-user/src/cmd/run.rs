@@ -154,6 +154,9 @@ async fn serve(
                 new_generation = reload(daemon, "SIGHUP", Some((global, args)));
             }
             _ = refresh.tick() => {
+                // The periodic refresh also re-reads the maps, so edits made behind our back
+                // are found and undone.
+                daemon.enforcer.verify_next_sync();
                 new_generation = reload(daemon, "refresh interval", None);
             }
             _ = watch.tick() => {

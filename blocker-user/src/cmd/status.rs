@@ -19,6 +19,8 @@ struct Status {
     links: Vec<inspect::LinkState>,
     fill: Option<inspect::Fill>,
     counters: Option<Counters>,
+    /// Kernel memory of each map, bytes (fdinfo `memlock`).
+    map_memory: Vec<(String, u64)>,
     daemon_running: bool,
     daemon: Option<DaemonState>,
 }
@@ -38,6 +40,7 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
         generation,
         fill: dir.as_deref().and_then(|d| inspect::fill(d).ok()),
         counters: dir.as_deref().and_then(|d| inspect::counters(d).ok()),
+        map_memory: dir.as_deref().map(inspect::memlock).unwrap_or_default(),
         links,
         daemon_running: state::running_pid(&config.run_dir).is_some(),
         daemon: state::read_state(&config.run_dir),
@@ -95,6 +98,13 @@ fn print_human(s: &Status) {
         println!(
             "maps:        {} IPv4 + {} IPv6 blocked prefixes, {} + {} exceptions",
             f.block_v4, f.block_v6, f.allow_v4, f.allow_v6
+        );
+    }
+    if !s.map_memory.is_empty() {
+        let total: u64 = s.map_memory.iter().map(|(_, b)| b).sum();
+        println!(
+            "map memory:  {:.1} MiB in the kernel",
+            total as f64 / (1024.0 * 1024.0)
         );
     }
     if let Some(c) = &s.counters {

@@ -92,6 +92,37 @@ pub fn counters(generation_dir: &Path) -> Result<Counters, KernelError> {
     super::read_counters(&array)
 }
 
+/// Kernel memory charged to each pinned map of a generation (`memlock` in its fdinfo), bytes.
+pub fn memlock(generation_dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(generation_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("link_") {
+            continue;
+        }
+        let Ok(data) = MapData::from_pin(entry.path()) else {
+            continue;
+        };
+        use std::os::fd::AsFd as _;
+        use std::os::fd::AsRawFd as _;
+        let fd = data.fd().as_fd().as_raw_fd();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+        if let Some(bytes) = info
+            .lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
+        {
+            out.push((name, bytes));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The id of the map pinned at `path` (to show a map was reused, not recreated).
 pub fn map_id(path: &Path) -> Option<u32> {
     aya::maps::MapInfo::from_pin(path).ok().map(|i| i.id())

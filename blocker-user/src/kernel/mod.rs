@@ -2,6 +2,7 @@
 //! generation (reusing compatible maps of the previous one), syncs the maps, attaches and pins
 //! the links, then retires older generations.
 
+pub mod batch;
 pub mod inspect;
 pub mod keys;
 pub mod linkinfo;
@@ -141,6 +142,10 @@ pub struct Enforcer {
     pins: PinRoot,
     sizes: MapsConfig,
     adoption: Adoption,
+    /// What the block tries hold after the last successful sync. Only this generation writes
+    /// them, so reloads diff against this copy instead of reading a million entries back; it is
+    /// dropped (forcing a read-back) whenever a sync fails halfway.
+    block_shadow: Option<HashMap<IpNet, ListRef>>,
 }
 
 impl Enforcer {
@@ -214,6 +219,7 @@ impl Enforcer {
             pins,
             sizes,
             adoption,
+            block_shadow: None,
         })
     }
 
@@ -295,12 +301,25 @@ impl Enforcer {
     /// Makes the block tries hold exactly `desired`, writing only the difference.
     pub fn sync_block(
         &mut self,
-        desired: &HashMap<IpNet, ListRef>,
+        desired: HashMap<IpNet, ListRef>,
     ) -> Result<SyncStats, KernelError> {
         let (v4_cap, v6_cap) = (self.sizes.block_v4, self.sizes.block_v6);
-        check_capacity(desired, v4_cap, v6_cap, ("maps.block_v4", "maps.block_v6"))?;
+        check_capacity(&desired, v4_cap, v6_cap, ("maps.block_v4", "maps.block_v6"))?;
+        // Taken now: if the apply fails halfway, the next sync reads the maps back.
+        let shadow = self.block_shadow.take();
         let mut tries = self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?;
-        sync::apply(&mut tries, desired)
+        let stats = match &shadow {
+            Some(current) => sync::apply_diff(&mut tries, current, &desired)?,
+            None => sync::apply(&mut tries, &desired)?,
+        };
+        self.block_shadow = Some(desired);
+        Ok(stats)
+    }
+
+    /// Makes the next sync read the block tries back from the kernel instead of trusting the
+    /// copy of the last sync: catches entries someone edited with `bpftool map`.
+    pub fn verify_next_sync(&mut self) {
+        self.block_shadow = None;
     }
 
     /// Makes the exception tries hold exactly `desired`.
@@ -342,12 +361,14 @@ impl Enforcer {
         let [v4_map, v6_map] = self.ebpf.maps_disjoint_mut([v4, v6]);
         let v4_map = v4_map.ok_or(KernelError::MissingMap(v4))?;
         let v6_map = v6_map.ok_or(KernelError::MissingMap(v6))?;
+        let fds = (raw_fd(v4_map), raw_fd(v6_map));
         Ok(PrefixTries {
             v4: LpmTrie::try_from(v4_map)
                 .map_err(|source| KernelError::Map { name: v4, source })?,
             v6: LpmTrie::try_from(v6_map)
                 .map_err(|source| KernelError::Map { name: v6, source })?,
             names: (v4, v6),
+            fds,
         })
     }
 
@@ -395,6 +416,15 @@ pub fn read_counters<T: std::borrow::Borrow<MapData>>(
         raw_sockets_refused: total(Counter::RawSocketsRefused)?,
         egress_dropped: total(Counter::EgressDropped)?,
     })
+}
+
+/// The raw fd of a loaded map (for the batch syscall aya does not wrap); -1 for other kinds.
+fn raw_fd(map: &aya::maps::Map) -> std::os::fd::RawFd {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    match map {
+        aya::maps::Map::LpmTrie(data) => data.fd().as_fd().as_raw_fd(),
+        _ => -1,
+    }
 }
 
 /// Pins an attached link in the generation directory, so it outlives this process.

@@ -15,6 +15,57 @@ pub struct PrefixTries<'a> {
     pub v4: LpmTrie<&'a mut MapData, [u8; 4], ListRef>,
     pub v6: LpmTrie<&'a mut MapData, [u8; 16], ListRef>,
     pub names: (&'static str, &'static str),
+    /// Raw fds of the two maps, for batch updates.
+    pub fds: (std::os::fd::RawFd, std::os::fd::RawFd),
+}
+
+/// Entries per BPF_MAP_UPDATE_BATCH call.
+const BATCH: usize = 8192;
+
+/// Writes `keys`/`values` in batches; falls back to single updates when the kernel has no batch
+/// support for the map (EINVAL/ENOTSUPP on the first call).
+fn batch_upsert<K: aya::Pod>(
+    fd: std::os::fd::RawFd,
+    keys: &[aya::maps::lpm_trie::Key<K>],
+    values: &[ListRef],
+    mut single: impl FnMut(usize) -> Result<(), KernelError>,
+    name: &'static str,
+) -> Result<(), KernelError> {
+    let mut at = 0;
+    while at < keys.len() {
+        let count = (keys.len() - at).min(BATCH);
+        // SAFETY: `count` initialized keys and values start at `at`; Key<K> is the packed
+        // bpf_lpm_trie_key layout and ListRef the value layout the map was created with.
+        let (done, result) = unsafe {
+            super::batch::update(
+                fd,
+                keys[at..].as_ptr().cast(),
+                values[at..].as_ptr().cast(),
+                count as u32,
+            )
+        };
+        match result {
+            Ok(()) => at += count,
+            Err(err)
+                if at == 0
+                    && done == 0
+                    && matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(524)) =>
+            {
+                // No batch support: one at a time.
+                return (0..keys.len()).try_for_each(&mut single);
+            }
+            Err(err) => {
+                return Err(KernelError::Map {
+                    name,
+                    source: MapError::SyscallError(aya::sys::SyscallError {
+                        call: "bpf_map_update_batch",
+                        io_error: err,
+                    }),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn map_err(name: &'static str) -> impl Fn(MapError) -> KernelError {
@@ -61,6 +112,39 @@ impl SyncTarget for PrefixTries<'_> {
             IpNet::V4(n) => self.v4.remove(&keys::v4(*n)).map_err(map_err(self.names.0)),
             IpNet::V6(n) => self.v6.remove(&keys::v6(*n)).map_err(map_err(self.names.1)),
         }
+    }
+
+    fn upsert_many(&mut self, items: &[(IpNet, ListRef)]) -> Result<(), KernelError> {
+        let (mut k4, mut v4, mut k6, mut v6) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (net, value) in items {
+            match net {
+                IpNet::V4(n) => {
+                    k4.push(keys::v4(*n));
+                    v4.push(*value);
+                }
+                IpNet::V6(n) => {
+                    k6.push(keys::v6(*n));
+                    v6.push(*value);
+                }
+            }
+        }
+        let names = self.names;
+        let trie4 = &mut self.v4;
+        batch_upsert(
+            self.fds.0,
+            &k4,
+            &v4,
+            |i| trie4.insert(&k4[i], v4[i], 0).map_err(map_err(names.0)),
+            names.0,
+        )?;
+        let trie6 = &mut self.v6;
+        batch_upsert(
+            self.fds.1,
+            &k6,
+            &v6,
+            |i| trie6.insert(&k6[i], v6[i], 0).map_err(map_err(names.1)),
+            names.1,
+        )
     }
 }
 

@@ -37,6 +37,12 @@ fn main() {
         hold(addr);
         return;
     }
+    if let [op, kind, addr, count] = args.as_slice()
+        && op == "bench"
+    {
+        bench(kind, addr, count);
+        return;
+    }
     if let [op, addr, millis] = args.as_slice()
         && op == "hammer"
     {
@@ -222,6 +228,43 @@ fn hammer(addr: &str, millis: &str) {
         }
     }
     println!("{{\"op\":\"hammer\",\"ok\":{ok},\"refused\":{refused},\"other\":{other}}}");
+}
+
+/// `cargo xtask bench`'s inner loop: COUNT operations of KIND (`tcp`: connect to a listener and
+/// close; `tcp-closed`: connect to a closed port; `udp`: sendto), timed together. Prints
+/// `{"op":"bench","ns_per_op":N,"errors":N}`; for tcp-closed, ECONNREFUSED is the expected result.
+fn bench(kind: &str, addr: &str, count: &str) {
+    let (Ok(addr), Ok(count)) = (addr.parse::<SocketAddr>(), count.parse::<u32>()) else {
+        eprintln!("vw-probe: usage: vw-probe bench KIND ADDR COUNT");
+        std::process::exit(2);
+    };
+    let udp = UdpSocket::bind(if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    });
+    let start = std::time::Instant::now();
+    let mut errors = 0u32;
+    for _ in 0..count {
+        let ok = match kind {
+            // Close with RST (linger 0): no TIME_WAIT pile-up to distort later connects.
+            "tcp" => Socket::new(Domain::for_address(addr), Type::STREAM, None)
+                .and_then(|s| {
+                    s.connect(&SockAddr::from(addr))?;
+                    s.set_linger(Some(Duration::ZERO))
+                })
+                .is_ok(),
+            "tcp-closed" => matches!(
+                TcpStream::connect(addr),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+            ),
+            "udp" => udp.as_ref().is_ok_and(|s| s.send_to(b"vw", addr).is_ok()),
+            _ => false,
+        };
+        errors += u32::from(!ok);
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(count.max(1));
+    println!("{{\"op\":\"bench\",\"ns_per_op\":{ns:.1},\"errors\":{errors}}}");
 }
 
 /// Connects (TCP), prints `connected`, then waits for the connection to end and prints how:

@@ -1,0 +1,621 @@
+//! `cargo xtask bench`: vendorwall measured side by side with no filter, nftables and
+//! iptables+ipset, in one run, written to docs/BENCHMARKS.md.
+//!
+//! Rules kept: everything attaches only to a cgroup the bench creates, every peer rule matches
+//! only the bench uid's traffic, all of it is removed afterwards (guards, also on failure), and
+//! the only destinations are loopback addresses.
+
+mod firewalls;
+mod prefixes;
+
+use std::{
+    fmt::Write as _,
+    io::{BufRead as _, BufReader, Write as _},
+    net::TcpListener,
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{bootstrap, shell};
+use firewalls::{BENCH_UID, Ipset, Nft};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Smaller sets (1k, 10k, 100k) and fewer runs: a couple of minutes.
+    #[arg(long)]
+    pub quick: bool,
+    /// Runs per measurement; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Operations per run.
+    #[arg(long, default_value_t = 10_000)]
+    pub ops: u32,
+}
+
+/// The three operations measured per configuration.
+const KINDS: [&str; 3] = ["tcp", "tcp-closed", "udp"];
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the bench loads BPF programs and firewall rules: run as root");
+    }
+    bootstrap::ensure()?;
+    ensure_packages()?;
+    shell::run(shell::cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "blocker-user",
+        "--package",
+        "vendorwall-e2e",
+        "--bin",
+        "vendorwall",
+        "--bin",
+        "vw-probe",
+    ]))?;
+    let root = shell::workspace_root();
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let sizes: &[usize] = if args.quick {
+        &[1_000, 10_000, 100_000]
+    } else {
+        &[1_000, 100_000, 1_000_000]
+    };
+    let runs = if args.quick {
+        args.runs.min(3)
+    } else {
+        args.runs
+    };
+
+    let cgroup = BenchCgroup::new()?;
+    let acceptor = Acceptor::start()?;
+    let closed_port = {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let targets = [
+        format!("127.0.0.1:{}", acceptor.port),
+        format!("127.0.0.1:{closed_port}"),
+        "127.0.0.1:9".to_owned(),
+    ];
+    let probe = Probe {
+        bin: root.join("target/release/vw-probe"),
+        cgroup: cgroup.path.clone(),
+        targets,
+        runs,
+        ops: args.ops,
+    };
+    let mut report = Report::default();
+
+    eprintln!("bench: baseline");
+    report
+        .rows
+        .push(("no filter".into(), probe.measure()?, None));
+    for &size in sizes {
+        let prefixes = prefixes::generate(size, 0x5eed + size as u64);
+        let list = out_dir.join(format!("bench-{size}.netset"));
+        prefixes::write(&list, &prefixes)?;
+        let label = human(size);
+
+        eprintln!("bench: vendorwall, {label} prefixes");
+        let vw = Vendorwall::start(&root, &cgroup.path, &list, &out_dir)?;
+        let stats = BpfStats::enable()?;
+        let costs = probe.measure()?;
+        let run_ns = stats.run_time_per_call(&vw.program_ids()?);
+        drop(stats);
+        let state = vw.state()?;
+        report.loads.push(Load {
+            tool: format!("vendorwall, {label}"),
+            seconds: state.sync_ms / 1000.0,
+            extra: format!(
+                "kernel sync; before it: parse {:.0} ms, aggregate {:.0} ms; {} kernel prefixes",
+                state.lists_ms, state.aggregate_ms, state.kernel_prefixes
+            ),
+        });
+        if size == *sizes.last().unwrap_or(&0) {
+            report.memory = Some(vw.memory()?);
+            report.change = Some(vw.one_percent_change(&list, &prefixes)?);
+        }
+        report
+            .rows
+            .push((format!("vendorwall, {label}"), costs, run_ns));
+        drop(vw);
+
+        eprintln!("bench: nftables, {label} prefixes");
+        match Nft::load(&prefixes) {
+            Ok(nft) => {
+                report.loads.push(Load {
+                    tool: format!("nft -f, {label}"),
+                    seconds: nft.load_time.as_secs_f64(),
+                    extra: "interval set".into(),
+                });
+                report
+                    .rows
+                    .push((format!("nftables set, {label}"), probe.measure()?, None));
+            }
+            Err(err) => report.notes.push(format!("nftables, {label}: {err:#}")),
+        }
+
+        eprintln!("bench: iptables + ipset, {label} prefixes");
+        match Ipset::load(&prefixes) {
+            Ok(ipset) => {
+                report.loads.push(Load {
+                    tool: format!("ipset restore, {label}"),
+                    seconds: ipset.load_time.as_secs_f64(),
+                    extra: "hash:net".into(),
+                });
+                report
+                    .rows
+                    .push((format!("iptables + ipset, {label}"), probe.measure()?, None));
+            }
+            Err(err) => report.notes.push(format!("ipset, {label}: {err:#}")),
+        }
+    }
+    // Measured again last: the spread between the two no-filter rows is the run's drift.
+    eprintln!("bench: baseline again");
+    report
+        .rows
+        .push(("no filter (again, last)".into(), probe.measure()?, None));
+    let text = report.render(args, runs)?;
+    let path = root.join("docs/BENCHMARKS.md");
+    std::fs::write(&path, &text).with_context(|| format!("failed to write {}", path.display()))?;
+    println!("{text}");
+    eprintln!("bench: written to {}", path.display());
+    Ok(())
+}
+
+fn ensure_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = [
+        ("nft", "nftables"),
+        ("ipset", "ipset"),
+        ("iptables", "iptables"),
+    ]
+    .into_iter()
+    .filter(|(bin, _)| shell::output(Command::new("which").arg(bin)).is_none())
+    .map(|(_, package)| package)
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    shell::run(Command::new("apt-get").args(["update", "-qq"]))?;
+    shell::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq"])
+            .args(&missing),
+    )
+}
+
+fn human(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+/// A child cgroup for the bench, removed on drop; never the root.
+struct BenchCgroup {
+    path: PathBuf,
+}
+
+impl BenchCgroup {
+    fn new() -> anyhow::Result<Self> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts")?;
+        let root = mounts
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+            })
+            .context("no cgroup2 mount")?;
+        let path = root.join(format!("vendorwall-bench-{}", std::process::id()));
+        std::fs::create_dir(&path).with_context(|| format!("mkdir {}", path.display()))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for BenchCgroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.path).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Accepts and drops connections so the listener's backlog never fills.
+struct Acceptor {
+    port: u16,
+}
+
+impl Acceptor {
+    fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        // Two accepting threads, so the backlog never overflows into SYN retransmits.
+        for _ in 0..2 {
+            let listener = listener.try_clone()?;
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    drop(stream);
+                }
+            });
+        }
+        Ok(Self { port })
+    }
+}
+
+/// Runs the probe in the bench cgroup as the bench uid.
+struct Probe {
+    bin: PathBuf,
+    cgroup: PathBuf,
+    targets: [String; 3],
+    runs: usize,
+    ops: u32,
+}
+
+impl Probe {
+    /// Median ns per operation for each of [`KINDS`].
+    fn measure(&self) -> anyhow::Result<[f64; 3]> {
+        let mut medians = [0.0; 3];
+        for (i, kind) in KINDS.iter().enumerate() {
+            let mut samples = Vec::new();
+            for _ in 0..self.runs {
+                samples.push(self.once(kind, &self.targets[i])?);
+            }
+            samples.sort_by(f64::total_cmp);
+            medians[i] = samples[samples.len() / 2];
+        }
+        Ok(medians)
+    }
+
+    fn once(&self, kind: &str, target: &str) -> anyhow::Result<f64> {
+        let mut child = Command::new(&self.bin)
+            .args(["bench", kind, target, &self.ops.to_string()])
+            .uid(BENCH_UID)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        std::fs::write(self.cgroup.join("cgroup.procs"), child.id().to_string())?;
+        child.stdin.take().context("stdin")?.write_all(b"go\n")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        child.wait()?;
+        let ns = field(&line, "ns_per_op").context("probe output")?;
+        let errors = field(&line, "errors").unwrap_or(0.0);
+        if errors > 0.0 {
+            bail!("{kind} to {target}: {errors} operations failed: the bench traffic was refused");
+        }
+        Ok(ns)
+    }
+}
+
+/// A number field from a JSON line.
+fn field(line: &str, name: &str) -> Option<f64> {
+    serde_json::from_str::<serde_json::Value>(line).ok()?[name].as_f64()
+}
+
+/// vendorwall running on the bench cgroup with its own pin and run directories.
+struct Vendorwall {
+    bin: PathBuf,
+    child: Child,
+    dir: PathBuf,
+}
+
+struct DaemonNumbers {
+    lists_ms: f64,
+    aggregate_ms: f64,
+    sync_ms: f64,
+    kernel_prefixes: f64,
+}
+
+impl Vendorwall {
+    fn start(root: &Path, cgroup: &Path, list: &Path, out: &Path) -> anyhow::Result<Self> {
+        let dir = out.join(format!("vw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("config.toml"), "[events]\nstdout = false\n")?;
+        let bin = root.join("target/release/vendorwall");
+        let mut vw = Self {
+            child: Command::new(&bin)
+                .args(global(&dir))
+                .arg("run")
+                .arg("--cgroup")
+                .arg(cgroup)
+                .arg("--list")
+                .arg(list)
+                .args(["--max-v4", "2097152"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+            bin,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !vw.dir.join("run/vendorwall.pid").exists() {
+            if Instant::now() > deadline || vw.child.try_wait()?.is_some() {
+                bail!("vendorwall did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(vw)
+    }
+
+    fn status(&self) -> anyhow::Result<serde_json::Value> {
+        let out = Command::new(&self.bin)
+            .args(global(&self.dir))
+            .args(["status", "--json"])
+            .output()?;
+        serde_json::from_slice(&out.stdout).context("vendorwall status --json")
+    }
+
+    fn state(&self) -> anyhow::Result<DaemonNumbers> {
+        let status = self.status()?;
+        let timings = &status["daemon"]["timings"];
+        let number = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+        Ok(DaemonNumbers {
+            lists_ms: number(&timings["lists_ms"]),
+            aggregate_ms: number(&timings["aggregate_ms"]),
+            sync_ms: number(&timings["sync_ms"]),
+            kernel_prefixes: number(&status["daemon"]["kernel_prefixes"]),
+        })
+    }
+
+    fn program_ids(&self) -> anyhow::Result<Vec<u32>> {
+        let status = self.status()?;
+        Ok(status["links"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["kernel"]["program_id"].as_u64())
+            .filter_map(|id| u32::try_from(id).ok())
+            .collect())
+    }
+
+    /// Daemon RSS and kernel map memory, in MiB.
+    fn memory(&self) -> anyhow::Result<(f64, f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let memlock: f64 = self.status()?["map_memory"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|pair| pair[1].as_f64())
+            .sum();
+        Ok((
+            kb("VmRSS:") / 1024.0,
+            kb("VmHWM:") / 1024.0,
+            memlock / (1024.0 * 1024.0),
+        ))
+    }
+
+    /// Replaces 1% of the list and reloads; returns (sync ms, whole reload ms).
+    fn one_percent_change(&self, list: &Path, prefixes: &[String]) -> anyhow::Result<(f64, f64)> {
+        let mut changed = prefixes.to_vec();
+        let replacements = prefixes::generate(prefixes.len() / 100, 0x00c4_a96e);
+        let step = 100;
+        for (i, replacement) in replacements.into_iter().enumerate() {
+            if let Some(slot) = changed.get_mut(i * step) {
+                *slot = replacement;
+            }
+        }
+        prefixes::write(list, &changed)?;
+        let start = Instant::now();
+        let out = Command::new(&self.bin)
+            .args(global(&self.dir))
+            .arg("reload")
+            .output()?;
+        let total = start.elapsed().as_secs_f64() * 1000.0;
+        if !out.status.success() {
+            bail!("reload failed: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        Ok((self.state()?.sync_ms, total))
+    }
+}
+
+fn global(dir: &Path) -> Vec<String> {
+    vec![
+        "--config".into(),
+        dir.join("config.toml").display().to_string(),
+        "--pin-dir".into(),
+        format!("/sys/fs/bpf/vendorwall-bench-{}", std::process::id()),
+        "--run-dir".into(),
+        dir.join("run").display().to_string(),
+    ]
+}
+
+impl Drop for Vendorwall {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.bin)
+            .args(global(&self.dir))
+            .arg("unload")
+            .stdout(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kernel BPF run-time statistics, on while this lives.
+struct BpfStats;
+
+impl BpfStats {
+    fn enable() -> anyhow::Result<Self> {
+        std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1")?;
+        Ok(Self)
+    }
+
+    /// Average run time of the connect4 and sendmsg4 programs per call, ns.
+    fn run_time_per_call(&self, ids: &[u32]) -> Option<f64> {
+        let (mut time, mut calls) = (0.0, 0.0);
+        for &id in ids {
+            let (t, c) = prog_stats(id)?;
+            time += t;
+            calls += c;
+        }
+        (calls > 0.0).then(|| time / calls)
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "0");
+    }
+}
+
+/// (run_time_ns, run_cnt) of program `id`, from its fdinfo.
+fn prog_stats(id: u32) -> Option<(f64, f64)> {
+    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+    let mut attr = [0u64; 4];
+    attr[0] = u64::from(id);
+    // SAFETY: a zeroed bpf_attr-sized buffer holding the id.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_GET_FD_BY_ID,
+            attr.as_mut_ptr(),
+            32usize,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok();
+    // SAFETY: closing the fd we just got.
+    unsafe { libc::close(fd as i32) };
+    let info = info?;
+    let value = |key: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some((value("run_time_ns:")?, value("run_cnt:")?))
+}
+
+struct Load {
+    tool: String,
+    seconds: f64,
+    extra: String,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<(String, [f64; 3], Option<f64>)>,
+    loads: Vec<Load>,
+    memory: Option<(f64, f64, f64)>,
+    change: Option<(f64, f64)>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn render(&self, args: &Args, runs: usize) -> anyhow::Result<String> {
+        let machine = machine();
+        let command = if args.quick {
+            "cargo xtask bench --quick"
+        } else {
+            "cargo xtask bench"
+        };
+        let mut s = String::new();
+        writeln!(s, "# Benchmarks\n")?;
+        writeln!(
+            s,
+            "Produced by `{command}` ({runs} runs of {} operations each; medians), on {machine}.",
+            args.ops
+        )?;
+        writeln!(
+            s,
+            "Every figure in a table comes from the same run, so ratios compare like with like. The"
+        )?;
+        writeln!(
+            s,
+            "bench traffic goes to 127.0.0.1 (never listed), so these are the costs every unlisted"
+        )?;
+        writeln!(
+            s,
+            "connection pays; the peers' rules match only the bench uid, vendorwall is attached to a"
+        )?;
+        writeln!(s, "cgroup holding only the bench process.\n")?;
+        writeln!(s, "## Per-operation cost\n")?;
+        writeln!(
+            s,
+            "| configuration | TCP connect (listener) | TCP connect (closed port) | UDP sendto | BPF program run time |"
+        )?;
+        writeln!(s, "|---|---|---|---|---|")?;
+        let base = self.rows.first().map(|r| r.1).unwrap_or([f64::NAN; 3]);
+        for (name, costs, bpf) in &self.rows {
+            write!(s, "| {name} |")?;
+            for (i, c) in costs.iter().enumerate() {
+                write!(
+                    s,
+                    " {:.2} µs ({:+.1}%) |",
+                    c / 1000.0,
+                    (c / base[i] - 1.0) * 100.0
+                )?;
+            }
+            writeln!(
+                s,
+                " {} |",
+                bpf.map_or("-".into(), |ns| format!("{ns:.0} ns per call"))
+            )?;
+        }
+        writeln!(s, "\n## Loading\n")?;
+        writeln!(s, "| what | seconds | notes |")?;
+        writeln!(s, "|---|---|---|")?;
+        for l in &self.loads {
+            writeln!(s, "| {} | {:.3} | {} |", l.tool, l.seconds, l.extra)?;
+        }
+        if let Some((sync, total)) = self.change {
+            writeln!(
+                s,
+                "| vendorwall, 1% of the largest list changed (reload) | {:.3} | kernel sync {sync:.0} ms of {total:.0} ms end to end (parse and aggregate included) |",
+                sync / 1000.0
+            )?;
+        }
+        if let Some((rss, peak, kernel)) = self.memory {
+            writeln!(s, "\n## Memory at the largest size\n")?;
+            writeln!(
+                s,
+                "| daemon RSS | daemon peak RSS | kernel map memory (memlock) |"
+            )?;
+            writeln!(s, "|---|---|---|")?;
+            writeln!(s, "| {rss:.1} MiB | {peak:.1} MiB | {kernel:.1} MiB |")?;
+        }
+        if !self.notes.is_empty() {
+            writeln!(s, "\n## Notes\n")?;
+            for n in &self.notes {
+                writeln!(s, "- {n}")?;
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = shell::output(Command::new("uname").arg("-r")).unwrap_or_default();
+    format!(
+        "{} × {cpu}, Linux {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel.trim()
+    )
+}
