@@ -3,10 +3,13 @@
 //! are dropped (otherwise the longer audit prefix would win the LPM lookup and let a connection
 //! through that an enforce list refuses), and each kernel prefix is tagged with a list id.
 
-use std::collections::HashMap;
-
 use blocker_common::{Action, ListRef};
 use ipnet::IpNet;
+
+/// The kernel's block set: unique prefixes sorted by `IpNet`'s order, each with its list.
+/// A sorted vector rather than a hash map: a third of the memory at a million prefixes, and
+/// two of them diff in one linear merge (see `sync::diff_sorted`).
+pub type KernelSet = Vec<(IpNet, ListRef)>;
 
 /// One raw entry as the aggregation sees it: prefix, list id and action, in load order.
 #[derive(Clone, Copy, Debug)]
@@ -23,7 +26,7 @@ pub fn aggregate(nets: &[IpNet]) -> Vec<IpNet> {
 
 /// The kernel's block set: aggregated prefixes, each with the list of the first raw entry (in
 /// load order) it covers, and enforce winning over audit.
-pub fn kernel_set(entries: &[Tagged]) -> HashMap<IpNet, ListRef> {
+pub fn kernel_set(entries: &[Tagged]) -> KernelSet {
     let nets_of = |action| -> Vec<IpNet> {
         entries
             .iter()
@@ -38,26 +41,39 @@ pub fn kernel_set(entries: &[Tagged]) -> HashMap<IpNet, ListRef> {
             .filter(|net| containing(&enforce, net).is_none())
             .collect(),
     );
-    let mut set = HashMap::with_capacity(enforce.len() + audit.len());
+    let mut set: KernelSet = Vec::with_capacity(enforce.len() + audit.len());
     for (prefixes, action) in [(&enforce, Action::Enforce), (&audit, Action::Audit)] {
+        let mut owner: Vec<Option<u16>> = vec![None; prefixes.len()];
         for entry in entries.iter().filter(|e| e.action == action) {
             // An audit entry under an enforce prefix has no audit prefix of its own.
-            if let Some(prefix) = containing(prefixes, &entry.net) {
-                set.entry(prefix)
-                    .or_insert(ListRef::new(entry.list_id, action));
+            if let Some(i) = containing_index(prefixes, &entry.net) {
+                owner[i].get_or_insert(entry.list_id);
             }
         }
+        set.extend(
+            prefixes
+                .iter()
+                .zip(owner)
+                .filter_map(|(net, list)| Some((*net, ListRef::new(list?, action)))),
+        );
     }
+    set.sort_unstable_by_key(|(net, _)| *net);
     set
 }
 
 /// The prefix of `prefixes` (sorted, disjoint) that contains `net`, if any.
 fn containing(prefixes: &[IpNet], net: &IpNet) -> Option<IpNet> {
+    containing_index(prefixes, net).map(|i| prefixes[i])
+}
+
+/// The position in `prefixes` (sorted, disjoint) of the prefix containing `net`.
+fn containing_index(prefixes: &[IpNet], net: &IpNet) -> Option<usize> {
     let i = prefixes.partition_point(|c| {
         family_rank(c) < family_rank(net)
             || (family_rank(c) == family_rank(net) && c.network() <= net.network())
     });
-    prefixes[..i].last().filter(|c| c.contains(net)).copied()
+    let i = i.checked_sub(1)?;
+    prefixes[i].contains(net).then_some(i)
 }
 
 fn family_rank(net: &IpNet) -> u8 {
@@ -80,6 +96,14 @@ mod tests {
 
     fn net(s: &str) -> IpNet {
         s.parse().expect("valid test prefix")
+    }
+
+    fn get(set: &KernelSet, prefix: &str) -> ListRef {
+        let key = net(prefix);
+        set.iter()
+            .find(|(n, _)| *n == key)
+            .map(|(_, v)| *v)
+            .expect("prefix in set")
     }
 
     fn tagged(s: &str, list_id: u16, action: Action) -> Tagged {
@@ -111,8 +135,9 @@ mod tests {
             tagged("192.0.2.0/24", 2, Action::Audit),
         ]);
         assert_eq!(set.len(), 2, "{set:?}");
-        assert_eq!(set[&net("10.0.0.0/8")], ListRef::new(1, Action::Enforce));
-        assert_eq!(set[&net("192.0.2.0/24")], ListRef::new(2, Action::Audit));
+        assert_eq!(get(&set, "10.0.0.0/8"), ListRef::new(1, Action::Enforce));
+        assert_eq!(get(&set, "192.0.2.0/24"), ListRef::new(2, Action::Audit));
+        assert!(set.windows(2).all(|w| w[0].0 < w[1].0), "sorted and unique");
     }
 
     #[test]
@@ -122,7 +147,7 @@ mod tests {
             tagged("10.0.0.0/25", 4, Action::Enforce),
         ]);
         assert_eq!(set.len(), 1);
-        assert_eq!(set[&net("10.0.0.0/24")].list_id, 3);
+        assert_eq!(get(&set, "10.0.0.0/24").list_id, 3);
     }
 
     /// Strategy: small IPv4 prefixes clustered in 10.0.0.0/16 so overlaps are common.

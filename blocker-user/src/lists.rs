@@ -5,9 +5,8 @@
 //! At start-up any bad list is fatal (the daemon never starts with an invalid list); on refresh a
 //! list that fails keeps its last good content and records the error.
 
-use std::{collections::HashMap, net::IpAddr, time::SystemTime};
+use std::{net::IpAddr, time::SystemTime};
 
-use blocker_common::ListRef;
 use ipnet::{IpNet, Ipv4Net};
 use serde::Serialize;
 
@@ -360,7 +359,7 @@ impl ListSet {
     }
 
     /// The prefixes the kernel must hold, aggregated, with enforce winning over audit.
-    pub fn kernel_set(&self) -> HashMap<IpNet, ListRef> {
+    pub fn kernel_set(&self) -> crate::aggregate::KernelSet {
         let tagged: Vec<Tagged> = self
             .lists
             .iter()

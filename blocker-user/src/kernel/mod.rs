@@ -24,8 +24,9 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::{
+    aggregate::KernelSet,
     config::MapsConfig,
-    sync::{self, SyncStats},
+    sync::{self, SyncStats, SyncTarget as _},
 };
 use pins::{PinError, PinRoot};
 use tries::{ExemptCgroups, PrefixTries};
@@ -145,7 +146,7 @@ pub struct Enforcer {
     /// What the block tries hold after the last successful sync. Only this generation writes
     /// them, so reloads diff against this copy instead of reading a million entries back; it is
     /// dropped (forcing a read-back) whenever a sync fails halfway.
-    block_shadow: Option<HashMap<IpNet, ListRef>>,
+    block_shadow: Option<KernelSet>,
 }
 
 impl Enforcer {
@@ -299,19 +300,31 @@ impl Enforcer {
     }
 
     /// Makes the block tries hold exactly `desired`, writing only the difference.
-    pub fn sync_block(
-        &mut self,
-        desired: HashMap<IpNet, ListRef>,
-    ) -> Result<SyncStats, KernelError> {
+    pub fn sync_block(&mut self, desired: KernelSet) -> Result<SyncStats, KernelError> {
         let (v4_cap, v6_cap) = (self.sizes.block_v4, self.sizes.block_v6);
-        check_capacity(&desired, v4_cap, v6_cap, ("maps.block_v4", "maps.block_v6"))?;
+        check_capacity(
+            desired.iter().map(|(n, _)| n),
+            v4_cap,
+            v6_cap,
+            ("maps.block_v4", "maps.block_v6"),
+        )?;
         // Taken now: if the apply fails halfway, the next sync reads the maps back.
-        let shadow = self.block_shadow.take();
-        let mut tries = self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?;
-        let stats = match &shadow {
-            Some(current) => sync::apply_diff(&mut tries, current, &desired)?,
-            None => sync::apply(&mut tries, &desired)?,
+        let shadow = match self.block_shadow.take() {
+            Some(shadow) => shadow,
+            None => {
+                let mut current: KernelSet = self
+                    .tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?
+                    .read_all()?
+                    .into_iter()
+                    .collect();
+                current.sort_unstable_by_key(|(net, _)| *net);
+                current
+            }
         };
+        let diff = sync::diff_sorted(&shadow, &desired);
+        drop(shadow);
+        let mut tries = self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?;
+        let stats = sync::write_diff(&mut tries, &diff)?;
         self.block_shadow = Some(desired);
         Ok(stats)
     }
@@ -328,7 +341,12 @@ impl Enforcer {
         desired: &HashMap<IpNet, ListRef>,
     ) -> Result<SyncStats, KernelError> {
         let (v4_cap, v6_cap) = (self.sizes.allow_v4, self.sizes.allow_v6);
-        check_capacity(desired, v4_cap, v6_cap, ("maps.allow_v4", "maps.allow_v6"))?;
+        check_capacity(
+            desired.keys(),
+            v4_cap,
+            v6_cap,
+            ("maps.allow_v4", "maps.allow_v6"),
+        )?;
         let mut tries = self.tries(map_names::ALLOW_V4, map_names::ALLOW_V6)?;
         sync::apply(&mut tries, desired)
     }
@@ -467,16 +485,22 @@ fn program<'a>(
 }
 
 /// Refuses a set that does not fit before anything is written.
-fn check_capacity(
-    desired: &HashMap<IpNet, ListRef>,
+fn check_capacity<'a>(
+    desired: impl Iterator<Item = &'a IpNet>,
     v4_capacity: u32,
     v6_capacity: u32,
     keys: (&'static str, &'static str),
 ) -> Result<(), KernelError> {
-    let v4 = desired.keys().filter(|n| matches!(n, IpNet::V4(_))).count();
+    let (mut v4, mut v6) = (0, 0);
+    for net in desired {
+        match net {
+            IpNet::V4(_) => v4 += 1,
+            IpNet::V6(_) => v6 += 1,
+        }
+    }
     for (name, key, capacity, needed) in [
         ("IPv4 map", keys.0, v4_capacity, v4),
-        ("IPv6 map", keys.1, v6_capacity, desired.len() - v4),
+        ("IPv6 map", keys.1, v6_capacity, v6),
     ] {
         if needed > capacity as usize {
             return Err(KernelError::TooManyEntries {

@@ -528,14 +528,22 @@ struct Throughput {
 
 /// Floods refused connects from two probes for a few seconds with aggregation off, and counts
 /// what reached the JSON sink (a file), what the kernel dropped, and what the sink missed.
-fn event_throughput(root: &Path, cgroup: &Path, out: &Path, probe: &Probe) -> anyhow::Result<Throughput> {
+fn event_throughput(
+    root: &Path,
+    cgroup: &Path,
+    out: &Path,
+    probe: &Probe,
+) -> anyhow::Result<Throughput> {
     let dir = out.join(format!("vw-events-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let sink = dir.join("events.jsonl");
     std::fs::write(
         dir.join("config.toml"),
-        format!("[events]\nstdout = false\naggregate_window = \"0s\"\nfile = {:?}\n", sink.display().to_string()),
+        format!(
+            "[events]\nstdout = false\naggregate_window = \"0s\"\nfile = {:?}\n",
+            sink.display().to_string()
+        ),
     )?;
     let list = dir.join("flood.netset");
     std::fs::write(&list, "127.0.0.66\n")?;
@@ -553,12 +561,21 @@ fn event_throughput(root: &Path, cgroup: &Path, out: &Path, probe: &Probe) -> an
         a
     };
     let mut daemon = Command::new(&bin)
-        .args(args(&["run", "--cgroup", &cgroup.display().to_string(), "--list", &list.display().to_string()]))
+        .args(args(&[
+            "run",
+            "--cgroup",
+            &cgroup.display().to_string(),
+            "--list",
+            &list.display().to_string(),
+        ]))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
     let unload = || {
-        let _ = Command::new(&bin).args(args(&["unload"])).stdout(Stdio::null()).status();
+        let _ = Command::new(&bin)
+            .args(args(&["unload"]))
+            .stdout(Stdio::null())
+            .status();
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while !dir.join("run/vendorwall.pid").exists() {
@@ -572,7 +589,11 @@ fn event_throughput(root: &Path, cgroup: &Path, out: &Path, probe: &Probe) -> an
     let mut hammers = Vec::new();
     for _ in 0..2 {
         let mut child = Command::new(&probe.bin)
-            .args(["hammer", "127.0.0.66:9", &((seconds * 1000.0) as u64).to_string()])
+            .args([
+                "hammer",
+                "127.0.0.66:9",
+                &((seconds * 1000.0) as u64).to_string(),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -592,7 +613,9 @@ fn event_throughput(root: &Path, cgroup: &Path, out: &Path, probe: &Probe) -> an
     }
     // Let the daemon finish writing, then stop it so the file sink flushes.
     std::thread::sleep(Duration::from_secs(2));
-    let status = Command::new(&bin).args(args(&["status", "--json"])).output()?;
+    let status = Command::new(&bin)
+        .args(args(&["status", "--json"]))
+        .output()?;
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
     let dropped_kernel = status["counters"]["events_dropped"].as_u64().unwrap_or(0);
     // SAFETY: SIGTERM to the daemon we started.
@@ -600,7 +623,10 @@ fn event_throughput(root: &Path, cgroup: &Path, out: &Path, probe: &Probe) -> an
     daemon.wait()?;
     unload();
     let text = std::fs::read_to_string(&sink).unwrap_or_default();
-    let lines = text.lines().filter(|l| l.contains("\"type\":\"event\"")).count() as u64;
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("\"type\":\"event\""))
+        .count() as u64;
     let missed_sink = text
         .lines()
         .filter(|l| l.contains("\"type\":\"missed\""))
@@ -701,9 +727,19 @@ impl Report {
         }
         if let Some(t) = &self.throughput {
             writeln!(s, "\n## Event throughput\n")?;
-            writeln!(s, "Two processes refused as fast as they can for {:.0} s, aggregation off, every event a JSON", t.seconds)?;
-            writeln!(s, "line in the file sink (enrichment from /proc included).\n")?;
-            writeln!(s, "| refused attempts | events written | events/s written | dropped in the kernel (ring full) | missed by the sink | accounted for |")?;
+            writeln!(
+                s,
+                "Two processes refused as fast as they can for {:.0} s, aggregation off, every event a JSON",
+                t.seconds
+            )?;
+            writeln!(
+                s,
+                "line in the file sink (enrichment from /proc included).\n"
+            )?;
+            writeln!(
+                s,
+                "| refused attempts | events written | events/s written | dropped in the kernel (ring full) | missed by the sink | accounted for |"
+            )?;
             writeln!(s, "|---|---|---|---|---|---|")?;
             writeln!(
                 s,
