@@ -399,22 +399,7 @@ impl Daemon {
         self.state.last_sync = Some(state::rfc3339(SystemTime::now()));
         self.state.last_sync_stats = Some(stats);
         self.state.errors = errors;
-        self.state.lists = self
-            .lists
-            .lists()
-            .iter()
-            .map(|l| ListState {
-                id: l.id,
-                name: l.spec.name.clone(),
-                vendor: l.spec.vendor.clone(),
-                action: format!("{:?}", l.spec.action).to_lowercase(),
-                sources: l.spec.sources.iter().map(ToString::to_string).collect(),
-                raw_entries: l.entries.len(),
-                aggregated_entries: l.aggregated,
-                last_refresh: l.refreshed_at.map(state::rfc3339),
-                last_error: l.last_error.clone(),
-            })
-            .collect();
+        self.state.lists = self.lists.lists().iter().map(ListState::of).collect();
         let t = self.state.timings;
         info!(
             "kernel sync: {stats} (lists {:.1} ms, aggregation {:.1} ms, sync {:.1} ms)",

@@ -26,6 +26,23 @@ pub struct ListState {
     pub last_error: Option<String>,
 }
 
+impl ListState {
+    /// The view of a loaded list that `status` and `lists` show.
+    pub fn of(list: &crate::lists::List) -> Self {
+        Self {
+            id: list.id,
+            name: list.spec.name.clone(),
+            vendor: list.spec.vendor.clone(),
+            action: format!("{:?}", list.spec.action).to_lowercase(),
+            sources: list.spec.sources.iter().map(ToString::to_string).collect(),
+            raw_entries: list.entries.len(),
+            aggregated_entries: list.aggregated,
+            last_refresh: list.refreshed_at.map(rfc3339),
+            last_error: list.last_error.clone(),
+        }
+    }
+}
+
 /// What the daemon last wrote about itself.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct DaemonState {

@@ -53,17 +53,23 @@ pub struct Diff<K, V> {
     pub unchanged: usize,
 }
 
+impl<K, V> Diff<K, V> {
+    fn empty() -> Self {
+        Self {
+            inserts: Vec::new(),
+            updates: Vec::new(),
+            deletes: Vec::new(),
+            unchanged: 0,
+        }
+    }
+}
+
 pub fn diff<K, V>(current: &HashMap<K, V>, desired: &HashMap<K, V>) -> Diff<K, V>
 where
     K: Eq + Hash + Clone,
     V: PartialEq + Clone,
 {
-    let mut d = Diff {
-        inserts: Vec::new(),
-        updates: Vec::new(),
-        deletes: Vec::new(),
-        unchanged: 0,
-    };
+    let mut d = Diff::empty();
     for (key, value) in desired {
         match current.get(key) {
             None => d.inserts.push((key.clone(), value.clone())),
@@ -86,12 +92,7 @@ where
     K: Ord + Clone,
     V: PartialEq + Clone,
 {
-    let mut d = Diff {
-        inserts: Vec::new(),
-        updates: Vec::new(),
-        deletes: Vec::new(),
-        unchanged: 0,
-    };
+    let mut d = Diff::empty();
     let (mut c, mut w) = (current.iter().peekable(), desired.iter().peekable());
     loop {
         match (c.peek(), w.peek()) {

@@ -38,16 +38,8 @@ pub struct ProbeRun {
 /// (`(op, "addr:port")`), and returns what each attempt did.
 pub fn run_in(probe: &Path, cgroup: &ChildCgroup, ops: &[(&str, String)]) -> ProbeRun {
     let mut cmd = Command::new(probe);
-    for (op, addr) in ops {
-        cmd.arg(op).arg(addr);
-    }
     std::os::unix::process::CommandExt::uid(&mut cmd, PROBE_UID);
-    let child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn vw-probe");
-    finish(child, cgroup)
+    spawn(cmd, ops, cgroup)
 }
 
 /// Like [`run_in`], but inside network namespace `ns` (as root: entering a namespace needs it).
@@ -60,20 +52,16 @@ pub fn run_in_netns(
     // `ip netns exec` enters the namespace and execs the probe: the pid stays the same.
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns.name()]).arg(probe);
-    for (op, addr) in ops {
-        cmd.arg(op).arg(addr);
-    }
-    let child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn ip netns exec vw-probe");
-    finish(child, cgroup)
+    spawn(cmd, ops, cgroup)
 }
 
 /// Like [`run_in`], but as root (raw sockets need CAP_NET_RAW).
 pub fn run_as_root_in(probe: &Path, cgroup: &ChildCgroup, ops: &[(&str, String)]) -> ProbeRun {
-    let mut cmd = Command::new(probe);
+    spawn(Command::new(probe), ops, cgroup)
+}
+
+/// Adds the ops to `cmd` (a probe command line), starts it and runs it in `cgroup`.
+fn spawn(mut cmd: Command, ops: &[(&str, String)], cgroup: &ChildCgroup) -> ProbeRun {
     for (op, addr) in ops {
         cmd.arg(op).arg(addr);
     }
@@ -81,7 +69,7 @@ pub fn run_as_root_in(probe: &Path, cgroup: &ChildCgroup, ops: &[(&str, String)]
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("spawn vw-probe");
+        .unwrap_or_else(|err| panic!("spawn {cmd:?}: {err}"));
     finish(child, cgroup)
 }
 

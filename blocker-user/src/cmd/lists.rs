@@ -71,19 +71,5 @@ fn load_here(config: &crate::config::Config) -> anyhow::Result<Vec<ListState>> {
         &selection::guards(config),
     )
     .context("failed to load the lists")?;
-    Ok(set
-        .lists()
-        .iter()
-        .map(|l| ListState {
-            id: l.id,
-            name: l.spec.name.clone(),
-            vendor: l.spec.vendor.clone(),
-            action: format!("{:?}", l.spec.action).to_lowercase(),
-            sources: l.spec.sources.iter().map(ToString::to_string).collect(),
-            raw_entries: l.entries.len(),
-            aggregated_entries: l.aggregated,
-            last_refresh: l.refreshed_at.map(state::rfc3339),
-            last_error: l.last_error.clone(),
-        })
-        .collect())
+    Ok(set.lists().iter().map(ListState::of).collect())
 }

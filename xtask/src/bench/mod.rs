@@ -511,6 +511,26 @@ fn prog_stats(id: u32) -> Option<(f64, f64)> {
     Some((value("run_time_ns:")?, value("run_cnt:")?))
 }
 
+/// How to read the tables; the numbers above are this run's, the reasons hold across runs.
+const COST_NOTES: &str = "
+## Where the cost goes
+
+- The programs themselves run in the time the last column shows, measured by the kernel
+  (`kernel.bpf_stats_enabled`): flat from a thousand to a million prefixes, because an LPM
+  trie lookup costs the depth of the prefix, not the size of the set.
+- The rest of vendorwall's added cost on an unconnected UDP send is the kernel's cgroup
+  `sendmsg` hook itself, which every such send pays once any cgroup sock_addr program is
+  attached; nftables and ipset pay per packet in netfilter instead. Connected sockets (TCP,
+  connected UDP) pay only at `connect()`.
+- Loading is dominated by the kernel's LPM-trie inserts; vendorwall writes them with
+  `BPF_MAP_UPDATE_BATCH` (8192 per call). Reloads diff against the set last written, in one
+  merge over sorted prefixes, and write only the difference.
+- Resident memory holds the parsed lists with the source line of every entry (to explain
+  each block), the index `check` and events use, and the set last written to the kernel
+  (so reloads need not read a million entries back). Freed load-time memory is returned to
+  the system after each sync; the peak while loading is about twice the steady state.
+";
+
 struct Load {
     tool: String,
     seconds: f64,
@@ -759,21 +779,7 @@ impl Report {
                 t.attempts
             )?;
         }
-        writeln!(s, "\n## Where the cost goes\n")?;
-        writeln!(s, "- The programs themselves run in the time the last column shows, measured by the kernel")?;
-        writeln!(s, "  (`kernel.bpf_stats_enabled`): flat from a thousand to a million prefixes, because an LPM")?;
-        writeln!(s, "  trie lookup costs the depth of the prefix, not the size of the set.")?;
-        writeln!(s, "- The rest of vendorwall's added cost on an unconnected UDP send is the kernel's cgroup")?;
-        writeln!(s, "  `sendmsg` hook itself, which every such send pays once any cgroup sock_addr program is")?;
-        writeln!(s, "  attached; nftables and ipset pay per packet in netfilter instead. Connected sockets (TCP,")?;
-        writeln!(s, "  connected UDP) pay only at `connect()`.")?;
-        writeln!(s, "- Loading is dominated by the kernel's LPM-trie inserts; vendorwall writes them with")?;
-        writeln!(s, "  `BPF_MAP_UPDATE_BATCH` (8192 per call). Reloads diff against the set last written, in one")?;
-        writeln!(s, "  merge over sorted prefixes, and write only the difference.")?;
-        writeln!(s, "- Resident memory holds the parsed lists with the source line of every entry (to explain")?;
-        writeln!(s, "  each block), the index `check` and events use, and the set last written to the kernel")?;
-        writeln!(s, "  (so reloads need not read a million entries back). Freed load-time memory is returned to")?;
-        writeln!(s, "  the system after each sync; the peak while loading is about twice the steady state.")?;
+        s.push_str(COST_NOTES);
         if !self.notes.is_empty() {
             writeln!(s, "\n## Notes\n")?;
             for n in &self.notes {
@@ -798,7 +804,14 @@ impl Report {
         writeln!(s, "\n## Targets at {size} prefixes\n")?;
         writeln!(s, "| target | measured | met |")?;
         writeln!(s, "|---|---|---|")?;
-        for (i, kind) in ["TCP connect (listener)", "TCP connect (closed port)", "UDP sendto"].iter().enumerate() {
+        for (i, kind) in [
+            "TCP connect (listener)",
+            "TCP connect (closed port)",
+            "UDP sendto",
+        ]
+        .iter()
+        .enumerate()
+        {
             let added = (vw.1[i] / base[i] - 1.0) * 100.0;
             let below = vw.1[i] < nft.1[i] && vw.1[i] < ipset.1[i];
             writeln!(
@@ -809,8 +822,16 @@ impl Report {
                 yes(added <= 3.0 && below)
             )?;
         }
-        let find_load = |prefix: &str| self.loads.iter().rev().find(|l| l.tool.starts_with(prefix)).map(|l| l.seconds);
-        if let (Some(vw_load), Some(ipset_load)) = (find_load("vendorwall, "), find_load("ipset restore")) {
+        let find_load = |prefix: &str| {
+            self.loads
+                .iter()
+                .rev()
+                .find(|l| l.tool.starts_with(prefix))
+                .map(|l| l.seconds)
+        };
+        if let (Some(vw_load), Some(ipset_load)) =
+            (find_load("vendorwall, "), find_load("ipset restore"))
+        {
             writeln!(
                 s,
                 "| full load into the kernel maps ≤ 1 s and faster than `ipset restore` (parsing and aggregation: see Loading) | {vw_load:.3} s (ipset {ipset_load:.3} s) | {} |",
@@ -818,10 +839,18 @@ impl Report {
             )?;
         }
         if let Some((sync, _)) = self.change {
-            writeln!(s, "| 1% change applied ≤ 100 ms | {sync:.0} ms | {} |", yes(sync <= 100.0))?;
+            writeln!(
+                s,
+                "| 1% change applied ≤ 100 ms | {sync:.0} ms | {} |",
+                yes(sync <= 100.0)
+            )?;
         }
         if let Some((rss, peak, _)) = self.memory {
-            writeln!(s, "| daemon RSS ≤ 64 MiB | {rss:.1} MiB (peak while loading {peak:.1} MiB) | {} |", yes(rss <= 64.0))?;
+            writeln!(
+                s,
+                "| daemon RSS ≤ 64 MiB | {rss:.1} MiB (peak while loading {peak:.1} MiB) | {} |",
+                yes(rss <= 64.0)
+            )?;
         }
         Ok(())
     }
