@@ -11,6 +11,12 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        // Like other Unix tools, end quietly when the reader goes away (`vendorwall status |
+        // head`). The daemon keeps SIGPIPE ignored: its sinks handle a closed pipe themselves.
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let verbose = matches!(&cli.command, Command::Run(args) if args.verbose);
     init_logging(verbose);
     let global = &cli.global;
