@@ -33,7 +33,18 @@ fn reloads(vw: &Instance) -> u64 {
 fn a_listed_address_is_never_reachable_while_lists_refresh() {
     let vw = Instance::new("hammer");
     let list = vw.write("churn.netset", &format!("{LISTED}\n"));
-    let mut daemon = vw.start(std::slice::from_ref(&list), &[]);
+    // A second list comes from a URL whose content changes every round too.
+    let server = HttpServer::start(Reply {
+        status: 200,
+        body: "192.0.2.0/24\n".into(),
+        etag: None,
+    });
+    vw.write_config(&format!(
+        "[[lists]]\nname = \"churn\"\nsources = [{list:?}]\n\n\
+         [[lists]]\nname = \"remote\"\nsources = [{:?}]\nallow_shrink = true\n",
+        server.url("/remote.txt")
+    ));
+    let mut daemon = vw.start(&[], &[]);
     let (_listener, port) = listen(&format!("{LISTED}:0"));
     let hammer = Hammer::start(
         &probe_bin(),
@@ -44,7 +55,7 @@ fn a_listed_address_is_never_reachable_while_lists_refresh() {
 
     for round in 0..12u32 {
         // Each round rewrites the file with a different set of other prefixes around the one
-        // that stays, then triggers a refresh three different ways.
+        // that stays, changes what the URL serves, then triggers a refresh three different ways.
         let others: Vec<String> = (0..50).map(|i| format!("10.{round}.{i}.0/24")).collect();
         let text = format!(
             "{}\n{LISTED}\n{}\n",
@@ -52,6 +63,11 @@ fn a_listed_address_is_never_reachable_while_lists_refresh() {
             others[25..].join("\n")
         );
         std::fs::write(&list, text).expect("rewrite list");
+        server.set(Reply {
+            status: 200,
+            body: format!("198.51.{round}.0/24\n203.0.113.{round}\n"),
+            etag: Some(format!("\"r{round}\"")),
+        });
         let before = reloads(&vw);
         match round % 3 {
             0 => daemon.hangup(),
@@ -77,11 +93,12 @@ fn a_listed_address_is_never_reachable_while_lists_refresh() {
     );
     assert!(counts.refused > 100, "the hammer barely ran: {counts:?}");
     let (_, status) = vw.status();
-    // 10.11.0.0/24 .. 10.11.49.0/24 aggregate to /19 + /20 + /23, plus the listed host.
-    assert_eq!(status["fill"]["block_v4"], 4, "{status:#}");
-    assert_eq!(
-        status["daemon"]["lists"][0]["raw_entries"], 51,
-        "{status:#}"
+    let lists = &status["daemon"]["lists"];
+    assert_eq!(lists[0]["raw_entries"], 51, "{status:#}");
+    assert_eq!(lists[1]["raw_entries"], 2, "{status:#}");
+    assert!(
+        server.requests().len() >= 12,
+        "the URL was fetched on every refresh"
     );
 }
 
