@@ -254,8 +254,9 @@ fn check_guards(
 #[derive(Debug, Default)]
 pub struct ListSet {
     lists: Vec<List>,
-    /// Payload of each index entry: (position in `lists`, position in that list's entries).
-    origins: Vec<(u16, u32)>,
+    /// Index payloads number all entries of all lists in order; `starts[l]` is the first payload
+    /// of list `l` (a table per entry would cost 8 bytes a prefix).
+    starts: Vec<u32>,
     index: PrefixIndex,
 }
 
@@ -315,19 +316,19 @@ impl ListSet {
     }
 
     fn from_lists(lists: Vec<List>) -> Self {
-        let mut origins = Vec::new();
+        let mut starts = Vec::with_capacity(lists.len());
         let mut items = Vec::new();
-        for (l, list) in lists.iter().enumerate() {
-            for (e, entry) in list.entries.iter().enumerate() {
-                let payload = u32::try_from(origins.len()).unwrap_or(u32::MAX);
-                origins.push((l as u16, e as u32));
+        for list in &lists {
+            starts.push(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            for entry in &list.entries {
+                let payload = u32::try_from(items.len()).unwrap_or(u32::MAX);
                 items.push((entry.net, payload));
             }
         }
         Self {
             index: PrefixIndex::build(items),
             lists,
-            origins,
+            starts,
         }
     }
 
@@ -352,9 +353,13 @@ impl ListSet {
             v4 => v4,
         };
         let (_, payload) = self.index.longest_match(addr)?;
-        let &(l, e) = self.origins.get(payload as usize)?;
-        let list = self.lists.get(usize::from(l))?;
-        let entry = list.entries.get(e as usize)?;
+        // The list whose range of payloads holds this one.
+        let l = self
+            .starts
+            .partition_point(|&start| start <= payload)
+            .checked_sub(1)?;
+        let list = self.lists.get(l)?;
+        let entry = list.entries.get((payload - self.starts[l]) as usize)?;
         Some(Match { list, entry })
     }
 

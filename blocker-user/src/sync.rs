@@ -87,13 +87,19 @@ where
 
 /// [`diff`] for two sets sorted by key with unique keys, in one linear merge: no hashing, which
 /// matters at a million prefixes.
-pub fn diff_sorted<K, V>(current: &[(K, V)], desired: &[(K, V)]) -> Diff<K, V>
+pub fn diff_sorted<K, V>(
+    current: impl IntoIterator<Item = (K, V)>,
+    desired: impl IntoIterator<Item = (K, V)>,
+) -> Diff<K, V>
 where
     K: Ord + Clone,
     V: PartialEq + Clone,
 {
     let mut d = Diff::empty();
-    let (mut c, mut w) = (current.iter().peekable(), desired.iter().peekable());
+    let (mut c, mut w) = (
+        current.into_iter().peekable(),
+        desired.into_iter().peekable(),
+    );
     loop {
         match (c.peek(), w.peek()) {
             (Some((ck, cv)), Some((wk, wv))) => match ck.cmp(wk) {
@@ -231,9 +237,9 @@ mod tests {
 
     #[test]
     fn the_sorted_diff_agrees_with_the_hashed_one() {
-        let current = vec![(1, 'a'), (3, 'c'), (5, 'e'), (7, 'g')];
-        let desired = vec![(0, 'z'), (3, 'c'), (5, 'x'), (9, 'i')];
-        let sorted = diff_sorted(&current, &desired);
+        let current = [(1, 'a'), (3, 'c'), (5, 'e'), (7, 'g')];
+        let desired = [(0, 'z'), (3, 'c'), (5, 'x'), (9, 'i')];
+        let sorted = diff_sorted(current.iter().copied(), desired.iter().copied());
         let hashed = diff(
             &current.iter().copied().collect(),
             &desired.iter().copied().collect(),

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod keys;
 pub mod linkinfo;
 pub mod pins;
+pub mod shadow;
 pub mod tries;
 
 use std::{collections::HashMap, fs::File, path::PathBuf};
@@ -146,7 +147,7 @@ pub struct Enforcer {
     /// What the block tries hold after the last successful sync. Only this generation writes
     /// them, so reloads diff against this copy instead of reading a million entries back; it is
     /// dropped (forcing a read-back) whenever a sync fails halfway.
-    block_shadow: Option<KernelSet>,
+    block_shadow: Option<shadow::Shadow>,
 }
 
 impl Enforcer {
@@ -309,8 +310,8 @@ impl Enforcer {
             ("maps.block_v4", "maps.block_v6"),
         )?;
         // Taken now: if the apply fails halfway, the next sync reads the maps back.
-        let shadow = match self.block_shadow.take() {
-            Some(shadow) => shadow,
+        let diff = match self.block_shadow.take() {
+            Some(shadow) => sync::diff_sorted(shadow.iter(), desired.iter().copied()),
             None => {
                 let mut current: KernelSet = self
                     .tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?
@@ -318,14 +319,12 @@ impl Enforcer {
                     .into_iter()
                     .collect();
                 current.sort_unstable_by_key(|(net, _)| *net);
-                current
+                sync::diff_sorted(current, desired.iter().copied())
             }
         };
-        let diff = sync::diff_sorted(&shadow, &desired);
-        drop(shadow);
         let mut tries = self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?;
         let stats = sync::write_diff(&mut tries, &diff)?;
-        self.block_shadow = Some(desired);
+        self.block_shadow = Some(shadow::Shadow::of(&desired));
         Ok(stats)
     }
 
