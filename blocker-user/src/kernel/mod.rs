@@ -20,7 +20,7 @@ use aya::{
         links::{FdLink, LinkError},
     },
 };
-use blocker_common::{Counter, ListRef, Settings, map_names};
+use blocker_common::{Counter, ListRef, Settings, map_names, program_names};
 use ipnet::IpNet;
 use serde::Serialize;
 
@@ -203,19 +203,20 @@ impl Enforcer {
                 .pin(&path)
                 .map_err(|source| KernelError::PinMap { name, path, source })?;
         }
+        let failed = |name| move |source| KernelError::LoadProgram { name, source };
         for name in pins::PROGRAMS {
-            program(&mut ebpf, name)?
+            program::<CgroupSockAddr>(&mut ebpf, name)?
                 .load()
-                .map_err(|source| KernelError::LoadProgram { name, source })?;
+                .map_err(failed(name))?;
         }
-        let name = blocker_common::program_names::SOCK_CREATE;
-        sock_program(&mut ebpf)?
+        // The optional guards are loaded always (cheap) and attached only when enabled.
+        let (sock, skb) = (program_names::SOCK_CREATE, program_names::EGRESS);
+        program::<CgroupSock>(&mut ebpf, sock)?
             .load()
-            .map_err(|source| KernelError::LoadProgram { name, source })?;
-        let name = blocker_common::program_names::EGRESS;
-        skb_program(&mut ebpf)?
+            .map_err(failed(sock))?;
+        program::<CgroupSkb>(&mut ebpf, skb)?
             .load()
-            .map_err(|source| KernelError::LoadProgram { name, source })?;
+            .map_err(failed(skb))?;
         Ok(Self {
             ebpf,
             pins,
@@ -238,44 +239,28 @@ impl Enforcer {
     pub fn attach(&mut self, cgroup: &File, guards: Guards) -> Result<(), KernelError> {
         let dir = self.generation_dir();
         // Optional guards first: when the address hooks are attached, everything is in place.
+        // `Single` means "no flags": the kernel refuses any flag on a cgroup bpf_link_create
+        // (EINVAL, seen on 6.18) because links are implicitly BPF_F_ALLOW_MULTI. aya only falls
+        // back to flag-based prog_attach before 5.7, older than we support.
+        const NO_FLAGS: CgroupAttachMode = CgroupAttachMode::Single;
         if guards.raw_sockets {
-            let name = blocker_common::program_names::SOCK_CREATE;
-            let program = sock_program(&mut self.ebpf)?;
-            let id = program
-                .attach(cgroup, CgroupAttachMode::Single)
-                .map_err(|source| KernelError::Attach { name, source })?;
-            let link = program
-                .take_link(id)
-                .map_err(|source| KernelError::Attach { name, source })?;
-            pin_link(FdLink::try_from(link), name, &dir)?;
+            let name = program_names::SOCK_CREATE;
+            let p = program::<CgroupSock>(&mut self.ebpf, name)?;
+            let link = p.attach(cgroup, NO_FLAGS).and_then(|id| p.take_link(id));
+            pin_link(link, name, &dir)?;
         }
         if guards.egress {
-            let name = blocker_common::program_names::EGRESS;
-            let program = skb_program(&mut self.ebpf)?;
-            let id = program
-                .attach(
-                    cgroup,
-                    CgroupSkbAttachType::Egress,
-                    CgroupAttachMode::Single,
-                )
-                .map_err(|source| KernelError::Attach { name, source })?;
-            let link = program
-                .take_link(id)
-                .map_err(|source| KernelError::Attach { name, source })?;
-            pin_link(FdLink::try_from(link), name, &dir)?;
+            let name = program_names::EGRESS;
+            let p = program::<CgroupSkb>(&mut self.ebpf, name)?;
+            let link = p
+                .attach(cgroup, CgroupSkbAttachType::Egress, NO_FLAGS)
+                .and_then(|id| p.take_link(id));
+            pin_link(link, name, &dir)?;
         }
         for name in pins::PROGRAMS {
-            let program = program(&mut self.ebpf, name)?;
-            // `Single` means "no flags": the kernel refuses any flag on a cgroup bpf_link_create
-            // (EINVAL, seen on 6.18) because links are implicitly BPF_F_ALLOW_MULTI. aya only
-            // falls back to flag-based prog_attach before 5.7, older than we support.
-            let id = program
-                .attach(cgroup, CgroupAttachMode::Single)
-                .map_err(|source| KernelError::Attach { name, source })?;
-            let link = program
-                .take_link(id)
-                .map_err(|source| KernelError::Attach { name, source })?;
-            pin_link(FdLink::try_from(link), name, &dir)?;
+            let p = program::<CgroupSockAddr>(&mut self.ebpf, name)?;
+            let link = p.attach(cgroup, NO_FLAGS).and_then(|id| p.take_link(id));
+            pin_link(link, name, &dir)?;
         }
         Ok(())
     }
@@ -444,39 +429,28 @@ fn raw_fd(map: &aya::maps::Map) -> std::os::fd::RawFd {
     }
 }
 
-/// Pins an attached link in the generation directory, so it outlives this process.
-fn pin_link(
-    link: Result<FdLink, LinkError>,
+/// Pins a freshly attached link in the generation directory, so it outlives this process.
+fn pin_link<L>(
+    link: Result<L, ProgramError>,
     name: &'static str,
     dir: &std::path::Path,
-) -> Result<(), KernelError> {
-    let link = link.map_err(|source| KernelError::NotALink { name, source })?;
+) -> Result<(), KernelError>
+where
+    FdLink: TryFrom<L, Error = LinkError>,
+{
+    let link = link.map_err(|source| KernelError::Attach { name, source })?;
+    let link = FdLink::try_from(link).map_err(|source| KernelError::NotALink { name, source })?;
     let path = dir.join(pins::link_file(name));
     link.pin(&path)
         .map_err(|source| KernelError::PinLink { name, path, source })?;
     Ok(())
 }
 
-fn sock_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSock, KernelError> {
-    let name = blocker_common::program_names::SOCK_CREATE;
-    ebpf.program_mut(name)
-        .ok_or(KernelError::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| KernelError::LoadProgram { name, source })
-}
-
-fn skb_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSkb, KernelError> {
-    let name = blocker_common::program_names::EGRESS;
-    ebpf.program_mut(name)
-        .ok_or(KernelError::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| KernelError::LoadProgram { name, source })
-}
-
-fn program<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<&'a mut CgroupSockAddr, KernelError> {
+/// The program `name` of the object, as program type `P`.
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, KernelError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
     ebpf.program_mut(name)
         .ok_or(KernelError::MissingProgram(name))?
         .try_into()
