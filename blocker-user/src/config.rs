@@ -100,8 +100,8 @@ pub struct Config {
     pub asn: AsnConfig,
     pub events: EventsConfig,
     pub metrics: MetricsConfig,
-    /// Seconds between systemd watchdog pings is derived from WATCHDOG_USEC; this only bounds
-    /// how often the daemon checks that its links are still attached.
+    /// How often the daemon checks that its links are still attached (and re-resolves exempt
+    /// units). Watchdog pings follow systemd's WATCHDOG_USEC instead.
     #[serde(with = "humantime_serde")]
     pub integrity_check_interval: Duration,
 }

@@ -197,10 +197,6 @@ impl Daemon {
         Ok(daemon)
     }
 
-    pub fn cgroup_path(&self) -> &std::path::Path {
-        &self.cgroup_path
-    }
-
     /// One line describing what is enforced, for logs and systemd's STATUS.
     pub fn status_line(&self) -> String {
         format!(
@@ -230,7 +226,7 @@ impl Daemon {
         let mut new_generation = false;
         if let Some(result) = config {
             match result {
-                Ok(config) => self.config = config,
+                Ok(config) => self.config = self.keep_fixed(config, &mut errors),
                 Err(err) => errors.push(format!("config not reloaded: {err:#}")),
             }
         }
@@ -289,6 +285,26 @@ impl Daemon {
         }
         self.watched = self.snapshot_watched();
         new_generation
+    }
+
+    /// Where the daemon is attached and pinned only changes with a restart: a reload keeps the
+    /// running values (re-pinning elsewhere would strand the old generation out of `unload`'s
+    /// reach) and says so.
+    fn keep_fixed(&self, mut new: Config, errors: &mut Vec<String>) -> Config {
+        let running = &self.config;
+        if new.cgroup != running.cgroup {
+            errors.push("`cgroup` changed: takes effect on restart".into());
+            new.cgroup.clone_from(&running.cgroup);
+        }
+        if new.pin_dir != running.pin_dir {
+            errors.push("`pin_dir` changed: takes effect on restart".into());
+            new.pin_dir.clone_from(&running.pin_dir);
+        }
+        if new.run_dir != running.run_dir {
+            errors.push("`run_dir` changed: takes effect on restart".into());
+            new.run_dir.clone_from(&running.run_dir);
+        }
+        new
     }
 
     fn sync_in_place(&mut self, desired: KernelSet) -> anyhow::Result<SyncStats> {
