@@ -269,15 +269,16 @@ fn enforced_v4(dst: [u8; 4]) -> bool {
 /// enabled that translation in `SETTINGS`.
 #[inline(always)]
 fn embedded_by_translation(addr: &[u8; 16]) -> Option<[u8; 4]> {
+    // The address test comes first: ordinary IPv6 destinations skip the settings lookup.
+    let (flag, embedded) = if addr[..12] == [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0] {
+        (SETTING_NAT64, [addr[12], addr[13], addr[14], addr[15]])
+    } else if addr[0] == 0x20 && addr[1] == 0x02 {
+        (SETTING_6TO4, [addr[2], addr[3], addr[4], addr[5]])
+    } else {
+        return None;
+    };
     let flags = SETTINGS.get(0).map_or(0, |s| s.flags);
-    if flags & SETTING_NAT64 != 0 && addr[..12] == [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0]
-    {
-        return Some([addr[12], addr[13], addr[14], addr[15]]);
-    }
-    if flags & SETTING_6TO4 != 0 && addr[0] == 0x20 && addr[1] == 0x02 {
-        return Some([addr[2], addr[3], addr[4], addr[5]]);
-    }
-    None
+    (flags & flag != 0).then_some(embedded)
 }
 
 /// A block-list prefix matched and no exception applies: decide, count and report.
