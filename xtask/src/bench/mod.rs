@@ -126,35 +126,27 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .push((format!("vendorwall, {label}"), costs, run_ns));
         drop(vw);
 
-        eprintln!("bench: nftables, {label} prefixes");
-        match Nft::load(&prefixes) {
-            Ok(nft) => {
-                report.loads.push(Load {
-                    tool: format!("nft -f, {label}"),
-                    seconds: nft.load_time.as_secs_f64(),
-                    extra: "interval set".into(),
-                });
-                report
-                    .rows
-                    .push((format!("nftables set, {label}"), probe.measure()?, None));
-            }
-            Err(err) => report.notes.push(format!("nftables, {label}: {err:#}")),
-        }
-
-        eprintln!("bench: iptables + ipset, {label} prefixes");
-        match Ipset::load(&prefixes) {
-            Ok(ipset) => {
-                report.loads.push(Load {
-                    tool: format!("ipset restore, {label}"),
-                    seconds: ipset.load_time.as_secs_f64(),
-                    extra: "hash:net".into(),
-                });
-                report
-                    .rows
-                    .push((format!("iptables + ipset, {label}"), probe.measure()?, None));
-            }
-            Err(err) => report.notes.push(format!("ipset, {label}: {err:#}")),
-        }
+        // The guards (`_rules`) keep each peer's rules in place while it is measured.
+        let nft = Nft::load(&prefixes).map(|n| (n.load_time, n));
+        report.peer(
+            &probe,
+            nft,
+            [
+                &format!("nft -f, {label}"),
+                "interval set",
+                &format!("nftables set, {label}"),
+            ],
+        )?;
+        let ipset = Ipset::load(&prefixes).map(|i| (i.load_time, i));
+        report.peer(
+            &probe,
+            ipset,
+            [
+                &format!("ipset restore, {label}"),
+                "hash:net",
+                &format!("iptables + ipset, {label}"),
+            ],
+        )?;
     }
     eprintln!("bench: event throughput");
     match event_throughput(&root, &cgroup.path, &out_dir, &probe) {
@@ -791,6 +783,30 @@ impl Report {
 }
 
 impl Report {
+    /// Records a peer: its load time and, while its rules (`_rules`) are in place, its
+    /// per-operation costs; a peer that failed to load becomes a note. `names` are the load
+    /// row, its note and the cost row.
+    fn peer<G>(
+        &mut self,
+        probe: &Probe,
+        loaded: anyhow::Result<(Duration, G)>,
+        [tool, extra, row]: [&str; 3],
+    ) -> anyhow::Result<()> {
+        eprintln!("bench: {row}");
+        match loaded {
+            Ok((load_time, _rules)) => {
+                self.loads.push(Load {
+                    tool: tool.to_owned(),
+                    seconds: load_time.as_secs_f64(),
+                    extra: extra.to_owned(),
+                });
+                self.rows.push((row.to_owned(), probe.measure()?, None));
+            }
+            Err(err) => self.notes.push(format!("{row}: {err:#}")),
+        }
+        Ok(())
+    }
+
     /// The targets, judged from this run's numbers.
     fn render_targets(&self, s: &mut String) -> anyhow::Result<()> {
         let base = self.rows.first().map(|r| r.1);
