@@ -293,3 +293,71 @@ fn check_names_list_prefix_and_source_line_of_the_shipped_lists() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("not blocked"), "{stdout}");
 }
+
+/// IPv4 blocks live in three kernel maps (/32 hosts, /24 networks, the trie for every other
+/// length) behind a /24 bitmap; the answer must still be the longest listed prefix. Audit
+/// prefixes that contain enforce prefixes make the nesting visible: the wrong tier winning
+/// would let a refused address through, or refuse an audited one.
+#[test]
+fn ipv4_tiers_answer_the_longest_prefix() {
+    let vw = Instance::new("tiers");
+    let wide = vw.write("wide.netset", "127.77.0.0/16\n127.78.1.0/24\n");
+    let narrow_text = "127.77.5.0/24\n127.77.6.128/25\n127.77.7.7\n127.78.1.128/25\n127.78.1.5\n";
+    let narrow = vw.write("narrow.netset", narrow_text);
+    vw.write_config(&format!(
+        "[[lists]]\nname = \"wide\"\nsources = [{wide:?}]\naction = \"audit\"\n\n\
+         [[lists]]\nname = \"narrow\"\nsources = [{narrow:?}]\nallow_shrink = true\n"
+    ));
+    let daemon = vw.start(&[], &[]);
+    // (destination, refused, which list the kernel answers with)
+    let cases = [
+        ("127.77.5.9", true, Some("narrow")), // /24 (hash) over the /16 (trie)
+        ("127.77.6.200", true, Some("narrow")), // /25 (trie)
+        ("127.77.6.1", false, Some("wide")),  // only the /16
+        ("127.77.7.7", true, Some("narrow")), // host (hash)
+        ("127.77.7.8", false, Some("wide")),  // the /16 around the host
+        ("127.78.1.200", true, Some("narrow")), // /25 (trie) over the /24 (hash)
+        ("127.78.1.5", true, Some("narrow")), // host over the /24
+        ("127.78.1.6", false, Some("wide")),  // only the /24
+        ("127.79.0.1", false, None),          // unlisted
+    ];
+    let check = |cases: &[(&str, bool, Option<&str>)]| {
+        let ops: Vec<(&str, String)> = cases
+            .iter()
+            .map(|(addr, _, _)| ("udp", format!("{addr}:9")))
+            .collect();
+        let run = run_in(&probe(), &vw.cgroup, &ops);
+        for ((addr, refused, list), attempt) in cases.iter().zip(&run.attempts) {
+            assert_eq!(attempt.refused(), *refused, "{addr}: {attempt:?}");
+            let (_, out, err) = vw.cli(&["check", addr, "--json"]);
+            let verdict: Value =
+                serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+            assert_eq!(
+                verdict["kernel"]["list"].as_str(),
+                *list,
+                "{addr}: {verdict:#}"
+            );
+        }
+        run
+    };
+    let run = check(&cases);
+    let audited = daemon.expect_event(EVENT_TIMEOUT, |e| {
+        e["pid"] == run.pid && e["dst"] == "127.78.1.6"
+    });
+    assert_eq!(audited["action"], "audited", "{audited:#}");
+
+    // Removing the /24 and the host must clear their kernel entries and bitmap bits without
+    // losing the /16 around them.
+    std::fs::write(&narrow, "127.77.6.128/25\n127.78.1.128/25\n").expect("rewrite list");
+    let (code, out, err) = vw.cli(&["reload"]);
+    assert_eq!(code, 0, "reload: {out} {err}");
+    check(&[
+        ("127.77.5.9", false, Some("wide")),
+        ("127.77.6.200", true, Some("narrow")),
+        ("127.77.7.7", false, Some("wide")),
+        ("127.78.1.5", false, Some("wide")),
+        ("127.78.1.200", true, Some("narrow")),
+    ]);
+    let (_, status) = vw.status();
+    assert_eq!(status["fill"]["block_v4"], 4, "{status:#}");
+}

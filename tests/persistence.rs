@@ -45,7 +45,9 @@ fn kill_9_keeps_enforcing_and_a_restart_rewrites_nothing() {
     let (_listener, port) = listen(&format!("{LISTED}:0"));
     let daemon = vw.start(&lists, &[]);
     let (_, before) = vw.status();
-    let block_map = map_id(&before, "BLOCK_V4").expect("BLOCK_V4 pinned");
+    // The listed host lives in the hosts hash, the /24 in the /24 hash.
+    let block_maps = ["BLOCK_HOSTS_V4", "BLOCK_NETS24_V4", "BLOCK_TRIE_V4"]
+        .map(|name| map_id(&before, name).unwrap_or_else(|| panic!("{name} pinned")));
 
     let hammer = Hammer::start(
         &probe_bin(),
@@ -74,11 +76,12 @@ fn kill_9_keeps_enforcing_and_a_restart_rewrites_nothing() {
     assert_eq!(stats["updated"], 0, "{after:#}");
     assert_eq!(stats["deleted"], 0, "{after:#}");
     assert_eq!(stats["unchanged"], 3, "{after:#}");
-    assert_eq!(
-        map_id(&after, "BLOCK_V4"),
-        Some(block_map),
-        "the map was not reused"
-    );
+    for (name, id) in ["BLOCK_HOSTS_V4", "BLOCK_NETS24_V4", "BLOCK_TRIE_V4"]
+        .iter()
+        .zip(block_maps)
+    {
+        assert_eq!(map_id(&after, name), Some(id), "{name} was not reused");
+    }
     assert_eq!(
         after["generation"],
         before["generation"].as_u64().expect("gen") + 1
@@ -94,7 +97,10 @@ fn a_changed_map_size_migrates_without_a_gap() {
     let (_listener, port) = listen(&format!("{LISTED}:0"));
     let first = vw.start(&lists, &["--max-v4", "1000"]);
     let (_, before) = vw.status();
-    let (v4_before, v6_before) = (map_id(&before, "BLOCK_V4"), map_id(&before, "BLOCK_V6"));
+    let (v4_before, v6_before) = (
+        map_id(&before, "BLOCK_HOSTS_V4"),
+        map_id(&before, "BLOCK_V6"),
+    );
     assert!(v4_before.is_some() && v6_before.is_some(), "{before:#}");
     let hammer = Hammer::start(
         &probe_bin(),
@@ -117,7 +123,7 @@ fn a_changed_map_size_migrates_without_a_gap() {
     let (code, after) = vw.status();
     assert_eq!(code, 0, "{after:#}");
     assert_ne!(
-        map_id(&after, "BLOCK_V4"),
+        map_id(&after, "BLOCK_HOSTS_V4"),
         v4_before,
         "a new map was expected"
     );

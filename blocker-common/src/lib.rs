@@ -7,8 +7,22 @@
 
 /// Names of the maps in the eBPF object, so both sides spell them the same way.
 pub mod map_names {
-    /// LPM trie of blocked IPv4 prefixes: key `[u8; 4]` (network order), value [`super::ListRef`].
-    pub const BLOCK_V4: &str = "BLOCK_V4";
+    /// LPM trie of blocked IPv4 prefixes other than /24 and /32: key `[u8; 4]` (network order),
+    /// value [`super::ListRef`] with its `prefix_len` set.
+    /// (Named apart from the single trie of earlier versions, so an upgrade creates it fresh
+    /// instead of adopting a trie that still holds /24s and hosts.)
+    pub const BLOCK_TRIE_V4: &str = "BLOCK_TRIE_V4";
+    /// Hash of blocked IPv4 hosts (/32): key `[u8; 4]` (network order), value [`super::ListRef`].
+    /// A hash insert costs a fraction of a trie insert, and hosts and /24s are most of any
+    /// large list.
+    pub const BLOCK_HOSTS_V4: &str = "BLOCK_HOSTS_V4";
+    /// Hash of blocked IPv4 /24 networks: key `[u8; 4]` (last byte 0), value [`super::ListRef`].
+    pub const BLOCK_NETS24_V4: &str = "BLOCK_NETS24_V4";
+    /// Array of `u64` words, one bit per IPv4 /24 ([`super::SEEN_V4_WORDS`] words): set when
+    /// any blocked IPv4 entry overlaps that /24. An unset bit answers "not listed" with one
+    /// array read, before any hash or trie lookup. Memory-mappable, so the daemon writes it
+    /// in place.
+    pub const BLOCK_SEEN_V4: &str = "BLOCK_SEEN_V4";
     /// LPM trie of blocked IPv6 prefixes: key `[u8; 16]`, value [`super::ListRef`].
     pub const BLOCK_V6: &str = "BLOCK_V6";
     /// LPM trie of IPv4 exceptions that always win over blocks: value [`super::ListRef`].
@@ -66,7 +80,10 @@ pub struct ListRef {
     pub list_id: u16,
     /// An [`Action`] as `u8`.
     pub action: u8,
-    pub _pad: u8,
+    /// In the IPv4 trie: the length of the prefix the value is stored under, so the program
+    /// can tell whether the trie's match is longer than a /24 from `BLOCK_NETS24_V4`. 0
+    /// everywhere else.
+    pub prefix_len: u8,
 }
 
 impl ListRef {
@@ -74,9 +91,25 @@ impl ListRef {
         Self {
             list_id,
             action: action as u8,
-            _pad: 0,
+            prefix_len: 0,
         }
     }
+
+    /// The same reference, tagged with the length of the prefix it is stored under.
+    pub const fn with_prefix_len(self, prefix_len: u8) -> Self {
+        Self { prefix_len, ..self }
+    }
+}
+
+/// Words in `BLOCK_SEEN_V4`: 2^24 bits, one per IPv4 /24.
+pub const SEEN_V4_WORDS: u32 = 1 << 18;
+
+/// Where the bit of the /24 holding `addr` (network-order bytes) lives in `BLOCK_SEEN_V4`:
+/// (word index, mask).
+#[inline(always)]
+pub const fn seen_v4_slot(addr: [u8; 4]) -> (u32, u64) {
+    let block = (addr[0] as u32) << 16 | (addr[1] as u32) << 8 | addr[2] as u32;
+    (block >> 6, 1u64 << (block & 63))
 }
 
 /// Global settings the daemon writes into the `SETTINGS` array.
@@ -226,5 +259,17 @@ mod tests {
         assert_eq!(Hook::from_u8(0), None);
         assert_eq!(Action::from_u8(Action::Audit as u8), Some(Action::Audit));
         assert_eq!(Action::from_u8(7), None);
+    }
+
+    #[test]
+    fn every_slash24_has_its_own_seen_bit() {
+        assert_eq!(seen_v4_slot([0, 0, 0, 9]), (0, 1));
+        assert_eq!(seen_v4_slot([0, 0, 63, 0]), (0, 1 << 63));
+        assert_eq!(seen_v4_slot([0, 0, 64, 0]), (1, 1));
+        // The last /24 is the last bit of the last word.
+        assert_eq!(
+            seen_v4_slot([255, 255, 255, 1]),
+            (SEEN_V4_WORDS - 1, 1 << 63)
+        );
     }
 }

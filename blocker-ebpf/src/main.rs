@@ -1,8 +1,9 @@
 //! vendorwall's kernel programs: `cgroup_sock_addr` hooks on connect4/6 and sendmsg4/6 that refuse
 //! (EPERM) destinations found in the block tries and report every match on a ring buffer.
 //!
-//! Verdict order, checked only once a block-list prefix matched (so an unlisted destination costs
-//! one trie lookup): exempt cgroup -> allow-list (exceptions) -> list action (enforce or audit).
+//! Verdict order, checked only once a block-list prefix matched: exempt cgroup -> allow-list
+//! (exceptions) -> list action (enforce or audit). An unlisted IPv4 destination costs one array
+//! read (the /24 bitmap); an unlisted IPv6 destination one trie lookup.
 //!
 //! # Minimum kernel version
 //! 5.8 (ring buffer, `bpf_ktime_get_boot_ns`); links need 5.7.
@@ -24,8 +25,14 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use blocker_common::{
     Action, BlockEvent, COMM_LEN, COUNTER_SLOTS, Counter, FAMILY_INET, FAMILY_INET6, Hook, ListRef,
-    SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings,
+    SEEN_V4_WORDS, SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings, seen_v4_slot,
 };
+
+/// `BPF_F_NO_PREALLOC`: hash entries are allocated when written, so capacity costs nothing
+/// until used.
+const NO_PREALLOC: u32 = 1;
+/// `BPF_F_MMAPABLE`: the daemon maps the array and writes the words in place.
+const MMAPABLE: u32 = 1 << 10;
 
 /// cgroup_sock_addr return values.
 const ALLOW: i32 = 1;
@@ -33,8 +40,16 @@ const REFUSE: i32 = 0;
 
 // The daemon sets every size at load time (`EbpfLoader::map_max_entries`); these are defaults.
 // LPM tries are created with BPF_F_NO_PREALLOC, so a large max_entries costs nothing until used.
+// IPv4 blocks live in three tiers by prefix length (see `block_v4`), behind a bitmap of the
+// /24s any of them touches.
 #[map]
-static BLOCK_V4: LpmTrie<[u8; 4], ListRef> = LpmTrie::with_max_entries(1 << 20, 0);
+static BLOCK_SEEN_V4: Array<u64> = Array::with_max_entries(SEEN_V4_WORDS, MMAPABLE);
+#[map]
+static BLOCK_HOSTS_V4: HashMap<[u8; 4], ListRef> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
+#[map]
+static BLOCK_NETS24_V4: HashMap<[u8; 4], ListRef> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
+#[map]
+static BLOCK_TRIE_V4: LpmTrie<[u8; 4], ListRef> = LpmTrie::with_max_entries(1 << 20, 0);
 #[map]
 static BLOCK_V6: LpmTrie<[u8; 16], ListRef> = LpmTrie::with_max_entries(1 << 18, 0);
 #[map]
@@ -96,10 +111,9 @@ fn check_v4(ctx: &SockAddrContext, hook: Hook) -> i32 {
     let (ip, port) = unsafe { ((*ctx.sock_addr).user_ip4, (*ctx.sock_addr).user_port) };
     // `user_ip4` holds the address in network order; its in-memory bytes are the key bytes.
     let ip = ip.to_ne_bytes();
-    let Some(list) = BLOCK_V4.get(Key::new(32, ip)) else {
+    let Some(list) = block_v4(ip) else {
         return ALLOW;
     };
-    let list = *list;
     let mut addr = [0u8; 16];
     addr[..4].copy_from_slice(&ip);
     let dest = Destination {
@@ -151,8 +165,7 @@ fn check_v6(ctx: &SockAddrContext, hook: Hook) -> i32 {
         embedded_by_translation(&addr)
     };
     if let Some(ip) = embedded_v4 {
-        if let Some(list) = BLOCK_V4.get(Key::new(32, ip)) {
-            let list = *list;
+        if let Some(list) = block_v4(ip) {
             if ALLOW_V4.get(Key::new(32, ip)).is_some() {
                 return ALLOW;
             }
@@ -259,10 +272,41 @@ fn egress_verdict(ctx: &SkBuffContext) -> i32 {
 
 #[inline(always)]
 fn enforced_v4(dst: [u8; 4]) -> bool {
-    BLOCK_V4
-        .get(Key::new(32, dst))
-        .is_some_and(|l| l.action == Action::Enforce as u8)
+    block_v4(dst).is_some_and(|l| l.action == Action::Enforce as u8)
         && ALLOW_V4.get(Key::new(32, dst)).is_none()
+}
+
+/// The longest blocked IPv4 prefix holding `ip`, across the three tiers: hosts (/32, hash),
+/// /24 networks (hash) and every other length (trie, whose values carry their prefix length).
+/// A /32 is the longest possible match; a trie match longer than /24 beats a /24; otherwise a
+/// /24 beats whatever shorter prefix the trie found. The bitmap first: most destinations are
+/// in no listed /24 and cost one inlined array read.
+#[inline(always)]
+fn block_v4(ip: [u8; 4]) -> Option<ListRef> {
+    let (word, mask) = seen_v4_slot(ip);
+    if !BLOCK_SEEN_V4
+        .get(word)
+        .is_some_and(|bits| *bits & mask != 0)
+    {
+        return None;
+    }
+    // SAFETY (both hash lookups): the key is plain bytes; the value is copied out at once.
+    if let Some(host) = unsafe { BLOCK_HOSTS_V4.get(&ip) } {
+        return Some(*host);
+    }
+    // A zeroed value (list 0, never used) stands for "no trie match": an `Option` here would
+    // carry an uninitialized payload that LLVM spills and the verifier rejects ("!read_ok").
+    let trie = BLOCK_TRIE_V4
+        .get(Key::new(32, ip))
+        .map_or(ListRef::new(0, Action::Enforce), |t| *t);
+    if trie.prefix_len > 24 {
+        return Some(trie);
+    }
+    let net24 = [ip[0], ip[1], ip[2], 0];
+    if let Some(net) = unsafe { BLOCK_NETS24_V4.get(&net24) } {
+        return Some(*net);
+    }
+    (trie.list_id != 0).then_some(trie)
 }
 
 /// The IPv4 address embedded by NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`), when the daemon

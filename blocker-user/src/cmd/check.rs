@@ -4,13 +4,12 @@
 use std::{net::IpAddr, process::ExitCode};
 
 use anyhow::Context as _;
-use aya::maps::{LpmTrie, Map, MapData, lpm_trie::Key};
-use blocker_common::{Action, ListRef, map_names};
+use blocker_common::Action;
 use serde::Serialize;
 
 use crate::{
     cli::{CheckArgs, GlobalArgs},
-    kernel::pins::PinRoot,
+    kernel::{inspect, pins::PinRoot},
     lists::ListSet,
     selection,
 };
@@ -120,9 +119,11 @@ fn kernel_answer(dir: &std::path::Path, addr: IpAddr, lists: &ListSet) -> Kernel
         v4 => v4,
     };
     let value = match addr {
-        IpAddr::V4(v4) => lookup::<4>(&dir.join(map_names::BLOCK_V4), Key::new(32, v4.octets())),
-        IpAddr::V6(v6) => lookup::<16>(&dir.join(map_names::BLOCK_V6), Key::new(128, v6.octets())),
-    };
+        IpAddr::V4(v4) => inspect::block_v4(dir, v4.octets()),
+        IpAddr::V6(v6) => inspect::block_v6(dir, v6.octets()),
+    }
+    .ok()
+    .flatten();
     KernelAnswer {
         blocked: value.is_some(),
         list_id: value.map(|v| v.list_id),
@@ -134,11 +135,4 @@ fn kernel_answer(dir: &std::path::Path, addr: IpAddr, lists: &ListSet) -> Kernel
             _ => "enforce",
         }),
     }
-}
-
-fn lookup<const N: usize>(path: &std::path::Path, key: Key<[u8; N]>) -> Option<ListRef> {
-    let data = MapData::from_pin(path).ok()?;
-    let trie: LpmTrie<MapData, [u8; N], ListRef> =
-        LpmTrie::try_from(Map::from_map_data(data).ok()?).ok()?;
-    trie.get(&key, 0).ok()
 }

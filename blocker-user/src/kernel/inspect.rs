@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aya::maps::{LpmTrie, Map, MapData, PerCpuArray};
+use aya::maps::{HashMap as BpfHashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key};
 use blocker_common::{ListRef, map_names};
 use serde::Serialize;
 
@@ -54,19 +54,65 @@ pub struct Fill {
 }
 
 fn count<const N: usize>(path: &Path, name: &'static str) -> Result<usize, KernelError> {
+    Ok(trie::<N>(path, name)?.keys().count())
+}
+
+fn hash_v4(
+    path: &Path,
+    name: &'static str,
+) -> Result<BpfHashMap<MapData, [u8; 4], ListRef>, KernelError> {
     let data = MapData::from_pin(path).map_err(|source| KernelError::Map { name, source })?;
     let map = Map::from_map_data(data).map_err(|source| KernelError::Map { name, source })?;
-    let trie: LpmTrie<MapData, [u8; N], ListRef> =
-        LpmTrie::try_from(map).map_err(|source| KernelError::Map { name, source })?;
-    Ok(trie.keys().count())
+    BpfHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })
+}
+
+fn trie<const N: usize>(
+    path: &Path,
+    name: &'static str,
+) -> Result<LpmTrie<MapData, [u8; N], ListRef>, KernelError> {
+    let data = MapData::from_pin(path).map_err(|source| KernelError::Map { name, source })?;
+    let map = Map::from_map_data(data).map_err(|source| KernelError::Map { name, source })?;
+    LpmTrie::try_from(map).map_err(|source| KernelError::Map { name, source })
+}
+
+/// The pinned block maps' answer for an IPv4 address, with the programs' precedence (host,
+/// then a trie match longer than /24, then the /24, then the trie's shorter match).
+pub fn block_v4(generation_dir: &Path, addr: [u8; 4]) -> Result<Option<ListRef>, KernelError> {
+    let map = |name: &'static str| hash_v4(&generation_dir.join(name), name);
+    if let Ok(host) = map(map_names::BLOCK_HOSTS_V4)?.get(&addr, 0) {
+        return Ok(Some(host));
+    }
+    let name = map_names::BLOCK_TRIE_V4;
+    let found = trie::<4>(&generation_dir.join(name), name)?
+        .get(&Key::new(32, addr), 0)
+        .ok();
+    if let Some(longer) = found.filter(|t| t.prefix_len > 24) {
+        return Ok(Some(longer));
+    }
+    let net24 = [addr[0], addr[1], addr[2], 0];
+    if let Ok(net) = map(map_names::BLOCK_NETS24_V4)?.get(&net24, 0) {
+        return Ok(Some(net));
+    }
+    Ok(found)
+}
+
+/// The pinned IPv6 block trie's answer for an address.
+pub fn block_v6(generation_dir: &Path, addr: [u8; 16]) -> Result<Option<ListRef>, KernelError> {
+    let name = map_names::BLOCK_V6;
+    Ok(trie::<16>(&generation_dir.join(name), name)?
+        .get(&Key::new(128, addr), 0)
+        .ok())
 }
 
 pub fn fill(generation_dir: &Path) -> Result<Fill, KernelError> {
+    let hashed =
+        |name: &'static str| hash_v4(&generation_dir.join(name), name).map(|h| h.keys().count());
     Ok(Fill {
         block_v4: count::<4>(
-            &generation_dir.join(map_names::BLOCK_V4),
-            map_names::BLOCK_V4,
-        )?,
+            &generation_dir.join(map_names::BLOCK_TRIE_V4),
+            map_names::BLOCK_TRIE_V4,
+        )? + hashed(map_names::BLOCK_HOSTS_V4)?
+            + hashed(map_names::BLOCK_NETS24_V4)?,
         block_v6: count::<16>(
             &generation_dir.join(map_names::BLOCK_V6),
             map_names::BLOCK_V6,

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod keys;
 pub mod linkinfo;
 pub mod pins;
+pub mod seen;
 pub mod shadow;
 pub mod tries;
 
@@ -56,6 +57,12 @@ pub enum KernelError {
         name: &'static str,
         #[source]
         source: ProgramError,
+    },
+    #[error("failed to map {name} into memory")]
+    MapMemory {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
     },
     #[error("attachment of {name} is not a BPF link")]
     NotALink {
@@ -148,6 +155,8 @@ pub struct Enforcer {
     /// them, so reloads diff against this copy instead of reading a million entries back; it is
     /// dropped (forcing a read-back) whenever a sync fails halfway.
     block_shadow: Option<shadow::Shadow>,
+    /// The mapped `BLOCK_SEEN_V4` bitmap.
+    seen: seen::SeenBitmap,
 }
 
 impl Enforcer {
@@ -171,7 +180,10 @@ impl Enforcer {
 
         let mut loader = EbpfLoader::new();
         loader
-            .map_max_entries(map_names::BLOCK_V4, sizes.block_v4)
+            // Each IPv4 tier can take the whole capacity; `sync_block` bounds their sum.
+            .map_max_entries(map_names::BLOCK_TRIE_V4, sizes.block_v4)
+            .map_max_entries(map_names::BLOCK_HOSTS_V4, sizes.block_v4)
+            .map_max_entries(map_names::BLOCK_NETS24_V4, sizes.block_v4)
             .map_max_entries(map_names::BLOCK_V6, sizes.block_v6)
             .map_max_entries(map_names::ALLOW_V4, sizes.allow_v4)
             .map_max_entries(map_names::ALLOW_V6, sizes.allow_v6)
@@ -217,12 +229,22 @@ impl Enforcer {
         program::<CgroupSkb>(&mut ebpf, skb)?
             .load()
             .map_err(failed(skb))?;
+        let seen = {
+            let name = map_names::BLOCK_SEEN_V4;
+            let map = ebpf.map(name).ok_or(KernelError::MissingMap(name))?;
+            let data = match map {
+                aya::maps::Map::Array(data) => data,
+                _ => return Err(KernelError::MissingMap(name)),
+            };
+            seen::SeenBitmap::map(data).map_err(|source| KernelError::MapMemory { name, source })?
+        };
         Ok(Self {
             ebpf,
             pins,
             sizes,
             adoption,
             block_shadow: None,
+            seen,
         })
     }
 
@@ -298,17 +320,18 @@ impl Enforcer {
         let diff = match self.block_shadow.take() {
             Some(shadow) => sync::diff_sorted(shadow.iter(), desired.iter().copied()),
             None => {
-                let mut current: KernelSet = self
-                    .tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?
-                    .read_all()?
-                    .into_iter()
-                    .collect();
+                let mut current: KernelSet = self.block_maps()?.read_all()?.into_iter().collect();
                 current.sort_unstable_by_key(|(net, _)| *net);
                 sync::diff_sorted(current, desired.iter().copied())
             }
         };
-        let mut tries = self.tries(map_names::BLOCK_V4, map_names::BLOCK_V6)?;
-        let stats = sync::write_diff(&mut tries, &diff)?;
+        let seen_bits = seen::bits_of(desired.iter().filter_map(|(net, _)| match net {
+            IpNet::V4(n) => Some(n),
+            IpNet::V6(_) => None,
+        }));
+        self.seen.widen(&seen_bits);
+        let stats = sync::write_diff(&mut self.block_maps()?, &diff)?;
+        self.seen.narrow(&seen_bits);
         self.block_shadow = Some(shadow::Shadow::of(&desired));
         Ok(stats)
     }
@@ -355,6 +378,36 @@ impl Enforcer {
         sync::apply(&mut ExemptCgroups(hash), &desired)
     }
 
+    /// The block maps: both tries and the IPv4 hash tiers.
+    fn block_maps(&mut self) -> Result<PrefixTries<'_>, KernelError> {
+        let names = [
+            map_names::BLOCK_TRIE_V4,
+            map_names::BLOCK_V6,
+            map_names::BLOCK_HOSTS_V4,
+            map_names::BLOCK_NETS24_V4,
+        ];
+        let [v4, v6, hosts, nets24] = self.ebpf.maps_disjoint_mut(names);
+        let missing = |i: usize| KernelError::MissingMap(names[i]);
+        let (v4, v6) = (v4.ok_or(missing(0))?, v6.ok_or(missing(1))?);
+        let (hosts, nets24) = (hosts.ok_or(missing(2))?, nets24.ok_or(missing(3))?);
+        let hash_fds = (raw_fd(hosts), raw_fd(nets24));
+        let hashes = tries::V4Hashes {
+            hosts: BpfHashMap::try_from(hosts).map_err(|source| KernelError::Map {
+                name: names[2],
+                source,
+            })?,
+            nets24: BpfHashMap::try_from(nets24).map_err(|source| KernelError::Map {
+                name: names[3],
+                source,
+            })?,
+            names: (names[2], names[3]),
+            fds: hash_fds,
+        };
+        let mut maps = Self::prefix_tries(v4, v6, (names[0], names[1]))?;
+        maps.hashes = Some(hashes);
+        Ok(maps)
+    }
+
     fn tries(
         &mut self,
         v4: &'static str,
@@ -363,12 +416,21 @@ impl Enforcer {
         let [v4_map, v6_map] = self.ebpf.maps_disjoint_mut([v4, v6]);
         let v4_map = v4_map.ok_or(KernelError::MissingMap(v4))?;
         let v6_map = v6_map.ok_or(KernelError::MissingMap(v6))?;
+        Self::prefix_tries(v4_map, v6_map, (v4, v6))
+    }
+
+    fn prefix_tries<'a>(
+        v4_map: &'a mut aya::maps::Map,
+        v6_map: &'a mut aya::maps::Map,
+        (v4, v6): (&'static str, &'static str),
+    ) -> Result<PrefixTries<'a>, KernelError> {
         let fds = (raw_fd(v4_map), raw_fd(v6_map));
         Ok(PrefixTries {
             v4: LpmTrie::try_from(v4_map)
                 .map_err(|source| KernelError::Map { name: v4, source })?,
             v6: LpmTrie::try_from(v6_map)
                 .map_err(|source| KernelError::Map { name: v6, source })?,
+            hashes: None,
             names: (v4, v6),
             fds,
         })
@@ -424,7 +486,9 @@ pub fn read_counters<T: std::borrow::Borrow<MapData>>(
 fn raw_fd(map: &aya::maps::Map) -> std::os::fd::RawFd {
     use std::os::fd::{AsFd as _, AsRawFd as _};
     match map {
-        aya::maps::Map::LpmTrie(data) => data.fd().as_fd().as_raw_fd(),
+        aya::maps::Map::LpmTrie(data) | aya::maps::Map::HashMap(data) => {
+            data.fd().as_fd().as_raw_fd()
+        }
         _ => -1,
     }
 }

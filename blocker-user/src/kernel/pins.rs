@@ -1,7 +1,7 @@
 //! What vendorwall keeps on bpffs so enforcement outlives the daemon, organised in generations:
 //!
 //! ```text
-//! <pin root>/g7/BLOCK_V4 ... COUNTERS      maps (a reused map is pinned in every generation using it)
+//! <pin root>/g7/BLOCK_TRIE_V4 ... COUNTERS maps (a reused map is pinned in every generation using it)
 //! <pin root>/g7/link_vw_connect4 ...       links: attached as long as these pins exist
 //! ```
 //!
@@ -23,8 +23,10 @@ use crate::config::MapsConfig;
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Where bpffs is conventionally mounted (systemd mounts it there at boot).
 const BPF_FS_ROOT: &str = "/sys/fs/bpf";
-/// `BPF_F_NO_PREALLOC`: LPM tries and our hash are created with it.
+/// `BPF_F_NO_PREALLOC`: LPM tries and the IPv4 block hashes are created with it.
 const NO_PREALLOC: u32 = 1;
+/// `BPF_F_MMAPABLE`: the /24 bitmap, which the daemon writes through a mapping.
+const MMAPABLE: u32 = 1 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
@@ -77,7 +79,7 @@ pub struct MapSpec {
 }
 
 /// Every pinned map and its expected shape for `sizes`.
-pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 8] {
+pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 11] {
     let trie = |name, key_size, max_entries| MapSpec {
         name,
         map_type: MapType::LpmTrie,
@@ -86,8 +88,26 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 8] {
         max_entries,
         flags: NO_PREALLOC,
     };
+    let hash4 = |name| MapSpec {
+        name,
+        map_type: MapType::Hash,
+        key_size: 4,
+        value_size: size_of::<blocker_common::ListRef>() as u32,
+        max_entries: sizes.block_v4,
+        flags: NO_PREALLOC,
+    };
     [
-        trie(map_names::BLOCK_V4, 8, sizes.block_v4),
+        MapSpec {
+            name: map_names::BLOCK_SEEN_V4,
+            map_type: MapType::Array,
+            key_size: 4,
+            value_size: 8,
+            max_entries: blocker_common::SEEN_V4_WORDS,
+            flags: MMAPABLE,
+        },
+        hash4(map_names::BLOCK_HOSTS_V4),
+        hash4(map_names::BLOCK_NETS24_V4),
+        trie(map_names::BLOCK_TRIE_V4, 8, sizes.block_v4),
         trie(map_names::BLOCK_V6, 20, sizes.block_v6),
         trie(map_names::ALLOW_V4, 8, sizes.allow_v4),
         trie(map_names::ALLOW_V6, 20, sizes.allow_v6),

@@ -24,7 +24,7 @@ fn unpack(bits: u32) -> (u8, ListRef) {
     let value = ListRef {
         list_id: (bits >> 8) as u16,
         action: bits as u8,
-        _pad: 0,
+        prefix_len: 0,
     };
     ((bits >> 24) as u8, value)
 }

@@ -1,41 +1,84 @@
-//! The kernel maps as [`SyncTarget`]s: a pair of LPM tries (IPv4 + IPv6) keyed by prefix, and the
+//! The kernel maps as [`SyncTarget`]s: the prefix maps (IPv4 + IPv6) keyed by prefix, and the
 //! exempt-cgroup hash keyed by cgroup id.
+//!
+//! Blocked IPv4 prefixes are spread over three maps by length: /32 hosts and /24 networks in
+//! hashes, everything else in the LPM trie. The tier is a function of the prefix alone, so the
+//! sync engine's diff (keyed by prefix) stays exact. Why: a trie insert walks the trie and
+//! costs about a microsecond at a million entries, a hash insert a fraction of that, and hosts
+//! and /24s are most of every large list. The exception tries keep everything in one trie.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, os::fd::RawFd};
 
 use aya::maps::{HashMap as BpfHashMap, LpmTrie, MapData, MapError};
 use blocker_common::ListRef;
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
 use super::{KernelError, keys};
 use crate::sync::SyncTarget;
 
-/// One trie per family, addressed as one prefix map.
+/// Where an IPv4 prefix lives among the block maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V4Tier {
+    Hosts,
+    Nets24,
+    Trie,
+}
+
+impl V4Tier {
+    pub fn of(net: &Ipv4Net) -> Self {
+        match net.prefix_len() {
+            32 => Self::Hosts,
+            24 => Self::Nets24,
+            _ => Self::Trie,
+        }
+    }
+}
+
+/// The hash tiers of the IPv4 block maps.
+pub struct V4Hashes<'a> {
+    pub hosts: BpfHashMap<&'a mut MapData, [u8; 4], ListRef>,
+    pub nets24: BpfHashMap<&'a mut MapData, [u8; 4], ListRef>,
+    pub names: (&'static str, &'static str),
+    pub fds: (RawFd, RawFd),
+}
+
+/// One trie per family (plus, for the block maps, the IPv4 hash tiers), addressed as one
+/// prefix map.
 pub struct PrefixTries<'a> {
     pub v4: LpmTrie<&'a mut MapData, [u8; 4], ListRef>,
     pub v6: LpmTrie<&'a mut MapData, [u8; 16], ListRef>,
+    /// `None` for the exception tries, which hold every length in the trie.
+    pub hashes: Option<V4Hashes<'a>>,
     pub names: (&'static str, &'static str),
-    /// Raw fds of the two maps, for batch updates.
-    pub fds: (std::os::fd::RawFd, std::os::fd::RawFd),
+    /// Raw fds of the two tries, for batch updates.
+    pub fds: (RawFd, RawFd),
 }
 
 /// Entries per BPF_MAP_UPDATE_BATCH call.
 const BATCH: usize = 8192;
 
-/// Writes `keys`/`values` in batches; falls back to single updates when the kernel has no batch
-/// support for the map (EINVAL/ENOTSUPP on the first call).
-fn batch_upsert<K: aya::Pod>(
-    fd: std::os::fd::RawFd,
-    keys: &[aya::maps::lpm_trie::Key<K>],
+/// Below this many entries one thread writes them all: threads cost more than they save.
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// Whether the kernel took the batch or has no batch support for the map.
+enum Batched {
+    Written,
+    Unsupported,
+}
+
+/// Writes `keys`/`values` with BPF_MAP_UPDATE_BATCH, `BATCH` entries per call.
+fn batch_write<K>(
+    fd: RawFd,
+    keys: &[K],
     values: &[ListRef],
-    mut single: impl FnMut(usize) -> Result<(), KernelError>,
     name: &'static str,
-) -> Result<(), KernelError> {
+) -> Result<Batched, KernelError> {
     let mut at = 0;
     while at < keys.len() {
         let count = (keys.len() - at).min(BATCH);
-        // SAFETY: `count` initialized keys and values start at `at`; Key<K> is the packed
-        // bpf_lpm_trie_key layout and ListRef the value layout the map was created with.
+        // SAFETY: `count` initialized keys and values start at `at`; K is the key layout the
+        // map was created with (a packed bpf_lpm_trie_key or plain address bytes) and ListRef
+        // the value layout.
         let (done, result) = unsafe {
             super::batch::update(
                 fd,
@@ -51,8 +94,7 @@ fn batch_upsert<K: aya::Pod>(
                     && done == 0
                     && matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(524)) =>
             {
-                // No batch support: one at a time.
-                return (0..keys.len()).try_for_each(&mut single);
+                return Ok(Batched::Unsupported);
             }
             Err(err) => {
                 return Err(KernelError::Map {
@@ -65,11 +107,96 @@ fn batch_upsert<K: aya::Pod>(
             }
         }
     }
+    Ok(Batched::Written)
+}
+
+/// Writes `keys`/`values` in batches; falls back to single updates (`single(i)`) when the
+/// kernel has no batch support for the map (EINVAL/ENOTSUPP on a first call).
+///
+/// With `parallel`, large sets are split over the CPUs: the kernel's hash maps lock per
+/// bucket, so concurrent batches into one hash scale, where a trie takes one lock per insert
+/// and gains nothing.
+fn batch_upsert<K: Sync>(
+    fd: RawFd,
+    keys: &[K],
+    values: &[ListRef],
+    mut single: impl FnMut(usize) -> Result<(), KernelError>,
+    name: &'static str,
+    parallel: bool,
+) -> Result<(), KernelError> {
+    let threads = if parallel && keys.len() >= PARALLEL_MIN {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    } else {
+        1
+    };
+    let chunk = keys.len().div_ceil(threads).max(1);
+    let outcomes: Vec<Result<Batched, KernelError>> = if threads == 1 {
+        vec![batch_write(fd, keys, values, name)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = keys
+                .chunks(chunk)
+                .zip(values.chunks(chunk))
+                .map(|(k, v)| scope.spawn(move || batch_write(fd, k, v, name)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    };
+    let mut unsupported = false;
+    for outcome in outcomes {
+        unsupported |= matches!(outcome?, Batched::Unsupported);
+    }
+    if unsupported {
+        // Upserts are idempotent: rewriting what a batch already wrote is harmless.
+        return (0..keys.len()).try_for_each(&mut single);
+    }
     Ok(())
 }
 
 fn map_err(name: &'static str) -> impl Fn(MapError) -> KernelError {
     move |source| KernelError::Map { name, source }
+}
+
+/// Trie values carry the prefix length (the program compares it with /24); the sync engine
+/// compares values without it.
+fn untagged(value: ListRef) -> ListRef {
+    value.with_prefix_len(0)
+}
+
+/// Keys and values bound for one map, collected before one batch write.
+struct Batch<K> {
+    keys: Vec<K>,
+    values: Vec<ListRef>,
+}
+
+impl<K> Default for Batch<K> {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<K> Batch<K> {
+    fn push(&mut self, key: K, value: ListRef) {
+        self.keys.push(key);
+        self.values.push(value);
+    }
+}
+
+impl PrefixTries<'_> {
+    /// The hash tier an IPv4 prefix belongs in, if this is the block set and it has one.
+    fn hash_tier(&self, net: &Ipv4Net) -> Option<V4Tier> {
+        let tier = V4Tier::of(net);
+        (self.hashes.is_some() && tier != V4Tier::Trie).then_some(tier)
+    }
 }
 
 impl SyncTarget for PrefixTries<'_> {
@@ -82,68 +209,113 @@ impl SyncTarget for PrefixTries<'_> {
         for item in self.v4.iter() {
             let (key, value) = item.map_err(map_err(self.names.0))?;
             if let Some(net) = keys::decode_v4(&key) {
-                all.insert(net, value);
+                all.insert(net, untagged(value));
             }
         }
         for item in self.v6.iter() {
             let (key, value) = item.map_err(map_err(self.names.1))?;
             if let Some(net) = keys::decode_v6(&key) {
-                all.insert(net, value);
+                all.insert(net, untagged(value));
+            }
+        }
+        if let Some(h) = &self.hashes {
+            for (map, len, name) in [(&h.hosts, 32, h.names.0), (&h.nets24, 24, h.names.1)] {
+                for item in map.iter() {
+                    let (addr, value) = item.map_err(map_err(name))?;
+                    if let Ok(net) = Ipv4Net::new(addr.into(), len) {
+                        all.insert(IpNet::V4(net), untagged(value));
+                    }
+                }
             }
         }
         Ok(all)
     }
 
     fn upsert(&mut self, net: &IpNet, value: &ListRef) -> Result<(), KernelError> {
-        match net {
-            IpNet::V4(n) => self
-                .v4
-                .insert(&keys::v4(*n), value, 0)
-                .map_err(map_err(self.names.0)),
-            IpNet::V6(n) => self
-                .v6
-                .insert(&keys::v6(*n), value, 0)
-                .map_err(map_err(self.names.1)),
-        }
+        self.upsert_many(&[(*net, *value)])
     }
 
     fn delete(&mut self, net: &IpNet) -> Result<(), KernelError> {
         match net {
-            IpNet::V4(n) => self.v4.remove(&keys::v4(*n)).map_err(map_err(self.names.0)),
+            IpNet::V4(n) => match (self.hash_tier(n), self.hashes.as_mut()) {
+                (Some(V4Tier::Hosts), Some(h)) => h
+                    .hosts
+                    .remove(&n.network().octets())
+                    .map_err(map_err(h.names.0)),
+                (Some(_), Some(h)) => h
+                    .nets24
+                    .remove(&n.network().octets())
+                    .map_err(map_err(h.names.1)),
+                _ => self.v4.remove(&keys::v4(*n)).map_err(map_err(self.names.0)),
+            },
             IpNet::V6(n) => self.v6.remove(&keys::v6(*n)).map_err(map_err(self.names.1)),
         }
     }
 
     fn upsert_many(&mut self, items: &[(IpNet, ListRef)]) -> Result<(), KernelError> {
-        let (mut k4, mut v4, mut k6, mut v6) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut trie4, mut trie6) = (Batch::default(), Batch::default());
+        let (mut hosts, mut nets24) = (Batch::default(), Batch::default());
         for (net, value) in items {
             match net {
-                IpNet::V4(n) => {
-                    k4.push(keys::v4(*n));
-                    v4.push(*value);
-                }
-                IpNet::V6(n) => {
-                    k6.push(keys::v6(*n));
-                    v6.push(*value);
-                }
+                IpNet::V4(n) => match self.hash_tier(n) {
+                    Some(V4Tier::Hosts) => hosts.push(n.network().octets(), *value),
+                    Some(_) => nets24.push(n.network().octets(), *value),
+                    None => trie4.push(keys::v4(*n), value.with_prefix_len(n.prefix_len())),
+                },
+                IpNet::V6(n) => trie6.push(keys::v6(*n), value.with_prefix_len(n.prefix_len())),
             }
         }
         let names = self.names;
-        let trie4 = &mut self.v4;
+        if let Some(h) = self.hashes.as_mut() {
+            let (hosts_map, nets24_map) = (&mut h.hosts, &mut h.nets24);
+            batch_upsert(
+                h.fds.0,
+                &hosts.keys,
+                &hosts.values,
+                |i| {
+                    hosts_map
+                        .insert(hosts.keys[i], hosts.values[i], 0)
+                        .map_err(map_err(h.names.0))
+                },
+                h.names.0,
+                true,
+            )?;
+            batch_upsert(
+                h.fds.1,
+                &nets24.keys,
+                &nets24.values,
+                |i| {
+                    nets24_map
+                        .insert(nets24.keys[i], nets24.values[i], 0)
+                        .map_err(map_err(h.names.1))
+                },
+                h.names.1,
+                true,
+            )?;
+        }
+        let v4 = &mut self.v4;
         batch_upsert(
             self.fds.0,
-            &k4,
-            &v4,
-            |i| trie4.insert(&k4[i], v4[i], 0).map_err(map_err(names.0)),
+            &trie4.keys,
+            &trie4.values,
+            |i| {
+                v4.insert(&trie4.keys[i], trie4.values[i], 0)
+                    .map_err(map_err(names.0))
+            },
             names.0,
+            false,
         )?;
-        let trie6 = &mut self.v6;
+        let v6 = &mut self.v6;
         batch_upsert(
             self.fds.1,
-            &k6,
-            &v6,
-            |i| trie6.insert(&k6[i], v6[i], 0).map_err(map_err(names.1)),
+            &trie6.keys,
+            &trie6.values,
+            |i| {
+                v6.insert(&trie6.keys[i], trie6.values[i], 0)
+                    .map_err(map_err(names.1))
+            },
             names.1,
+            false,
         )
     }
 }
