@@ -187,7 +187,7 @@ fn load_content(
 }
 
 /// `::ffff:a.b.c.d/n` (n >= 96) is the IPv4 prefix `a.b.c.d/(n-96)`: the kernel checks mapped
-/// destinations against the IPv4 trie, so that is where such an entry must go.
+/// destinations against the IPv4 block maps, so that is where such an entry must go.
 fn unmap(net: IpNet) -> IpNet {
     if let IpNet::V6(v6) = net
         && v6.prefix_len() >= 96
