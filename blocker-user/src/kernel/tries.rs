@@ -267,31 +267,23 @@ impl SyncTarget for PrefixTries<'_> {
         }
         let names = self.names;
         if let Some(h) = self.hashes.as_mut() {
-            let (hosts_map, nets24_map) = (&mut h.hosts, &mut h.nets24);
-            batch_upsert(
-                h.fds.0,
-                &hosts.keys,
-                &hosts.values,
-                |i| {
-                    hosts_map
-                        .insert(hosts.keys[i], hosts.values[i], 0)
-                        .map_err(map_err(h.names.0))
-                },
-                h.names.0,
-                true,
-            )?;
-            batch_upsert(
-                h.fds.1,
-                &nets24.keys,
-                &nets24.values,
-                |i| {
-                    nets24_map
-                        .insert(nets24.keys[i], nets24.values[i], 0)
-                        .map_err(map_err(h.names.1))
-                },
-                h.names.1,
-                true,
-            )?;
+            let tiers = [
+                (h.fds.0, &hosts, &mut h.hosts, h.names.0),
+                (h.fds.1, &nets24, &mut h.nets24, h.names.1),
+            ];
+            for (fd, batch, map, name) in tiers {
+                batch_upsert(
+                    fd,
+                    &batch.keys,
+                    &batch.values,
+                    |i| {
+                        map.insert(batch.keys[i], batch.values[i], 0)
+                            .map_err(map_err(name))
+                    },
+                    name,
+                    true,
+                )?;
+            }
         }
         let v4 = &mut self.v4;
         batch_upsert(
