@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use blocker_user::{manifest::Manifest, prefix};
+use blocker_user::lists::{manifest::Manifest, parse};
 
 #[test]
 fn every_shipped_list_parses_is_canonical_and_has_provenance() {
@@ -55,7 +55,7 @@ fn every_shipped_list_parses_is_canonical_and_has_provenance() {
                 list.display()
             );
             let parsed =
-                prefix::parse(Path::new(&list), &text).unwrap_or_else(|err| panic!("{err}"));
+                parse::parse(Path::new(&list), &text).unwrap_or_else(|err| panic!("{err}"));
             assert!(
                 parsed.warnings.is_empty(),
                 "not canonical: {:?}",

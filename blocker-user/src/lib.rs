@@ -1,22 +1,13 @@
 //! vendorwall's daemon and CLI as a library, so tests and the thin `main.rs` share one code path.
+//!
+//! The modules follow the data flow: `config` and `lists` decide what to block, `kernel` puts it
+//! into the pinned maps and attaches the programs, `events` turns what the programs report into
+//! lines for the sinks, `daemon` keeps all of it in force, and `cmd` is one module per subcommand.
 
-pub mod aggregate;
-pub mod cgroup;
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod daemon;
 pub mod events;
-pub mod exempt;
-pub mod index;
 pub mod kernel;
 pub mod lists;
-pub mod manifest;
-pub mod metrics;
-pub mod notify;
-pub mod prefix;
-pub mod selection;
-pub mod sockdiag;
-pub mod source;
-pub mod state;
-pub mod sync;

@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let path = std::path::Path::new("fuzz.netset");
-    match blocker_user::prefix::parse(path, text) {
+    match blocker_user::lists::parse::parse(path, text) {
         Ok(parsed) => {
             for entry in parsed.entries {
                 assert_eq!(entry.net, entry.net.trunc());

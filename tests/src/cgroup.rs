@@ -12,7 +12,7 @@ pub struct ChildCgroup {
 impl ChildCgroup {
     /// Creates `<cgroup2 root>/vendorwall-test-<unique>`.
     pub fn new(tag: &str) -> Self {
-        let root = blocker_user::cgroup::default_root().expect("cgroup v2 is mounted");
+        let root = blocker_user::kernel::cgroup::default_root().expect("cgroup v2 is mounted");
         let path = root.join(format!("vendorwall-test-{}", crate::unique(tag)));
         assert_ne!(path, root, "tests must never use the root cgroup");
         std::fs::create_dir(&path).unwrap_or_else(|err| panic!("mkdir {}: {err}", path.display()));
@@ -32,7 +32,7 @@ impl ChildCgroup {
 
     /// The cgroup's id as the kernel reports it (its inode number).
     pub fn id(&self) -> u64 {
-        blocker_user::cgroup::id(&self.path).expect("cgroup id")
+        blocker_user::kernel::cgroup::id(&self.path).expect("cgroup id")
     }
 
     fn pids(&self) -> Vec<i32> {

@@ -10,8 +10,7 @@ use serde::Serialize;
 use crate::{
     cli::{CheckArgs, GlobalArgs},
     kernel::{inspect, pins::PinRoot},
-    lists::ListSet,
-    selection,
+    lists::{ListSet, selection},
 };
 
 #[derive(Serialize)]

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::{
     cli::{EventsArgs, GlobalArgs},
-    events::socket::SOCKET_FILE,
+    events::sinks::socket::SOCKET_FILE,
 };
 
 /// Column widths of the table; follow mode prints rows as they come, so widths are fixed.

@@ -7,9 +7,8 @@ use anyhow::Context as _;
 
 use crate::{
     cli::{GlobalArgs, JsonArgs, ListArgs},
-    lists::ListSet,
-    selection,
-    state::{self, ListState},
+    daemon::state::{self, ListState},
+    lists::{ListSet, selection},
 };
 
 pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {

@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cli::GlobalArgs, state};
+use crate::{cli::GlobalArgs, daemon::state};
 
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -17,12 +17,17 @@ use tracing::{info, warn};
 
 use crate::{
     cli::{GlobalArgs, RunArgs},
-    daemon::{self, Daemon},
-    events::{self, pipeline::Pipeline, socket},
+    daemon::{self, Daemon, notify::notify, state},
+    events::{
+        self,
+        pipeline::Pipeline,
+        sinks::{
+            metrics::{self, Metrics},
+            socket,
+        },
+    },
     kernel::Counters,
-    metrics::{self, Metrics},
-    notify::notify,
-    selection, state,
+    lists::selection,
 };
 
 /// How often list files are checked for changes.
@@ -128,8 +133,8 @@ async fn serve(
     let status = daemon.status_line();
     info!("{status}");
     notify(&[
-        crate::notify::NotifyState::Ready,
-        crate::notify::NotifyState::Status(&status),
+        crate::daemon::notify::NotifyState::Ready,
+        crate::daemon::notify::NotifyState::Status(&status),
     ]);
     let mut refresh = tokio::time::interval(daemon.config.refresh_interval);
     refresh.tick().await; // the first tick is immediate; the lists were just loaded
@@ -169,7 +174,7 @@ async fn serve(
             }
             _ = windows.tick() => pipeline.tick(Instant::now()),
             _ = watchdog.tick(), if watchdog_period.is_some() => {
-                notify(&[crate::notify::NotifyState::Watchdog]);
+                notify(&[crate::daemon::notify::NotifyState::Watchdog]);
             }
             _ = heartbeat.tick() => {
                 daemon.write_state();
@@ -210,7 +215,7 @@ async fn serve(
         }
     }
 
-    notify(&[crate::notify::NotifyState::Stopping]);
+    notify(&[crate::daemon::notify::NotifyState::Stopping]);
     drain(streams.ring.get_mut(), daemon, pipeline, final_drain)?;
     let totals: Counters = daemon.enforcer.counters().unwrap_or_default();
     info!(
@@ -229,9 +234,9 @@ async fn serve(
 fn reload(daemon: &mut Daemon, reason: &str, from_args: Option<(&GlobalArgs, &RunArgs)>) -> bool {
     info!("reloading ({reason})");
     notify(&[
-        crate::notify::NotifyState::Reloading,
-        crate::notify::NotifyState::monotonic_usec_now()
-            .unwrap_or(crate::notify::NotifyState::Status("reloading")),
+        crate::daemon::notify::NotifyState::Reloading,
+        crate::daemon::notify::NotifyState::monotonic_usec_now()
+            .unwrap_or(crate::daemon::notify::NotifyState::Status("reloading")),
     ]);
     let (config, specs) = match from_args {
         Some((global, args)) => {
@@ -239,7 +244,7 @@ fn reload(daemon: &mut Daemon, reason: &str, from_args: Option<(&GlobalArgs, &Ru
             let specs = config
                 .as_ref()
                 .ok()
-                .map(|c| selection::specs(c, &args.lists).map_err(anyhow::Error::from));
+                .map(|c| selection::specs(c, &args.lists));
             (Some(config), specs)
         }
         None => (None, None),
@@ -248,8 +253,8 @@ fn reload(daemon: &mut Daemon, reason: &str, from_args: Option<(&GlobalArgs, &Ru
     let status = daemon.status_line();
     info!("{status}");
     notify(&[
-        crate::notify::NotifyState::Ready,
-        crate::notify::NotifyState::Status(&status),
+        crate::daemon::notify::NotifyState::Ready,
+        crate::daemon::notify::NotifyState::Status(&status),
     ]);
     new_generation
 }

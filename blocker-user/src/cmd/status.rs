@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::{
     cli::{GlobalArgs, JsonArgs},
+    daemon::state::{self, DaemonState},
     kernel::{Counters, inspect, pins::PinRoot},
-    state::{self, DaemonState},
 };
 
 #[derive(Serialize)]

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cli::GlobalArgs, kernel::pins::PinRoot, state};
+use crate::{cli::GlobalArgs, daemon::state, kernel::pins::PinRoot};
 
 pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let config = global.config()?;

@@ -1,16 +1,14 @@
 //! Fan-out of event lines to every consumer without letting any of them slow the kernel reader:
 //! lines go through a `tokio::sync::broadcast` channel, whose receivers that fall behind lose the
 //! oldest lines and learn exactly how many ("lagged"), which they report as a `missed` line.
-//! Sinks: standard output and an optional file (each on its own thread, since their writes may
-//! block), and subscribers on the Unix socket. The most recent lines are kept for `events`.
+//! The sinks (in `sinks/`) each take a receiver. The most recent lines are kept for `events`.
 
 use std::{
     collections::VecDeque,
-    io::Write,
     sync::{Arc, Mutex},
 };
 
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast;
 
 use super::EventRecord;
 
@@ -71,40 +69,6 @@ impl Hub {
             .map(|r| r.iter().cloned().collect())
             .unwrap_or_default()
     }
-}
-
-/// Writes every line from `rx` to `out` on a thread of its own, until the hub is dropped. A
-/// writer that falls behind writes a `missed` line with the exact number it lost; `on_missed`
-/// is told too (for metrics).
-pub fn spawn_writer<W: Write + Send + 'static>(
-    mut rx: broadcast::Receiver<Line>,
-    mut out: W,
-    sink: &'static str,
-    on_missed: impl Fn(u64) + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        loop {
-            let line = match rx.blocking_recv() {
-                Ok(line) => line.to_string(),
-                Err(RecvError::Lagged(n)) => {
-                    on_missed(n);
-                    missed_line(n, sink)
-                }
-                Err(RecvError::Closed) => break,
-            };
-            let written = out
-                .write_all(line.as_bytes())
-                .and_then(|()| out.write_all(b"\n"))
-                // Flush when caught up, so readers see lines promptly without a syscall per line
-                // during floods.
-                .and_then(|()| if rx.is_empty() { out.flush() } else { Ok(()) });
-            if let Err(err) = written {
-                tracing::error!("event sink {sink} failed: {err}; it stops");
-                break;
-            }
-        }
-        let _ = out.flush();
-    })
 }
 
 #[cfg(test)]

@@ -8,12 +8,13 @@ use blocker_common::BlockEvent;
 
 use super::{
     EventRecord, describe,
-    hub::{Hub, spawn_writer},
+    hub::Hub,
+    sinks::{metrics::Metrics, writer::spawn_writer},
     summary,
     window::{Admission, Window},
     window_key,
 };
-use crate::{config::EventsConfig, lists::ListSet, metrics::Metrics};
+use crate::{config::EventsConfig, lists::ListSet};
 
 pub struct Pipeline {
     pub hub: Hub,

@@ -15,7 +15,7 @@ const UNIT_SEARCH_DEPTH: usize = 6;
 pub fn resolve(exempt: &Exempt) -> Vec<u64> {
     let mut roots: Vec<PathBuf> = exempt.cgroups.clone();
     if !exempt.units.is_empty()
-        && let Ok(root) = crate::cgroup::default_root()
+        && let Ok(root) = crate::kernel::cgroup::default_root()
     {
         find_units(&root, &exempt.units, UNIT_SEARCH_DEPTH, &mut roots);
     }
@@ -54,7 +54,7 @@ fn find_units(dir: &Path, units: &[String], depth: usize, found: &mut Vec<PathBu
 }
 
 fn collect_ids(dir: &Path, ids: &mut Vec<u64>) {
-    if let Ok(id) = crate::cgroup::id(dir) {
+    if let Ok(id) = crate::kernel::cgroup::id(dir) {
         ids.push(id);
         for sub in subdirs(dir) {
             collect_ids(&sub, ids);

@@ -14,7 +14,7 @@ use blocker_common::ListRef;
 use ipnet::{IpNet, Ipv4Net};
 
 use super::{KernelError, keys};
-use crate::sync::SyncTarget;
+use crate::kernel::diff::SyncTarget;
 
 /// Where an IPv4 prefix lives among the block maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub struct V4Hashes<'a> {
 
 /// One trie per family (plus, for the block maps, the IPv4 hash tiers), addressed as one
 /// prefix map.
-pub struct PrefixTries<'a> {
+pub struct PrefixMaps<'a> {
     pub v4: LpmTrie<&'a mut MapData, [u8; 4], ListRef>,
     pub v6: LpmTrie<&'a mut MapData, [u8; 16], ListRef>,
     /// `None` for the exception tries, which hold every length in the trie.
@@ -191,7 +191,7 @@ impl<K> Batch<K> {
     }
 }
 
-impl PrefixTries<'_> {
+impl PrefixMaps<'_> {
     /// The hash tier an IPv4 prefix belongs in, if this is the block set and it has one.
     fn hash_tier(&self, net: &Ipv4Net) -> Option<V4Tier> {
         let tier = V4Tier::of(net);
@@ -199,7 +199,7 @@ impl PrefixTries<'_> {
     }
 }
 
-impl SyncTarget for PrefixTries<'_> {
+impl SyncTarget for PrefixMaps<'_> {
     type Key = IpNet;
     type Value = ListRef;
     type Error = KernelError;

@@ -60,7 +60,7 @@ pub struct DaemonState {
     /// Completed reloads (SIGHUP, interval, file change), to let `reload` see its effect.
     pub reloads: u64,
     pub last_sync: Option<String>,
-    pub last_sync_stats: Option<crate::sync::SyncStats>,
+    pub last_sync_stats: Option<crate::kernel::diff::SyncStats>,
     /// How long the last reload's phases took, in milliseconds.
     pub timings: Timings,
     /// Errors of the last reload (lists keeping their previous content, config errors).

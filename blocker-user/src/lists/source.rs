@@ -61,7 +61,7 @@ pub struct Fetched {
     pub label: String,
     pub text: String,
     /// Set when the text is the cached last good copy because the source failed.
-    pub stale_because: Option<String>,
+    pub stale_because: Option<HttpError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,10 +72,35 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{url}: {reason}")]
-    Http { url: String, reason: String },
-    #[error("{url}: response is not an announced-prefixes document: {reason}")]
-    AsnFormat { url: String, reason: String },
+    #[error("{url} (and no cached copy)")]
+    Http {
+        url: String,
+        #[source]
+        source: HttpError,
+    },
+    #[error("{url}: response is not an announced-prefixes document")]
+    AsnFormat {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Why one HTTP(S) request gave no list text.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("request failed")]
+    Request(#[source] ureq::Error),
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("reading the body (limit {limit} bytes)")]
+    Body {
+        limit: u64,
+        #[source]
+        source: ureq::Error,
+    },
+    #[error("the cached copy vanished")]
+    CacheVanished,
 }
 
 /// Settings for remote fetches.
@@ -127,14 +152,14 @@ impl Fetcher {
                 }),
                 None => Err(FetchError::Http {
                     url: url.to_owned(),
-                    reason: format!("{reason} (and no cached copy)"),
+                    source: reason,
                 }),
             },
         }
     }
 
     /// One conditional GET; stores a new body with its validators, or confirms the cached one.
-    fn get(&self, url: &str, cache: &HttpCache) -> Result<String, String> {
+    fn get(&self, url: &str, cache: &HttpCache) -> Result<String, HttpError> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(self.timeout))
             .http_status_as_error(false)
@@ -151,15 +176,13 @@ impl Fetcher {
                 request = request.header("If-Modified-Since", modified);
             }
         }
-        let mut response = request.call().map_err(|err| err.to_string())?;
+        let mut response = request.call().map_err(HttpError::Request)?;
         let status = response.status().as_u16();
         if status == 304 && has_body {
-            return cache
-                .body()
-                .ok_or_else(|| "cached copy vanished".to_owned());
+            return cache.body().ok_or(HttpError::CacheVanished);
         }
         if status != 200 {
-            return Err(format!("HTTP status {status}"));
+            return Err(HttpError::Status(status));
         }
         let header = |name: &str| {
             response
@@ -177,7 +200,10 @@ impl Fetcher {
             .with_config()
             .limit(self.max_bytes)
             .read_to_string()
-            .map_err(|err| format!("reading the body (limit {} bytes): {err}", self.max_bytes))?;
+            .map_err(|source| HttpError::Body {
+                limit: self.max_bytes,
+                source,
+            })?;
         cache.store(&text, &meta);
         Ok(text)
     }
@@ -234,9 +260,9 @@ struct AnnouncedPrefix {
 /// Turns an announced-prefixes JSON document into list text (one prefix per line).
 fn asn_prefixes(url: &str, json: &str) -> Result<String, FetchError> {
     let doc: AnnouncedPrefixes =
-        serde_json::from_str(json).map_err(|err| FetchError::AsnFormat {
+        serde_json::from_str(json).map_err(|source| FetchError::AsnFormat {
             url: url.to_owned(),
-            reason: err.to_string(),
+            source,
         })?;
     Ok(doc
         .data

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use crate::{
     cli::ListArgs,
     config::{Config, ListAction},
-    lists::{Guards, ListError, ListSpec},
-    manifest::{Manifest, ManifestError},
-    source::{Fetcher, Source},
+    lists::{
+        ListError, ListGuards, ListSpec,
+        manifest::{Manifest, ManifestError},
+        source::{Fetcher, Source},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +131,8 @@ pub fn fetcher(config: &Config) -> Fetcher {
 }
 
 /// List guards from the config.
-pub fn guards(config: &Config) -> Guards {
-    Guards {
+pub fn guards(config: &Config) -> ListGuards {
+    ListGuards {
         min_prefix_len_v4: config.min_prefix_len_v4,
         min_prefix_len_v6: config.min_prefix_len_v6,
         allow_short_prefixes: config.allow_short_prefixes,

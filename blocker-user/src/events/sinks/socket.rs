@@ -12,7 +12,7 @@ use tokio::{
     sync::broadcast::error::RecvError,
 };
 
-use super::hub::{Hub, missed_line};
+use crate::events::hub::{Hub, missed_line};
 
 pub const SOCKET_FILE: &str = "events.sock";
 

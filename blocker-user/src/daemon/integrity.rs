@@ -1,0 +1,46 @@
+//! The integrity check: this generation's links must still be attached to our cgroup. Someone
+//! detaching them (`bpftool link detach`) gets a new generation attached within one interval.
+
+use tracing::{error, info};
+
+use super::{Daemon, exempt};
+use crate::kernel::inspect;
+
+impl Daemon {
+    /// Checks that this generation's links are attached to our cgroup; re-attaches (a new
+    /// generation) when someone detached them. Also re-resolves exempt units, whose cgroups are
+    /// recreated when they restart. Returns true when a new generation was established.
+    pub fn check_integrity(&mut self) -> bool {
+        let links = inspect::links(&self.enforcer.generation_dir());
+        let broken: Vec<&str> = links
+            .iter()
+            .filter(|l| l.kernel.is_none_or(|k| k.cgroup_id != self.cgroup_id))
+            .map(|l| l.program)
+            .collect();
+        let mut new_generation = false;
+        if !broken.is_empty() {
+            error!(
+                "ENFORCEMENT TAMPERED WITH: links of {} are detached or missing; re-attaching",
+                broken.join(", ")
+            );
+            match self.reestablish(self.lists.kernel_set()) {
+                Ok(stats) => {
+                    self.state.reattachments += 1;
+                    new_generation = true;
+                    self.record_sync(stats, Vec::new());
+                    info!("re-attached: {}", self.status_line());
+                }
+                Err(err) => error!("re-attaching failed: {err:#}"),
+            }
+        }
+        let ids = exempt::resolve(&self.config.exempt);
+        if ids != self.exempt_ids {
+            self.exempt_ids = ids;
+            match self.enforcer.sync_exempt(&self.exempt_ids) {
+                Ok(stats) => info!("exempt cgroups re-resolved: {stats}"),
+                Err(err) => error!("cannot update exempt cgroups: {err:#}"),
+            }
+        }
+        new_generation
+    }
+}

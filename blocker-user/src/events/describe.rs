@@ -1,0 +1,81 @@
+//! Turning a kernel event into its [`EventRecord`]: the list and entry that matched, and who
+//! tried (process fields read from /proc at event time); summaries of repeats; the aggregation
+//! key.
+
+use blocker_common::{Action, BlockEvent, Hook};
+
+use super::{
+    EventRecord,
+    cache::ProcessCache,
+    clock::rfc3339,
+    decode::{comm, destination, protocol_name},
+    window,
+};
+use crate::lists::ListSet;
+
+/// Builds the record for `event`, looking up list names and the matching entry in `lists`, and
+/// the process's details (from /proc, through `cache`).
+pub fn describe(event: &BlockEvent, lists: &ListSet, cache: &mut ProcessCache) -> EventRecord {
+    let dst = destination(event);
+    // The kernel's trie returns only a list id (of an aggregated prefix); the userspace index
+    // names the exact entry, its list and its source line.
+    let matched = lists.lookup(dst);
+    let guard = Hook::from_u8(event.hook) == Some(Hook::SockCreate);
+    // A raw-socket refusal has no destination, so no list entry explains it.
+    let matched = matched.filter(|_| !guard);
+    let list = matched
+        .map(|m| m.list)
+        .or_else(|| lists.by_id(event.list_id));
+    EventRecord {
+        kind: "event",
+        time: rfc3339(event.boot_ns),
+        last: rfc3339(event.boot_ns),
+        count: 1,
+        repeat: false,
+        action: match Action::from_u8(event.action) {
+            Some(Action::Audit) => "audited",
+            _ => "blocked",
+        },
+        list: if guard {
+            "raw-socket-guard".to_owned()
+        } else {
+            list.map_or_else(|| format!("#{}", event.list_id), |l| l.spec.name.clone())
+        },
+        vendor: list.and_then(|l| l.spec.vendor.clone()),
+        prefix: matched.map(|m| m.prefix().to_string()),
+        source: matched.map(|m| m.source()),
+        dst: dst.to_string(),
+        port: event.port,
+        protocol: protocol_name(event.protocol),
+        hook: Hook::from_u8(event.hook).map_or("unknown", Hook::name),
+        pid: event.pid,
+        tid: event.tid,
+        uid: event.uid,
+        user: cache.user(event.uid),
+        gid: event.gid,
+        comm: comm(&event.comm),
+        cgroup_id: event.cgroup_id,
+        process: cache.process(event.pid),
+    }
+}
+
+/// The summary line for repeats of `first` within one aggregation window.
+pub fn summary(repeats: window::Repeats<EventRecord>) -> EventRecord {
+    EventRecord {
+        time: rfc3339(repeats.first_boot_ns),
+        last: rfc3339(repeats.last_boot_ns),
+        count: repeats.count,
+        repeat: true,
+        ..repeats.template
+    }
+}
+
+/// The aggregation key of a kernel event.
+pub fn window_key(event: &BlockEvent) -> window::Key {
+    window::Key {
+        pid: event.pid,
+        dst: destination(event),
+        list_id: event.list_id,
+        action: event.action,
+    }
+}

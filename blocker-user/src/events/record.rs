@@ -1,0 +1,50 @@
+//! The one documented event schema: the JSON line every sink writes for a blocked or audited
+//! attempt (field names are a stable interface, documented in the README).
+
+use serde::Serialize;
+
+use super::ProcessInfo;
+
+/// One blocked or audited connection attempt, or a summary of repeats. Field names are a
+/// stable interface, documented in the README.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventRecord {
+    /// Always `event` (other line types: `missed`).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// RFC 3339, UTC, microseconds: when the (first) attempt was made.
+    pub time: String,
+    /// When the last attempt summarised by this line was made (= `time` when `count` is 1).
+    pub last: String,
+    /// Attempts this line stands for.
+    pub count: u64,
+    /// True for a summary of repeats within the aggregation window.
+    pub repeat: bool,
+    /// `blocked` (refused with EPERM) or `audited` (allowed, would have been refused).
+    pub action: &'static str,
+    /// Name of the list whose prefix matched.
+    pub list: String,
+    /// The vendor, for lists from a vendor manifest.
+    pub vendor: Option<String>,
+    /// The matching prefix, when the daemon still knows it.
+    pub prefix: Option<String>,
+    /// `source:line` the prefix came from.
+    pub source: Option<String>,
+    /// Destination address as the caller gave it (an IPv4-mapped IPv6 address stays IPv6).
+    pub dst: String,
+    pub port: u16,
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, or the protocol number.
+    pub protocol: String,
+    /// `connect4`, `connect6`, `sendmsg4` or `sendmsg6`.
+    pub hook: &'static str,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    /// User name of `uid`, when it has one.
+    pub user: Option<String>,
+    pub gid: u32,
+    pub comm: String,
+    pub cgroup_id: u64,
+    #[serde(flatten)]
+    pub process: ProcessInfo,
+}

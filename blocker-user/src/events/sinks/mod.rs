@@ -1,0 +1,6 @@
+//! Where event lines go: stdout and a file (`writer`), subscribers on the Unix socket
+//! (`socket`), and the Prometheus endpoint's counts (`metrics`).
+
+pub mod metrics;
+pub mod socket;
+pub mod writer;

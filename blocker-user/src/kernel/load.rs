@@ -1,0 +1,168 @@
+//! Loading the embedded eBPF object into a new pinned generation, reusing every map of the
+//! current generation whose shape still fits, so a restart keeps the maps' contents.
+
+use std::path::PathBuf;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, RingBuf},
+    programs::{CgroupSkb, CgroupSock, CgroupSockAddr, ProgramError},
+};
+use blocker_common::{map_names, program_names};
+use serde::Serialize;
+
+use super::{EBPF_OBJECT, KernelError, pins, pins::PinRoot, seen, shadow};
+use crate::config::MapsConfig;
+
+/// How the new generation relates to what was pinned before.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Adoption {
+    /// The generation being replaced, if any was attached.
+    pub previous: Option<u64>,
+    pub generation: u64,
+    /// Maps carried over from the previous generation, contents intact.
+    pub reused: Vec<&'static str>,
+    /// Maps created new (first start, or the old one did not match: size, type, ...).
+    pub created: Vec<&'static str>,
+}
+
+/// A loaded generation. Its links stay attached after the daemon exits.
+pub struct Enforcer {
+    pub(super) ebpf: Ebpf,
+    pub(super) pins: PinRoot,
+    pub(super) sizes: MapsConfig,
+    pub(super) adoption: Adoption,
+    /// What the block tries hold after the last successful sync. Only this generation writes
+    /// them, so reloads diff against this copy instead of reading a million entries back; it is
+    /// dropped (forcing a read-back) whenever a sync fails halfway.
+    pub(super) block_shadow: Option<shadow::Shadow>,
+    /// The mapped `BLOCK_SEEN_V4` bitmap.
+    pub(super) seen: seen::SeenBitmap,
+}
+
+impl Enforcer {
+    /// Loads the object into a new generation under `pin_root`, reusing every map of the
+    /// current generation whose shape matches `sizes`. Nothing is attached yet.
+    /// `log_level` is aya-log's level for the kernel programs (0 = off, 4 = debug).
+    pub fn prepare(
+        pin_root: &std::path::Path,
+        sizes: MapsConfig,
+        log_level: u8,
+    ) -> Result<Self, KernelError> {
+        let pins = PinRoot::open(pin_root)?;
+        let previous = pins.current();
+        let generation = pins.create_next()?;
+        let dir = pins.generation_dir(generation);
+        let mut adoption = Adoption {
+            previous,
+            generation,
+            ..Adoption::default()
+        };
+
+        let mut loader = EbpfLoader::new();
+        loader
+            // Each IPv4 tier can take the whole capacity; `sync_block` bounds their sum.
+            .map_max_entries(map_names::BLOCK_TRIE_V4, sizes.block_v4)
+            .map_max_entries(map_names::BLOCK_HOSTS_V4, sizes.block_v4)
+            .map_max_entries(map_names::BLOCK_NETS24_V4, sizes.block_v4)
+            .map_max_entries(map_names::BLOCK_V6, sizes.block_v6)
+            .map_max_entries(map_names::ALLOW_V4, sizes.allow_v4)
+            .map_max_entries(map_names::ALLOW_V6, sizes.allow_v6)
+            .map_max_entries(map_names::EXEMPT_CGROUPS, sizes.exempt_cgroups)
+            .map_max_entries(map_names::EVENTS, sizes.events_bytes)
+            .override_global(aya_log::LEVEL, &log_level, true);
+        for spec in pins::map_specs(&sizes) {
+            let old = previous.map(|g| pins.generation_dir(g).join(spec.name));
+            match old.as_ref().map(|path| (path, spec.mismatch(path))) {
+                Some((path, None)) => {
+                    loader.map_pin_path(spec.name, path.clone());
+                    adoption.reused.push(spec.name);
+                }
+                other => {
+                    if let Some((path, Some(why))) = other {
+                        tracing::info!("not reusing {}: {why}", path.display());
+                    }
+                    loader.map_pin_path(spec.name, dir.join(spec.name));
+                    adoption.created.push(spec.name);
+                }
+            }
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT).map_err(KernelError::Load)?;
+        // A reused map is pinned in the new generation too, so retiring the old one keeps it.
+        for &name in &adoption.reused {
+            let path = dir.join(name);
+            ebpf.map(name)
+                .ok_or(KernelError::MissingMap(name))?
+                .pin(&path)
+                .map_err(|source| KernelError::PinMap { name, path, source })?;
+        }
+        let failed = |name| move |source| KernelError::LoadProgram { name, source };
+        for name in pins::PROGRAMS {
+            program::<CgroupSockAddr>(&mut ebpf, name)?
+                .load()
+                .map_err(failed(name))?;
+        }
+        // The optional guards are loaded always (cheap) and attached only when enabled.
+        let (sock, skb) = (program_names::SOCK_CREATE, program_names::EGRESS);
+        program::<CgroupSock>(&mut ebpf, sock)?
+            .load()
+            .map_err(failed(sock))?;
+        program::<CgroupSkb>(&mut ebpf, skb)?
+            .load()
+            .map_err(failed(skb))?;
+        let seen = {
+            let name = map_names::BLOCK_SEEN_V4;
+            let map = ebpf.map(name).ok_or(KernelError::MissingMap(name))?;
+            let data = match map {
+                aya::maps::Map::Array(data) => data,
+                _ => return Err(KernelError::MissingMap(name)),
+            };
+            seen::SeenBitmap::map(data).map_err(|source| KernelError::MapMemory { name, source })?
+        };
+        Ok(Self {
+            ebpf,
+            pins,
+            sizes,
+            adoption,
+            block_shadow: None,
+            seen,
+        })
+    }
+
+    pub fn adoption(&self) -> &Adoption {
+        &self.adoption
+    }
+
+    pub fn generation_dir(&self) -> PathBuf {
+        self.pins.generation_dir(self.adoption.generation)
+    }
+
+    /// Hands over the event ring buffer; call once per generation.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, KernelError> {
+        let name = map_names::EVENTS;
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or(KernelError::MissingMap(name))?;
+        RingBuf::try_from(map).map_err(|source| KernelError::Map { name, source })
+    }
+
+    /// Starts forwarding the programs' aya-log records to the `log` facade.
+    pub fn logger(&mut self) -> Result<aya_log::EbpfLogger<&'static dyn log::Log>, aya_log::Error> {
+        aya_log::EbpfLogger::init(&mut self.ebpf)
+    }
+}
+
+/// The program `name` of the object, as program type `P`.
+pub(super) fn program<'a, P>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut P, KernelError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(KernelError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| KernelError::LoadProgram { name, source })
+}

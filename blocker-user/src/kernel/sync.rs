@@ -1,0 +1,199 @@
+//! Making the generation's maps hold what the lists say: the settings slot, the block maps
+//! (IPv4 tiers, IPv6 trie, the /24 bitmap), the exception tries and the exempt cgroups, each
+//! written as a diff through [`super::diff`].
+
+use std::collections::HashMap;
+
+use aya::maps::{Array, HashMap as BpfHashMap, LpmTrie};
+use blocker_common::{ListRef, Settings, map_names};
+use ipnet::IpNet;
+
+use super::{
+    Enforcer, KernelError,
+    diff::{self, SyncStats, SyncTarget as _},
+    seen, shadow,
+    targets::{self, ExemptCgroups, PrefixMaps},
+};
+use crate::lists::aggregate::KernelSet;
+
+impl Enforcer {
+    /// Writes `settings` into the kernel's settings slot.
+    pub fn set_settings(&mut self, settings: Settings) -> Result<(), KernelError> {
+        let name = map_names::SETTINGS;
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(KernelError::MissingMap(name))?;
+        let mut array: Array<_, Settings> =
+            Array::try_from(map).map_err(|source| KernelError::Map { name, source })?;
+        array
+            .set(0, settings, 0)
+            .map_err(|source| KernelError::Map { name, source })
+    }
+
+    /// Makes the block tries hold exactly `desired`, writing only the difference.
+    pub fn sync_block(&mut self, desired: KernelSet) -> Result<SyncStats, KernelError> {
+        let (v4_cap, v6_cap) = (self.sizes.block_v4, self.sizes.block_v6);
+        check_capacity(
+            desired.iter().map(|(n, _)| n),
+            v4_cap,
+            v6_cap,
+            ("maps.block_v4", "maps.block_v6"),
+        )?;
+        // Taken now: if the apply fails halfway, the next sync reads the maps back.
+        let diff = match self.block_shadow.take() {
+            Some(shadow) => diff::diff_sorted(shadow.iter(), desired.iter().copied()),
+            None => {
+                let mut current: KernelSet = self.block_maps()?.read_all()?.into_iter().collect();
+                current.sort_unstable_by_key(|(net, _)| *net);
+                diff::diff_sorted(current, desired.iter().copied())
+            }
+        };
+        let seen_bits = seen::bits_of(desired.iter().filter_map(|(net, _)| match net {
+            IpNet::V4(n) => Some(n),
+            IpNet::V6(_) => None,
+        }));
+        self.seen.widen(&seen_bits);
+        let stats = diff::write_diff(&mut self.block_maps()?, &diff)?;
+        self.seen.narrow(&seen_bits);
+        self.block_shadow = Some(shadow::Shadow::of(&desired));
+        Ok(stats)
+    }
+
+    /// Makes the next sync read the block tries back from the kernel instead of trusting the
+    /// copy of the last sync: catches entries someone edited with `bpftool map`.
+    pub fn verify_next_sync(&mut self) {
+        self.block_shadow = None;
+    }
+
+    /// Makes the exception tries hold exactly `desired`.
+    pub fn sync_allow(
+        &mut self,
+        desired: &HashMap<IpNet, ListRef>,
+    ) -> Result<SyncStats, KernelError> {
+        let (v4_cap, v6_cap) = (self.sizes.allow_v4, self.sizes.allow_v6);
+        check_capacity(
+            desired.keys(),
+            v4_cap,
+            v6_cap,
+            ("maps.allow_v4", "maps.allow_v6"),
+        )?;
+        let mut tries = self.tries(map_names::ALLOW_V4, map_names::ALLOW_V6)?;
+        diff::apply(&mut tries, desired)
+    }
+
+    /// Makes the exempt-cgroup map hold exactly `ids`.
+    pub fn sync_exempt(&mut self, ids: &[u64]) -> Result<SyncStats, KernelError> {
+        let name = map_names::EXEMPT_CGROUPS;
+        if ids.len() > self.sizes.exempt_cgroups as usize {
+            return Err(KernelError::TooManyEntries {
+                name,
+                key: "maps.exempt_cgroups",
+                capacity: self.sizes.exempt_cgroups,
+                needed: ids.len(),
+            });
+        }
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(KernelError::MissingMap(name))?;
+        let hash = BpfHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })?;
+        let desired: HashMap<u64, u8> = ids.iter().map(|&id| (id, 1)).collect();
+        diff::apply(&mut ExemptCgroups(hash), &desired)
+    }
+
+    /// The block maps: both tries and the IPv4 hash tiers.
+    fn block_maps(&mut self) -> Result<PrefixMaps<'_>, KernelError> {
+        let names = [
+            map_names::BLOCK_TRIE_V4,
+            map_names::BLOCK_V6,
+            map_names::BLOCK_HOSTS_V4,
+            map_names::BLOCK_NETS24_V4,
+        ];
+        let [v4, v6, hosts, nets24] = self.ebpf.maps_disjoint_mut(names);
+        let missing = |i: usize| KernelError::MissingMap(names[i]);
+        let (v4, v6) = (v4.ok_or(missing(0))?, v6.ok_or(missing(1))?);
+        let (hosts, nets24) = (hosts.ok_or(missing(2))?, nets24.ok_or(missing(3))?);
+        let hash_fds = (raw_fd(hosts), raw_fd(nets24));
+        let hashes = targets::V4Hashes {
+            hosts: BpfHashMap::try_from(hosts).map_err(|source| KernelError::Map {
+                name: names[2],
+                source,
+            })?,
+            nets24: BpfHashMap::try_from(nets24).map_err(|source| KernelError::Map {
+                name: names[3],
+                source,
+            })?,
+            names: (names[2], names[3]),
+            fds: hash_fds,
+        };
+        let mut maps = Self::prefix_tries(v4, v6, (names[0], names[1]))?;
+        maps.hashes = Some(hashes);
+        Ok(maps)
+    }
+
+    fn tries(&mut self, v4: &'static str, v6: &'static str) -> Result<PrefixMaps<'_>, KernelError> {
+        let [v4_map, v6_map] = self.ebpf.maps_disjoint_mut([v4, v6]);
+        let v4_map = v4_map.ok_or(KernelError::MissingMap(v4))?;
+        let v6_map = v6_map.ok_or(KernelError::MissingMap(v6))?;
+        Self::prefix_tries(v4_map, v6_map, (v4, v6))
+    }
+
+    fn prefix_tries<'a>(
+        v4_map: &'a mut aya::maps::Map,
+        v6_map: &'a mut aya::maps::Map,
+        (v4, v6): (&'static str, &'static str),
+    ) -> Result<PrefixMaps<'a>, KernelError> {
+        let fds = (raw_fd(v4_map), raw_fd(v6_map));
+        Ok(PrefixMaps {
+            v4: LpmTrie::try_from(v4_map)
+                .map_err(|source| KernelError::Map { name: v4, source })?,
+            v6: LpmTrie::try_from(v6_map)
+                .map_err(|source| KernelError::Map { name: v6, source })?,
+            hashes: None,
+            names: (v4, v6),
+            fds,
+        })
+    }
+}
+
+/// The raw fd of a loaded map (for the batch syscall aya does not wrap); -1 for other kinds.
+fn raw_fd(map: &aya::maps::Map) -> std::os::fd::RawFd {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    match map {
+        aya::maps::Map::LpmTrie(data) | aya::maps::Map::HashMap(data) => {
+            data.fd().as_fd().as_raw_fd()
+        }
+        _ => -1,
+    }
+}
+
+/// Refuses a set that does not fit before anything is written.
+fn check_capacity<'a>(
+    desired: impl Iterator<Item = &'a IpNet>,
+    v4_capacity: u32,
+    v6_capacity: u32,
+    keys: (&'static str, &'static str),
+) -> Result<(), KernelError> {
+    let (mut v4, mut v6) = (0, 0);
+    for net in desired {
+        match net {
+            IpNet::V4(_) => v4 += 1,
+            IpNet::V6(_) => v6 += 1,
+        }
+    }
+    for (name, key, capacity, needed) in [
+        ("IPv4 map", keys.0, v4_capacity, v4),
+        ("IPv6 map", keys.1, v6_capacity, v6),
+    ] {
+        if needed > capacity as usize {
+            return Err(KernelError::TooManyEntries {
+                name,
+                key,
+                capacity,
+                needed,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! All lists, in configuration order, with the index that names the entry (list, prefix,
+//! `source:line`) deciding an address, and the aggregated set the kernel must hold.
+
+use std::{net::IpAddr, time::SystemTime};
+
+use ipnet::IpNet;
+
+use super::{
+    List, ListError, ListGuards, ListSpec, Match,
+    aggregate::{self, KernelSet, Tagged},
+    error_chain,
+    index::PrefixIndex,
+    load::{Content, load_content},
+    source::Fetcher,
+};
+
+/// All lists, in configuration order (earlier lists win when two name the same prefix).
+#[derive(Debug, Default)]
+pub struct ListSet {
+    lists: Vec<List>,
+    /// Index payloads number all entries of all lists in order; `starts[l]` is the first payload
+    /// of list `l` (a table per entry would cost 8 bytes a prefix).
+    starts: Vec<u32>,
+    index: PrefixIndex,
+}
+
+impl ListSet {
+    /// Loads every list; the first failure is returned (start-up: never run with a bad list).
+    pub fn load(
+        specs: &[ListSpec],
+        fetcher: &Fetcher,
+        guards: &ListGuards,
+    ) -> Result<Self, ListError> {
+        check_count(specs)?;
+        let mut lists = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let content = load_content(spec, fetcher, guards, None)?;
+            lists.push(new_list(i, spec, content));
+        }
+        Ok(Self::from_lists(lists))
+    }
+
+    /// Loads every list again. A list that fails keeps the content it had in `self` (with the
+    /// error recorded); a new list that fails is left out. Returns the new set and the errors.
+    pub fn refresh(
+        &self,
+        specs: &[ListSpec],
+        fetcher: &Fetcher,
+        guards: &ListGuards,
+    ) -> Result<(Self, Vec<ListError>), ListError> {
+        check_count(specs)?;
+        let mut errors = Vec::new();
+        let mut lists = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let previous = self.lists.iter().find(|l| l.spec.name == spec.name);
+            match load_content(spec, fetcher, guards, previous.map(|l| l.entries.len())) {
+                Ok(content) => {
+                    let list = new_list(i, spec, content);
+                    // Served from a cached copy: in force, but worth reporting.
+                    if let Some(detail) = &list.last_error {
+                        errors.push(ListError::Stale {
+                            list: spec.name.clone(),
+                            detail: detail.clone(),
+                        });
+                    }
+                    lists.push(list);
+                }
+                Err(err) => {
+                    if let Some(previous) = previous {
+                        lists.push(List {
+                            id: list_id(i),
+                            spec: spec.clone(),
+                            origins: previous.origins.clone(),
+                            entries: previous.entries.clone(),
+                            aggregated: previous.aggregated,
+                            refreshed_at: previous.refreshed_at,
+                            last_error: Some(error_chain(&err)),
+                            warnings: previous.warnings.clone(),
+                        });
+                    }
+                    errors.push(err);
+                }
+            }
+        }
+        Ok((Self::from_lists(lists), errors))
+    }
+
+    fn from_lists(lists: Vec<List>) -> Self {
+        let mut starts = Vec::with_capacity(lists.len());
+        let mut items = Vec::new();
+        for list in &lists {
+            starts.push(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            for entry in &list.entries {
+                let payload = u32::try_from(items.len()).unwrap_or(u32::MAX);
+                items.push((entry.net, payload));
+            }
+        }
+        Self {
+            index: PrefixIndex::build(items),
+            lists,
+            starts,
+        }
+    }
+
+    pub fn lists(&self) -> &[List] {
+        &self.lists
+    }
+
+    pub fn by_id(&self, id: u16) -> Option<&List> {
+        self.lists.iter().find(|l| l.id == id)
+    }
+
+    /// Total raw entries over all lists.
+    pub fn entry_count(&self) -> usize {
+        self.lists.iter().map(|l| l.entries.len()).sum()
+    }
+
+    /// The entry that decides `addr`, as the kernel would: IPv4-mapped IPv6 addresses
+    /// (`::ffff:a.b.c.d`) are looked up as their IPv4 address.
+    pub fn lookup(&self, addr: IpAddr) -> Option<Match<'_>> {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        let (_, payload) = self.index.longest_match(addr)?;
+        // The list whose range of payloads holds this one.
+        let l = self
+            .starts
+            .partition_point(|&start| start <= payload)
+            .checked_sub(1)?;
+        let list = self.lists.get(l)?;
+        let entry = list.entries.get((payload - self.starts[l]) as usize)?;
+        Some(Match { list, entry })
+    }
+
+    /// The prefixes the kernel must hold, aggregated, with enforce winning over audit.
+    pub fn kernel_set(&self) -> KernelSet {
+        let tagged: Vec<Tagged> = self
+            .lists
+            .iter()
+            .flat_map(|list| {
+                list.entries.iter().map(|e| Tagged {
+                    net: e.net,
+                    list_id: list.id,
+                    action: list.spec.action.into(),
+                })
+            })
+            .collect();
+        aggregate::kernel_set(&tagged)
+    }
+}
+
+fn check_count(specs: &[ListSpec]) -> Result<(), ListError> {
+    let max = usize::from(u16::MAX) - 1;
+    if specs.len() > max {
+        return Err(ListError::TooMany { max });
+    }
+    Ok(())
+}
+
+fn list_id(position: usize) -> u16 {
+    u16::try_from(position + 1).unwrap_or(u16::MAX)
+}
+
+fn new_list(position: usize, spec: &ListSpec, content: Content) -> List {
+    let nets: Vec<IpNet> = content.entries.iter().map(|e| e.net).collect();
+    List {
+        id: list_id(position),
+        spec: spec.clone(),
+        aggregated: aggregate::aggregate(&nets).len(),
+        origins: content.origins,
+        entries: content.entries,
+        refreshed_at: Some(SystemTime::now()),
+        last_error: (!content.stale.is_empty()).then(|| content.stale.join("; ")),
+        warnings: content.warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::{config::ListAction, lists::source::Source};
+
+    fn fetcher() -> Fetcher {
+        Fetcher {
+            timeout: std::time::Duration::from_secs(1),
+            max_bytes: 1 << 20,
+            cache_dir: std::env::temp_dir().join("vw-lists-cache"),
+            asn_endpoint: "http://127.0.0.1:1/none".into(),
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vw-lists-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        dir
+    }
+
+    fn spec(name: &str, files: &[&Path], action: ListAction) -> ListSpec {
+        ListSpec {
+            name: name.into(),
+            action,
+            vendor: None,
+            sources: files
+                .iter()
+                .map(|f| Source::File(f.to_path_buf()))
+                .collect(),
+            allow_shrink: false,
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write test list");
+        path
+    }
+
+    #[test]
+    fn lookup_names_list_prefix_and_line() {
+        let dir = temp_dir("lookup");
+        let a = write(&dir, "a.netset", "# a\n10.0.0.0/8\n");
+        let b = write(&dir, "b.netset", "\n\n10.1.0.0/16\n2001:db8::/32\n");
+        let specs = [
+            spec("a", &[&a], ListAction::Enforce),
+            spec("b", &[&b], ListAction::Enforce),
+        ];
+        let set = ListSet::load(&specs, &fetcher(), &ListGuards::default()).expect("loads");
+        let m = set
+            .lookup("10.1.2.3".parse().expect("addr"))
+            .expect("match");
+        assert_eq!(m.list.spec.name, "b");
+        assert_eq!(m.prefix().to_string(), "10.1.0.0/16");
+        assert_eq!(m.source(), format!("{}:3", b.display()));
+        let m = set
+            .lookup("::ffff:10.9.9.9".parse().expect("addr"))
+            .expect("mapped match");
+        assert_eq!(m.entry.line, 2);
+        assert!(set.lookup("192.0.2.1".parse().expect("addr")).is_none());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn guards_refuse_default_routes_short_prefixes_and_big_shrinks() {
+        let dir = temp_dir("guards");
+        let all = write(&dir, "all.netset", "192.0.2.1\n0.0.0.0/0\n");
+        let err = ListSet::load(
+            &[spec("all", &[&all], ListAction::Enforce)],
+            &fetcher(),
+            &ListGuards::default(),
+        )
+        .expect_err("default route");
+        assert!(
+            error_chain(&err).contains("all.netset:2: 0.0.0.0/0 would block every address"),
+            "{err}"
+        );
+
+        let short = write(&dir, "short.netset", "10.0.0.0/7\n");
+        let err = ListSet::load(
+            &[spec("short", &[&short], ListAction::Enforce)],
+            &fetcher(),
+            &ListGuards::default(),
+        )
+        .expect_err("short");
+        assert!(
+            error_chain(&err).contains("shorter than the minimum /8"),
+            "{err}"
+        );
+
+        let path = write(&dir, "l.netset", "10.0.0.1\n10.0.0.2\n10.0.0.3\n10.0.0.4\n");
+        let specs = [spec("l", &[&path], ListAction::Enforce)];
+        let set = ListSet::load(&specs, &fetcher(), &ListGuards::default()).expect("loads");
+        write(&dir, "l.netset", "10.0.0.1\n");
+        let (next, errors) = set
+            .refresh(&specs, &fetcher(), &ListGuards::default())
+            .expect("refresh");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            error_chain(&errors[0]).contains("shrink from 4 to 1"),
+            "{errors:?}"
+        );
+        assert_eq!(
+            next.lists()[0].entries.len(),
+            4,
+            "the last good content stays"
+        );
+        assert!(next.lists()[0].last_error.is_some());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_corrupt_file_keeps_the_previous_content_on_refresh() {
+        let dir = temp_dir("corrupt");
+        let path = write(&dir, "l.netset", "10.0.0.1\n");
+        let specs = [spec("l", &[&path], ListAction::Enforce)];
+        let set = ListSet::load(&specs, &fetcher(), &ListGuards::default()).expect("loads");
+        write(&dir, "l.netset", "10.0.0.1\nnonsense\n");
+        let (next, errors) = set
+            .refresh(&specs, &fetcher(), &ListGuards::default())
+            .expect("refresh");
+        assert!(
+            error_chain(&errors[0]).contains("l.netset:2: invalid IP address"),
+            "{errors:?}"
+        );
+        assert!(next.lookup("10.0.0.1".parse().expect("addr")).is_some());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = temp_dir("errors");
+        let missing = dir.join("missing.netset");
+        let err = ListSet::load(
+            &[spec("m", &[&missing], ListAction::Enforce)],
+            &fetcher(),
+            &ListGuards::default(),
+        )
+        .expect_err("missing");
+        assert!(error_chain(&err).contains("missing.netset"), "{err:#}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

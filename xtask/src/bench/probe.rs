@@ -1,0 +1,117 @@
+//! The loopback peer and the probe process that times connects and sends.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    net::TcpListener,
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+use super::KINDS;
+use super::firewalls::BENCH_UID;
+
+/// Accepts and drops connections so the listener's backlog never fills.
+pub(super) struct Acceptor {
+    pub(super) port: u16,
+}
+
+impl Acceptor {
+    pub(super) fn start() -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        // std listens with a backlog of 128: a few milliseconds without the accepting threads
+        // on a CPU overflow it, and one dropped handshake costs a 1 s SYN retransmit, 100 µs
+        // per operation averaged over a run. Listening again raises it (capped by somaxconn).
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: listen(2) on a socket we own.
+        if unsafe { libc::listen(listener.as_raw_fd(), 65535) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        // Two accepting threads, so the backlog never overflows into SYN retransmits.
+        for _ in 0..2 {
+            let listener = listener.try_clone()?;
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    drop(stream);
+                }
+            });
+        }
+        Ok(Self { port })
+    }
+}
+
+/// Runs the probe in the bench cgroup as the bench uid.
+pub(super) struct Probe {
+    pub(super) bin: PathBuf,
+    pub(super) cgroup: PathBuf,
+    pub(super) targets: [String; 3],
+    pub(super) runs: usize,
+    pub(super) ops: u32,
+}
+
+impl Probe {
+    /// Median ns per operation for each of [`KINDS`], run in the bench cgroup.
+    pub(super) fn measure(&self) -> anyhow::Result<[f64; 3]> {
+        self.settle()?;
+        self.measure_in(&self.cgroup, self.runs)
+    }
+
+    /// Lets the kernel finish what the last set-up or tear-down left behind before measuring:
+    /// freeing a million map entries or set elements runs in RCU callbacks for a while after
+    /// the command returns, and a baseline measured meanwhile came out up to 3x slower.
+    pub(super) fn settle(&self) -> anyhow::Result<()> {
+        std::thread::sleep(Duration::from_millis(1500));
+        // One discarded run warms caches and the listener's accept path.
+        self.measure_in(&self.cgroup, 1).map(drop)
+    }
+
+    /// Median ns per operation for each of [`KINDS`] over `runs` runs in `cgroup`.
+    pub(super) fn measure_in(&self, cgroup: &Path, runs: usize) -> anyhow::Result<[f64; 3]> {
+        let mut medians = [0.0; 3];
+        for (i, kind) in KINDS.iter().enumerate() {
+            let mut samples = Vec::new();
+            for _ in 0..runs.max(1) {
+                samples.push(self.once(cgroup, kind, &self.targets[i])?);
+            }
+            samples.sort_by(f64::total_cmp);
+            medians[i] = samples[samples.len() / 2];
+        }
+        Ok(medians)
+    }
+
+    pub(super) fn once(&self, cgroup: &Path, kind: &str, target: &str) -> anyhow::Result<f64> {
+        // A UDP send is a few microseconds: five times the operations give its runs about the
+        // length of a TCP run, so one scheduling hiccup weighs as little.
+        let ops = if kind == "udp" {
+            self.ops.saturating_mul(5)
+        } else {
+            self.ops
+        };
+        let mut child = Command::new(&self.bin)
+            .args(["bench", kind, target, &ops.to_string()])
+            .uid(BENCH_UID)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        std::fs::write(cgroup.join("cgroup.procs"), child.id().to_string())?;
+        child.stdin.take().context("stdin")?.write_all(b"go\n")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        child.wait()?;
+        let ns = field(&line, "ns_per_op").context("probe output")?;
+        let errors = field(&line, "errors").unwrap_or(0.0);
+        if errors > 0.0 {
+            bail!("{kind} to {target}: {errors} operations failed: the bench traffic was refused");
+        }
+        Ok(ns)
+    }
+}
+
+/// A number field from a JSON line.
+pub(super) fn field(line: &str, name: &str) -> Option<f64> {
+    serde_json::from_str::<serde_json::Value>(line).ok()?[name].as_f64()
+}

@@ -1,0 +1,384 @@
+//! The rows measured and their rendering as docs/BENCHMARKS.md.
+
+use std::{fmt::Write as _, process::Command, time::Duration};
+
+use super::{Args, probe::Probe, throughput::Throughput};
+use crate::shell;
+
+/// How to read the tables; the numbers above are this run's, the reasons hold across runs.
+pub(super) const COST_NOTES: &str = "
+## Where the cost goes
+
+- The programs' own run time (last column) comes from the kernel's statistics
+  (`kernel.bpf_stats_enabled`), switched on only for a separate run after the measured ones:
+  timing every call slows every call. For an unlisted IPv4 destination the program reads one
+  word of the /24 bitmap (`BLOCK_SEEN_V4`) and stops, so its time does not grow with the
+  number of prefixes; hashes and trie are consulted only inside a listed /24. The unlisted
+  path is the same at every size, so the differences between the vendorwall rows of one run
+  are this machine's noise: read their spread as the uncertainty of each figure.
+- The rest of vendorwall's added cost on an unconnected UDP send is the kernel's cgroup
+  `sendmsg` hook itself. Once any cgroup `sock_addr` program is attached anywhere, every
+  unconnected UDP send locks its socket, runs its cgroup's program array and releases the
+  socket again (`lock_sock`, `__cgroup_bpf_run_filter_sock_addr`, `release_sock` with
+  `ip4_datagram_release_cb`, seen with `perf record -e cpu-clock -g`). The \"kernel hook only\"
+  row measures that part alone: a process in a cgroup with no program, while vendorwall is
+  attached to another. It is the floor for any tool that refuses unconnected UDP at the
+  socket (the alternative, a per-packet egress filter, is what nftables and ipset pay).
+  Connected sockets (TCP, connected UDP) pay only at `connect()`.
+- Loading: IPv4 /32s and /24s (most of any large list) go to two hashes, written with
+  `BPF_MAP_UPDATE_BATCH` by one thread per CPU (the kernel locks hash buckets, not the whole
+  map); the other lengths go to the LPM trie, whose inserts take one lock and walk the trie.
+  Reloads diff against the set last written, in one merge over sorted prefixes, and write only
+  the difference.
+- Resident memory holds the parsed lists with the source line of every entry (to explain
+  each block), the index `check` and events use, and the set last written to the kernel
+  (so reloads need not read a million entries back). Freed load-time memory is returned to
+  the system after each sync; the peak while loading is about twice the steady state.
+";
+
+pub(super) struct Load {
+    pub(super) tool: String,
+    pub(super) seconds: f64,
+    pub(super) extra: String,
+}
+
+/// One line of the per-operation table.
+pub(super) struct Row {
+    pub(super) name: String,
+    /// Median ns per operation, per [`KINDS`].
+    pub(super) costs: [f64; 3],
+    /// The programs' own run time per call, from kernel statistics.
+    pub(super) bpf_ns: Option<f64>,
+    /// A no-filter measurement.
+    pub(super) baseline: bool,
+}
+
+impl Row {
+    pub(super) fn config(name: &str, costs: [f64; 3], bpf_ns: Option<f64>) -> Self {
+        Self {
+            name: name.to_owned(),
+            costs,
+            bpf_ns,
+            baseline: false,
+        }
+    }
+
+    /// Added cost in percent over `base`, per kind.
+    pub(super) fn added(&self, base: [f64; 3]) -> [f64; 3] {
+        std::array::from_fn(|i| (self.costs[i] / base[i] - 1.0) * 100.0)
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Report {
+    pub(super) throughput: Option<Throughput>,
+    pub(super) rows: Vec<Row>,
+    pub(super) loads: Vec<Load>,
+    pub(super) memory: Option<(f64, f64, f64)>,
+    pub(super) change: Option<(f64, f64)>,
+    pub(super) notes: Vec<String>,
+}
+
+impl Report {
+    pub(super) fn render(&self, args: &Args, runs: usize) -> anyhow::Result<String> {
+        let machine = machine();
+        let command = if args.quick {
+            "cargo xtask bench --quick"
+        } else {
+            "cargo xtask bench"
+        };
+        let mut s = String::new();
+        writeln!(s, "# Benchmarks\n")?;
+        writeln!(
+            s,
+            "Produced by `{command}` ({runs} runs of {} operations each, {} for UDP; medians), on {machine}.",
+            args.ops,
+            args.ops.saturating_mul(5)
+        )?;
+        writeln!(
+            s,
+            "Every figure in a table comes from the same run, so ratios compare like with like. The"
+        )?;
+        writeln!(
+            s,
+            "bench traffic goes to 127.0.0.1 (never listed), so these are the costs every unlisted"
+        )?;
+        writeln!(
+            s,
+            "connection pays; the peers' rules match only the bench uid, vendorwall is attached to a"
+        )?;
+        writeln!(
+            s,
+            "cgroup holding only the bench process. Each configuration is measured between two"
+        )?;
+        writeln!(
+            s,
+            "no-filter baselines and its percentage is against their mean, so drift of the machine"
+        )?;
+        writeln!(s, "between configurations cancels out.\n")?;
+        writeln!(s, "## Per-operation cost\n")?;
+        writeln!(
+            s,
+            "| configuration | TCP connect (listener) | TCP connect (closed port) | UDP sendto | BPF program run time |"
+        )?;
+        writeln!(s, "|---|---|---|---|---|")?;
+        let baselines: Vec<&Row> = self.rows.iter().filter(|r| r.baseline).collect();
+        if let Some(first) = baselines.first() {
+            write!(s, "| no filter (first baseline) |")?;
+            for c in first.costs {
+                write!(s, " {:.2} µs |", c / 1000.0)?;
+            }
+            writeln!(s, " - |")?;
+        }
+        for (index, row) in self.rows.iter().enumerate() {
+            if row.baseline {
+                continue;
+            }
+            write!(s, "| {} |", row.name)?;
+            let added = row.added(self.paired_base(index));
+            for (c, a) in row.costs.iter().zip(added) {
+                write!(s, " {:.2} µs ({a:+.1}%) |", c / 1000.0)?;
+            }
+            writeln!(
+                s,
+                " {} |",
+                row.bpf_ns
+                    .map_or("-".into(), |ns| format!("{ns:.0} ns per call"))
+            )?;
+        }
+        if baselines.len() > 1 {
+            write!(
+                s,
+                "\nThe {} no-filter baselines of this run spread by",
+                baselines.len()
+            )?;
+            for (i, kind) in ["TCP (listener)", "TCP (closed)", "UDP"].iter().enumerate() {
+                let (lo, hi) = baselines.iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
+                    (lo.min(r.costs[i]), hi.max(r.costs[i]))
+                });
+                write!(
+                    s,
+                    "{} {kind} {:.1}%",
+                    if i == 0 { "" } else { "," },
+                    (hi / lo - 1.0) * 100.0
+                )?;
+            }
+            writeln!(
+                s,
+                " (max/min): the size of effect a single unpaired comparison could not see."
+            )?;
+        }
+        self.render_targets(&mut s)?;
+        writeln!(s, "\n## Loading\n")?;
+        writeln!(s, "| what | seconds | notes |")?;
+        writeln!(s, "|---|---|---|")?;
+        for l in &self.loads {
+            writeln!(s, "| {} | {:.3} | {} |", l.tool, l.seconds, l.extra)?;
+        }
+        if let Some((sync, total)) = self.change {
+            writeln!(
+                s,
+                "| vendorwall, 1% of the largest list changed (reload) | {:.3} | kernel sync {sync:.0} ms of {total:.0} ms end to end (parse and aggregate included) |",
+                sync / 1000.0
+            )?;
+        }
+        if let Some((rss, peak, kernel)) = self.memory {
+            writeln!(s, "\n## Memory at the largest size\n")?;
+            writeln!(
+                s,
+                "| daemon RSS | daemon peak RSS | kernel map memory (memlock) |"
+            )?;
+            writeln!(s, "|---|---|---|")?;
+            writeln!(s, "| {rss:.1} MiB | {peak:.1} MiB | {kernel:.1} MiB |")?;
+        }
+        if let Some(t) = &self.throughput {
+            writeln!(s, "\n## Event throughput\n")?;
+            writeln!(
+                s,
+                "Two processes refused as fast as they can for {:.0} s, aggregation off, every event a JSON",
+                t.seconds
+            )?;
+            writeln!(
+                s,
+                "line in the file sink (enrichment from /proc included).\n"
+            )?;
+            writeln!(
+                s,
+                "| refused attempts | events written | events/s written | dropped in the kernel (ring full) | missed by the sink | accounted for |"
+            )?;
+            writeln!(s, "|---|---|---|---|---|---|")?;
+            writeln!(
+                s,
+                "| {} | {} | {:.0} | {} | {} | {} of {} |",
+                t.attempts,
+                t.lines,
+                t.lines as f64 / t.seconds,
+                t.dropped_kernel,
+                t.missed_sink,
+                t.lines + t.dropped_kernel + t.missed_sink,
+                t.attempts
+            )?;
+        }
+        s.push_str(COST_NOTES);
+        if !self.notes.is_empty() {
+            writeln!(s, "\n## Notes\n")?;
+            for n in &self.notes {
+                writeln!(s, "- {n}")?;
+            }
+        }
+        Ok(s)
+    }
+}
+
+impl Report {
+    /// Records a peer: its load time and, while its rules (`_rules`) are in place, its
+    /// per-operation costs; a peer that failed to load becomes a note. `names` are the load
+    /// row, its note and the cost row.
+    pub(super) fn peer<G>(
+        &mut self,
+        probe: &Probe,
+        loaded: anyhow::Result<(Duration, G)>,
+        [tool, extra, row]: [&str; 3],
+    ) -> anyhow::Result<()> {
+        eprintln!("bench: {row}");
+        match loaded {
+            Ok((load_time, _rules)) => {
+                self.loads.push(Load {
+                    tool: tool.to_owned(),
+                    seconds: load_time.as_secs_f64(),
+                    extra: extra.to_owned(),
+                });
+                self.rows.push(Row::config(row, probe.measure()?, None));
+            }
+            Err(err) => {
+                self.notes.push(format!("{row}: {err:#}"));
+                return Ok(());
+            }
+        }
+        // The rules are gone now (the guard dropped with the match arm).
+        self.baseline(probe)
+    }
+
+    /// Measures no filter at all and records it as a baseline.
+    pub(super) fn baseline(&mut self, probe: &Probe) -> anyhow::Result<()> {
+        self.rows.push(Row {
+            name: "no filter".into(),
+            costs: probe.measure()?,
+            bpf_ns: None,
+            baseline: true,
+        });
+        Ok(())
+    }
+
+    /// The mean of the baselines measured just before and just after row `index`.
+    pub(super) fn paired_base(&self, index: usize) -> [f64; 3] {
+        let before = self.rows[..index].iter().rev().find(|r| r.baseline);
+        let after = self.rows[index..].iter().find(|r| r.baseline);
+        match (before, after) {
+            (Some(b), Some(a)) => std::array::from_fn(|i| (b.costs[i] + a.costs[i]) / 2.0),
+            (Some(only), None) | (None, Some(only)) => only.costs,
+            (None, None) => [f64::NAN; 3],
+        }
+    }
+
+    /// The issue's targets, judged from this run's numbers.
+    pub(super) fn render_targets(&self, s: &mut String) -> anyhow::Result<()> {
+        let last = |prefix: &str| {
+            self.rows
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, r)| !r.baseline && r.name.starts_with(prefix))
+                .map(|(i, r)| r.added(self.paired_base(i)))
+        };
+        let (Some(vw), Some(nft), Some(ipset)) =
+            (last("vendorwall"), last("nftables"), last("iptables"))
+        else {
+            return Ok(());
+        };
+        let hook = last("kernel hook only");
+        let size = self
+            .rows
+            .iter()
+            .rev()
+            .find(|r| r.name.starts_with("vendorwall, "))
+            .map_or("", |r| r.name.trim_start_matches("vendorwall, "));
+        writeln!(s, "\n## Targets at {size} prefixes\n")?;
+        writeln!(s, "| target | measured | met |")?;
+        writeln!(s, "|---|---|---|")?;
+        for (i, kind) in [
+            "TCP connect (listener)",
+            "TCP connect (closed port)",
+            "UDP sendto",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let below = vw[i] < nft[i] && vw[i] < ipset[i];
+            writeln!(
+                s,
+                "| {kind}: added cost ≤ 3% and below nftables and ipset | {:+.1}% (nftables {:+.1}%, ipset {:+.1}%{}) | {} |",
+                vw[i],
+                nft[i],
+                ipset[i],
+                hook.map_or(String::new(), |h| format!(
+                    "; the kernel's hook alone, no program run: {:+.1}%",
+                    h[i]
+                )),
+                yes(vw[i] <= 3.0 && below),
+            )?;
+        }
+        let find_load = |prefix: &str| {
+            self.loads
+                .iter()
+                .rev()
+                .find(|l| l.tool.starts_with(prefix))
+                .map(|l| l.seconds)
+        };
+        if let (Some(vw_load), Some(ipset_load)) =
+            (find_load("vendorwall, "), find_load("ipset restore"))
+        {
+            writeln!(
+                s,
+                "| full load into the kernel maps ≤ 1 s and faster than `ipset restore` (parsing and aggregation: see Loading) | {vw_load:.3} s (ipset {ipset_load:.3} s) | {} |",
+                yes(vw_load <= 1.0 && vw_load < ipset_load)
+            )?;
+        }
+        if let Some((sync, _)) = self.change {
+            writeln!(
+                s,
+                "| 1% change applied ≤ 100 ms | {sync:.0} ms | {} |",
+                yes(sync <= 100.0)
+            )?;
+        }
+        if let Some((rss, peak, _)) = self.memory {
+            writeln!(
+                s,
+                "| daemon RSS ≤ 64 MiB | {rss:.1} MiB (peak while loading {peak:.1} MiB) | {} |",
+                yes(rss <= 64.0)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn yes(met: bool) -> &'static str {
+    if met { "yes" } else { "**no**" }
+}
+
+pub(super) fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = shell::output(Command::new("uname").arg("-r")).unwrap_or_default();
+    format!(
+        "{} × {cpu}, Linux {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel.trim()
+    )
+}

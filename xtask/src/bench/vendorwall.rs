@@ -1,0 +1,167 @@
+//! Driving the real daemon for a configuration: start, wait until enforcing, read its numbers,
+//! stop.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use super::prefixes;
+use anyhow::{Context as _, bail};
+
+/// vendorwall running on the bench cgroup with its own pin and run directories.
+pub(super) struct Vendorwall {
+    pub(super) bin: PathBuf,
+    pub(super) child: Child,
+    pub(super) dir: PathBuf,
+}
+
+pub(super) struct DaemonNumbers {
+    pub(super) lists_ms: f64,
+    pub(super) aggregate_ms: f64,
+    pub(super) sync_ms: f64,
+    pub(super) kernel_prefixes: f64,
+}
+
+impl Vendorwall {
+    pub(super) fn start(
+        root: &Path,
+        cgroup: &Path,
+        list: &Path,
+        out: &Path,
+    ) -> anyhow::Result<Self> {
+        let dir = out.join(format!("vw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("config.toml"), "[events]\nstdout = false\n")?;
+        let bin = root.join("target/release/vendorwall");
+        let mut vw = Self {
+            child: Command::new(&bin)
+                .args(global(&dir))
+                .arg("run")
+                .arg("--cgroup")
+                .arg(cgroup)
+                .arg("--list")
+                .arg(list)
+                .args(["--max-v4", "2097152"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+            bin,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !vw.dir.join("run/vendorwall.pid").exists() {
+            if Instant::now() > deadline || vw.child.try_wait()?.is_some() {
+                bail!("vendorwall did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(vw)
+    }
+
+    pub(super) fn status(&self) -> anyhow::Result<serde_json::Value> {
+        let out = Command::new(&self.bin)
+            .args(global(&self.dir))
+            .args(["status", "--json"])
+            .output()?;
+        serde_json::from_slice(&out.stdout).context("vendorwall status --json")
+    }
+
+    pub(super) fn state(&self) -> anyhow::Result<DaemonNumbers> {
+        let status = self.status()?;
+        let timings = &status["daemon"]["timings"];
+        let number = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+        Ok(DaemonNumbers {
+            lists_ms: number(&timings["lists_ms"]),
+            aggregate_ms: number(&timings["aggregate_ms"]),
+            sync_ms: number(&timings["sync_ms"]),
+            kernel_prefixes: number(&status["daemon"]["kernel_prefixes"]),
+        })
+    }
+
+    pub(super) fn program_ids(&self) -> anyhow::Result<Vec<u32>> {
+        let status = self.status()?;
+        Ok(status["links"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["kernel"]["program_id"].as_u64())
+            .filter_map(|id| u32::try_from(id).ok())
+            .collect())
+    }
+
+    /// Daemon RSS and kernel map memory, in MiB.
+    pub(super) fn memory(&self) -> anyhow::Result<(f64, f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let memlock: f64 = self.status()?["map_memory"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|pair| pair[1].as_f64())
+            .sum();
+        Ok((
+            kb("VmRSS:") / 1024.0,
+            kb("VmHWM:") / 1024.0,
+            memlock / (1024.0 * 1024.0),
+        ))
+    }
+
+    /// Replaces 1% of the list and reloads; returns (sync ms, whole reload ms).
+    pub(super) fn one_percent_change(
+        &self,
+        list: &Path,
+        prefixes: &[String],
+    ) -> anyhow::Result<(f64, f64)> {
+        let mut changed = prefixes.to_vec();
+        let replacements = prefixes::generate(prefixes.len() / 100, 0x00c4_a96e);
+        let step = 100;
+        for (i, replacement) in replacements.into_iter().enumerate() {
+            if let Some(slot) = changed.get_mut(i * step) {
+                *slot = replacement;
+            }
+        }
+        prefixes::write(list, &changed)?;
+        let start = Instant::now();
+        let out = Command::new(&self.bin)
+            .args(global(&self.dir))
+            .arg("reload")
+            .output()?;
+        let total = start.elapsed().as_secs_f64() * 1000.0;
+        if !out.status.success() {
+            bail!("reload failed: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        Ok((self.state()?.sync_ms, total))
+    }
+}
+
+pub(super) fn global(dir: &Path) -> Vec<String> {
+    vec![
+        "--config".into(),
+        dir.join("config.toml").display().to_string(),
+        "--pin-dir".into(),
+        format!("/sys/fs/bpf/vendorwall-bench-{}", std::process::id()),
+        "--run-dir".into(),
+        dir.join("run").display().to_string(),
+    ]
+}
+
+impl Drop for Vendorwall {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.bin)
+            .args(global(&self.dir))
+            .arg("unload")
+            .stdout(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
