@@ -298,3 +298,58 @@ fn parse_exposition(body: &str) -> Vec<(String, String, f64)> {
         })
         .collect()
 }
+
+#[test]
+fn idle_clients_cannot_exhaust_the_metrics_endpoint() {
+    let dir = TempDir::new("metrics-idle");
+    let lists = [list_file(&dir, "metered", &[LISTED])];
+    let vw = Instance::new("metrics-idle");
+    let (probe_listener, metrics_port) = listen("127.0.0.1:0");
+    drop(probe_listener);
+    vw.write_config(&format!(
+        "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+    ));
+    let daemon = vw.start(&lists, &[]);
+    let open_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
+            .expect("daemon fds")
+            .count()
+    };
+    let before = open_fds();
+    // Many more idle clients than the endpoint serves at once; none sends a request.
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", metrics_port)).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let held = open_fds();
+    assert!(
+        held <= before + blocker_user::events::sinks::http::MAX_CONNECTIONS + 4,
+        "idle clients took {} descriptors of the daemon (before: {before})",
+        held - before
+    );
+    // An accepted idle client is dropped once the head timeout passes.
+    let mut first = idle[0].try_clone().expect("clone");
+    first
+        .set_read_timeout(Some(
+            blocker_user::events::sinks::http::HEAD_TIMEOUT + Duration::from_secs(3),
+        ))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut first, &mut byte);
+    assert!(
+        matches!(read, Ok(0)),
+        "an idle client must be closed by the server, got {read:?}"
+    );
+    drop(first);
+    drop(idle);
+    // The endpoint survives: it answers again, and only /metrics.
+    let body = scrape(metrics_port);
+    assert!(body.contains("vendorwall_list_entries"), "{body}");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).expect("connect");
+    stream
+        .write_all(b"GET /other HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("request");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+}

@@ -20,10 +20,11 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let before = state::read_state(&config.run_dir).map_or(0, |s| s.reloads);
-    // SAFETY: sending SIGHUP to the pid the daemon wrote.
-    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
-        return Err(std::io::Error::last_os_error()).context(format!("failed to signal pid {pid}"));
-    }
+    rustix::process::Pid::from_raw(pid)
+        .ok_or(rustix::io::Errno::SRCH)
+        .and_then(|p| rustix::process::kill_process(p, rustix::process::Signal::HUP))
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("failed to signal pid {pid}"))?;
     let deadline = Instant::now() + RELOAD_TIMEOUT;
     while Instant::now() < deadline {
         if let Some(now) = state::read_state(&config.run_dir)

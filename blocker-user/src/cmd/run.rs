@@ -21,10 +21,7 @@ use crate::{
     events::{
         self,
         pipeline::Pipeline,
-        sinks::{
-            metrics::{self, Metrics},
-            socket,
-        },
+        sinks::{http, metrics::Metrics, socket},
     },
     kernel::Counters,
     lists::selection,
@@ -40,6 +37,9 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = daemon::effective_config(global, args)?;
+    if let Some(limit) = daemon::limits::raise_open_files() {
+        tracing::debug!("open-file limit: {limit}");
+    }
     let specs = selection::specs(&config, &args.lists).context("failed to select the lists")?;
     let run_dir = config.run_dir.clone();
     let mut daemon = Daemon::start(config, specs, args.verbose)?;
@@ -114,7 +114,7 @@ async fn serve(
     if let Some(addr) = daemon.config.metrics.listen {
         let metrics = pipeline.metrics.clone();
         tokio::spawn(async move {
-            if let Err(err) = metrics::serve(addr, metrics).await {
+            if let Err(err) = http::serve(addr, metrics).await {
                 tracing::error!("metrics endpoint on {addr} failed: {err}");
             }
         });

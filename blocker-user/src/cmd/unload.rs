@@ -14,8 +14,10 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let config = global.config()?;
     if let Some(pid) = state::running_pid(&config.run_dir) {
         println!("stopping daemon pid {pid}");
-        // SAFETY: SIGTERM to the pid the daemon wrote.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        if let Some(p) = rustix::process::Pid::from_raw(pid) {
+            // A daemon that exits meanwhile is what we want; the wait below tells the rest.
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while state::running_pid(&config.run_dir).is_some() {
             if Instant::now() > deadline {

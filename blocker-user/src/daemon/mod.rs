@@ -14,6 +14,7 @@
 pub mod establish;
 pub mod exempt;
 pub mod integrity;
+pub mod limits;
 pub mod notify;
 pub mod overrides;
 pub mod reload;

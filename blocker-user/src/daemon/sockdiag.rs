@@ -3,16 +3,21 @@
 //! the daemon dumps TCP and UDP sockets through NETLINK_SOCK_DIAG and destroys (SOCK_DESTROY,
 //! as `ss -K` does) those whose peer is in an enforced range and whose cgroup is covered.
 //!
-//! Written by hand over a raw netlink socket: the sock_diag crates build dump requests but not
-//! SOCK_DESTROY, and the wire format is four fixed structs (linux/inet_diag.h).
+//! The messages are written by hand over a netlink socket (opened, written and read through
+//! rustix): the sock_diag crates build dump requests but not SOCK_DESTROY, and the wire format
+//! is four fixed structs (linux/inet_diag.h).
 
 use std::{
     io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::OwnedFd,
 };
 
-const NETLINK_SOCK_DIAG: i32 = 4;
+use rustix::net::{
+    AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, netlink, recv, sendto,
+    socket_with,
+};
+
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const SOCK_DESTROY: u16 = 21;
 const NLMSG_ERROR: u16 = 2;
@@ -53,22 +58,13 @@ pub struct SockDiag {
 
 impl SockDiag {
     pub fn open() -> io::Result<Self> {
-        // SAFETY: plain socket(2) call; the fd is owned right away.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_SOCK_DIAG,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh fd we own.
-        Ok(Self {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            seq: 0,
-        })
+        let fd = socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            SocketFlags::CLOEXEC,
+            Some(netlink::SOCK_DIAG),
+        )?;
+        Ok(Self { fd, seq: 0 })
     }
 
     /// Every connected TCP or UDP socket of `family` (AF_INET / AF_INET6).
@@ -128,30 +124,15 @@ impl SockDiag {
         message.extend(self.seq.to_ne_bytes());
         message.extend(0u32.to_ne_bytes());
         message.extend(payload);
-        // SAFETY: an all-zero sockaddr_nl addresses the kernel.
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as u16;
-        // SAFETY: valid fd, buffer and address.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                message.as_ptr().cast(),
-                message.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // Port 0, no groups: the kernel.
+        let kernel = netlink::SocketAddrNetlink::new(0, 0);
+        sendto(&self.fd, &message, SendFlags::empty(), &kernel)?;
         Ok(self.seq)
     }
 
     fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: valid fd and buffer.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        let (n, _) = recv(&self.fd, buf, RecvFlags::empty())?;
+        Ok(n)
     }
 }
 

@@ -114,6 +114,7 @@ pub fn write_pid(run_dir: &Path) -> std::io::Result<PathBuf> {
 pub fn running_pid(run_dir: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(run_dir.join(PID_FILE)).ok()?;
     let pid: i32 = text.trim().parse().ok()?;
-    // SAFETY: signal 0 only checks that the process exists.
-    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    let alive = rustix::process::Pid::from_raw(pid)
+        .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
+    alive.then_some(pid)
 }

@@ -1,13 +1,14 @@
 //! `BPF_MAP_UPDATE_BATCH`: many key/value pairs per syscall. Loading a million prefixes one
 //! `BPF_MAP_UPDATE_ELEM` at a time spends most of its time entering and leaving the kernel.
 //!
-//! Written by hand because aya 0.14 exposes no batch operations. The kernel has them for LPM
-//! tries (generic_map_update_batch); where a kernel lacks them the caller falls back to single
+//! The syscall is made by hand because aya 0.14 exposes no batch operations; the `bpf_attr`
+//! layout is aya's own (aya-obj's generated kernel bindings). Where a kernel lacks batch
+//! support for a map type (LPM tries before 5.13: ENOTSUPP) the caller falls back to single
 //! updates.
 
 use std::os::fd::RawFd;
 
-const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+use aya_obj::generated::{bpf_attr, bpf_cmd};
 
 /// Writes `count` keys (`key_size` bytes each, back to back at `keys`) with their values
 /// (`value_size` bytes each at `values`). Returns how many were written before any error.
@@ -21,23 +22,24 @@ pub unsafe fn update(
     values: *const u8,
     count: u32,
 ) -> (u32, std::io::Result<()>) {
-    // struct { u64 in_batch, out_batch, keys, values; u32 count, map_fd; u64 elem_flags, flags; }
-    let mut attr = [0u64; 7];
-    attr[2] = keys as u64;
-    attr[3] = values as u64;
-    attr[4] = u64::from(count) | (u64::from(map_fd as u32) << 32);
-    // SAFETY: the attr buffer is bpf_attr-sized for this command; the caller vouches for the
-    // element pointers.
+    // SAFETY: bpf_attr is plain data; all-zero is the kernel's "unset" for every field.
+    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+    attr.batch.keys = keys as u64;
+    attr.batch.values = values as u64;
+    attr.batch.count = count;
+    attr.batch.map_fd = map_fd as u32;
+    // SAFETY: a full bpf_attr for this command; the caller vouches for the element pointers.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            BPF_MAP_UPDATE_BATCH,
-            attr.as_mut_ptr(),
-            size_of_val(&attr),
+            bpf_cmd::BPF_MAP_UPDATE_BATCH as libc::c_long,
+            &mut attr as *mut bpf_attr,
+            size_of::<bpf_attr>(),
         )
     };
     // The kernel reports how many elements it processed in `count`, also on error.
-    let done = attr[4] as u32;
+    // SAFETY: reading the member written above.
+    let done = unsafe { attr.batch.count };
     if rc < 0 {
         (done, Err(std::io::Error::last_os_error()))
     } else {

@@ -78,12 +78,7 @@ pub fn open(path: &Path) -> Result<File, CgroupError> {
 }
 
 fn is_cgroup2(file: &File) -> bool {
-    use std::os::fd::AsRawFd as _;
-    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: fstatfs writes a full `statfs` into the buffer when it returns 0.
-    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), stat.as_mut_ptr()) };
-    // SAFETY: initialized by the successful call above.
-    rc == 0 && unsafe { stat.assume_init() }.f_type == CGROUP2_SUPER_MAGIC
+    rustix::fs::fstatfs(file).is_ok_and(|stat| stat.f_type == CGROUP2_SUPER_MAGIC)
 }
 
 /// The id the kernel reports for a cgroup (`bpf_get_current_cgroup_id`): its directory's inode.

@@ -310,34 +310,19 @@ impl PinRoot {
 /// Whether `path` (or its nearest existing ancestor) is on a bpffs.
 fn on_bpffs(path: &Path) -> bool {
     let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
-    let Ok(c_path) = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: valid NUL-terminated path and a buffer statfs fills when it returns 0.
-    let rc = unsafe { libc::statfs(c_path.as_ptr(), stat.as_mut_ptr()) };
-    // SAFETY: initialized by the successful call.
-    rc == 0 && unsafe { stat.assume_init() }.f_type == BPF_FS_MAGIC
+    rustix::fs::statfs(existing).is_ok_and(|stat| stat.f_type == BPF_FS_MAGIC)
 }
 
 fn mount_bpffs() -> Result<(), PinError> {
     fs::create_dir_all(BPF_FS_ROOT).map_err(PinError::Mount)?;
-    let cstr =
-        |s: &str| std::ffi::CString::new(s).map_err(|e| PinError::Mount(std::io::Error::other(e)));
-    let (source, target, fstype) = (cstr("bpf")?, cstr(BPF_FS_ROOT)?, cstr("bpf")?);
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(PinError::Mount(std::io::Error::last_os_error()));
-    }
+    rustix::mount::mount(
+        "bpf",
+        BPF_FS_ROOT,
+        "bpf",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .map_err(|errno| PinError::Mount(errno.into()))?;
     tracing::info!("mounted bpffs at {BPF_FS_ROOT}");
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! after the entries are gone, so the bitmap never hides a blocked /24.
 
 use std::{
-    os::fd::{AsFd as _, AsRawFd as _},
+    os::fd::AsFd as _,
     ptr::NonNull,
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -52,22 +52,18 @@ const BYTES: usize = SEEN_V4_WORDS as usize * size_of::<u64>();
 impl SeenBitmap {
     /// Maps the array behind `map`. The mapping outlives the fd and keeps the map alive.
     pub fn map(map: &MapData) -> std::io::Result<Self> {
-        let fd = map.fd().as_fd().as_raw_fd();
         // SAFETY: a shared read-write mapping of an mmapable BPF array of exactly BYTES bytes
-        // (the kernel refuses a length past the array's data).
+        // (the kernel refuses a length past the array's data); no existing memory is replaced.
         let ptr = unsafe {
-            libc::mmap(
+            rustix::mm::mmap(
                 std::ptr::null_mut(),
                 BYTES,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                map.fd().as_fd(),
                 0,
             )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
+        }?;
         NonNull::new(ptr.cast())
             .map(|words| Self { words })
             .ok_or_else(|| std::io::Error::other("mmap returned null"))
@@ -105,8 +101,8 @@ impl SeenBitmap {
 
 impl Drop for SeenBitmap {
     fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping made in `map`.
-        unsafe { libc::munmap(self.words.as_ptr().cast(), BYTES) };
+        // SAFETY: unmapping exactly the mapping made in `map`; nothing refers to it any more.
+        let _ = unsafe { rustix::mm::munmap(self.words.as_ptr().cast(), BYTES) };
     }
 }
 

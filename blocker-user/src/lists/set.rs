@@ -321,4 +321,24 @@ mod tests {
         assert!(error_chain(&err).contains("missing.netset"), "{err:#}");
         std::fs::remove_dir_all(dir).ok();
     }
+
+    #[test]
+    fn a_malformed_line_is_reported_once_with_file_line_and_text() {
+        let dir = temp_dir("exact");
+        let path = write(&dir, "x.netset", "10.0.0.1\nnonsense here\n");
+        let err = ListSet::load(
+            &[spec("x", &[&path], ListAction::Enforce)],
+            &fetcher(),
+            &ListGuards::default(),
+        )
+        .expect_err("malformed");
+        assert_eq!(
+            error_chain(&err),
+            format!(
+                "list x: {}:2: expected one address, CIDR or range per line: \"nonsense here\"",
+                path.display()
+            )
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
 }

@@ -1,10 +1,8 @@
 //! The opt-in Prometheus endpoint: counts of blocked and audited attempts per list and unit,
 //! kernel counters, lost events, list sizes and refresh state, map fill. Encoded by
-//! prometheus-client (OpenMetrics text); served by a minimal HTTP responder on the configured
-//! address (loopback by default), since one GET path needs no web framework.
+//! prometheus-client (OpenMetrics text); served by `http.rs`.
 
 use std::{
-    net::SocketAddr,
     sync::{Arc, atomic::AtomicU64},
     time::UNIX_EPOCH,
 };
@@ -14,7 +12,6 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::{events::EventRecord, kernel::Counters, lists::ListSet};
 
@@ -235,32 +232,5 @@ impl Metrics {
             out.clear();
         }
         out
-    }
-}
-
-/// Serves `GET /metrics` (any path, in fact) on `addr` until the runtime stops.
-pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!("metrics on http://{addr}/metrics");
-    loop {
-        let (mut stream, _) = listener.accept().await?;
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            // Read the request head (we answer every request the same way).
-            let mut buf = [0u8; 4096];
-            let mut head = Vec::new();
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let body = metrics.encode();
-            let response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
     }
 }

@@ -1,6 +1,7 @@
 //! Where event lines go: stdout and a file (`writer`), subscribers on the Unix socket
-//! (`socket`), and the Prometheus endpoint's counts (`metrics`).
+//! (`socket`), and the Prometheus endpoint's counts (`metrics`) and server (`http`).
 
+pub mod http;
 pub mod metrics;
 pub mod socket;
 pub mod writer;
