@@ -123,14 +123,20 @@ it is not restarted: `systemctl stop vendorwall && vendorwall unload`."
 /// Which list files to use instead of the configured lists.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// A prefix file (one address, CIDR or range per line; `#` and `;` comments), enforced as a
-    /// list named after the file. Repeatable. When given, it replaces the configured lists.
+    /// A list file (any supported format: netset, ipset, DShield, CSV, Spamhaus DROP, gzip),
+    /// enforced as a list named after the file. Repeatable. When given, it replaces the
+    /// configured lists.
     #[arg(long = "list", value_name = "FILE")]
     pub lists: Vec<PathBuf>,
 
     /// Directory of the vendor manifests (overrides `blocklists_dir`).
     #[arg(long, value_name = "DIR", env = "VENDORWALL_BLOCKLISTS")]
     pub blocklists: Option<PathBuf>,
+
+    /// Treat every list as `strict = true`: a malformed line fails its list instead of being
+    /// skipped.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

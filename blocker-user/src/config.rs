@@ -152,6 +152,12 @@ pub struct ListConfig {
     pub action: ListAction,
     /// Skip the shrink guard for this list.
     pub allow_shrink: bool,
+    /// The files' format: `auto` (detected per file), `columns`, `ipset`, `csv`,
+    /// `spamhaus-json`.
+    pub format: crate::lists::Format,
+    /// A malformed line fails the list (which then keeps its last good content) instead of
+    /// being skipped and counted.
+    pub strict: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

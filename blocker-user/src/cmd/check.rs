@@ -41,12 +41,16 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         config.blocklists_dir = dir.clone();
     }
     let specs = selection::specs(&config, &args.lists).context("failed to select the lists")?;
-    let lists = ListSet::load(
+    let (lists, errors) = ListSet::load(
         &specs,
         &selection::fetcher(&config),
         &selection::guards(&config),
     )
     .context("failed to load the lists")?;
+    // The answer covers the lists that loaded; say which did not, on stderr.
+    for err in &errors {
+        eprintln!("vendorwall: warning: {}", crate::lists::error_chain(err));
+    }
     let matched = lists.lookup(args.addr);
     let kernel = PinRoot::existing(&config.pin_dir)
         .and_then(|root| Some(root.generation_dir(root.current()?)))

@@ -34,8 +34,10 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
             vec![
                 l.name.clone(),
                 l.action.clone(),
+                if l.enforced { "yes" } else { "NO" }.to_owned(),
                 l.raw_entries.to_string(),
                 l.aggregated_entries.to_string(),
+                l.skipped_lines.to_string(),
                 l.last_refresh.clone().unwrap_or_else(|| "-".into()),
                 l.last_error.clone().unwrap_or_else(|| "-".into()),
                 l.sources.join(", "),
@@ -46,8 +48,10 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
         &[
             "LIST",
             "ACTION",
+            "ENFORCED",
             "ENTRIES",
             "AGGREGATED",
+            "SKIPPED LINES",
             "LAST REFRESH",
             "LAST ERROR",
             "SOURCES",
@@ -62,13 +66,15 @@ fn load_here(config: &crate::config::Config) -> anyhow::Result<Vec<ListState>> {
     let no_files = ListArgs {
         lists: Vec::new(),
         blocklists: None,
+        strict: false,
     };
     let specs = selection::specs(config, &no_files)?;
-    let set = ListSet::load(
+    let (set, _errors) = ListSet::load(
         &specs,
         &selection::fetcher(config),
         &selection::guards(config),
     )
     .context("failed to load the lists")?;
-    Ok(set.lists().iter().map(ListState::of).collect())
+    // Failed lists are rows of their own, with their error.
+    Ok(ListState::all(&set))
 }

@@ -1,5 +1,6 @@
 //! `vendorwall status`: what the kernel holds (read from the pins, not from the daemon) and what
-//! the daemon reports. Exit status 1 when enforcement is not in place.
+//! the daemon reports. Exit status 1 when enforcement is not in place, or when the running
+//! daemon is degraded (a configured list is not enforced).
 
 use std::process::ExitCode;
 
@@ -14,6 +15,8 @@ use crate::{
 #[derive(Serialize)]
 struct Status {
     enforcing: bool,
+    /// Configured lists the running daemon does not enforce (it is degraded while any).
+    not_enforced: Vec<String>,
     pin_dir: String,
     generation: Option<u64>,
     links: Vec<inspect::LinkState>,
@@ -34,23 +37,31 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
         .zip(generation)
         .map(|(root, g)| root.generation_dir(g));
     let links = dir.as_deref().map(inspect::links).unwrap_or_default();
+    let daemon_running = state::running_pid(&config.run_dir).is_some();
+    let daemon = state::read_state(&config.run_dir);
+    let not_enforced = daemon
+        .as_ref()
+        .filter(|_| daemon_running)
+        .map(|d| d.not_enforced().iter().map(|l| l.name.clone()).collect())
+        .unwrap_or_default();
     let status = Status {
         enforcing: !links.is_empty() && links.iter().all(inspect::LinkState::attached),
+        not_enforced,
         pin_dir: config.pin_dir.display().to_string(),
         generation,
         fill: dir.as_deref().and_then(|d| inspect::fill(d).ok()),
         counters: dir.as_deref().and_then(|d| inspect::counters(d).ok()),
         map_memory: dir.as_deref().map(inspect::memlock).unwrap_or_default(),
         links,
-        daemon_running: state::running_pid(&config.run_dir).is_some(),
-        daemon: state::read_state(&config.run_dir),
+        daemon_running,
+        daemon,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         print_human(&status);
     }
-    Ok(if status.enforcing {
+    Ok(if status.enforcing && status.not_enforced.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -131,16 +142,37 @@ fn print_human(s: &Status) {
                 d.last_sync_stats.map(|s| s.to_string()).unwrap_or_default()
             );
             for l in &d.lists {
+                if !l.enforced {
+                    println!(
+                        "list:        {} ({}) NOT ENFORCED: {}",
+                        l.name,
+                        l.action,
+                        l.last_error.as_deref().unwrap_or("failed to load")
+                    );
+                    continue;
+                }
                 println!(
-                    "list:        {} ({}) {} entries, refreshed {}{}",
+                    "list:        {} ({}) {} entries, refreshed {}{}{}",
                     l.name,
                     l.action,
                     l.raw_entries,
                     l.last_refresh.as_deref().unwrap_or("never"),
+                    if l.skipped_lines > 0 {
+                        format!(", {} malformed lines skipped", l.skipped_lines)
+                    } else {
+                        String::new()
+                    },
                     l.last_error
                         .as_deref()
                         .map(|e| format!(", error: {e}"))
                         .unwrap_or_default()
+                );
+            }
+            if !s.not_enforced.is_empty() {
+                println!(
+                    "DEGRADED:    {} configured list(s) not enforced: {}",
+                    s.not_enforced.len(),
+                    s.not_enforced.join(", ")
                 );
             }
             for err in &d.errors {

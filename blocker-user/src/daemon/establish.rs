@@ -67,6 +67,7 @@ pub fn exceptions(config: &Config) -> HashMap<IpNet, ListRef> {
 pub fn establish(
     config: &Config,
     desired: KernelSet,
+    keep: &[u16],
     exempt_ids: &[u64],
     cgroup_file: &File,
     log_level: u8,
@@ -87,7 +88,7 @@ pub fn establish(
     }
     enforcer.set_settings(settings(config))?;
     let mut stats = enforcer
-        .sync_block(desired)
+        .sync_block(desired, keep)
         .map_err(|e| EstablishError::Fill(Box::new(e)))?;
     stats += enforcer.sync_allow(&exceptions(config))?;
     stats += enforcer.sync_exempt(exempt_ids)?;

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod notify;
 pub mod overrides;
 pub mod reload;
+pub mod report;
 pub mod sockdiag;
 pub mod state;
 pub mod sweep;
@@ -79,7 +80,7 @@ impl Daemon {
     /// whatever was pinned before stays in force untouched.
     pub fn start(config: Config, specs: Vec<ListSpec>, verbose: bool) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let lists = ListSet::load(
+        let (lists, list_errors) = ListSet::load(
             &specs,
             &selection::fetcher(&config),
             &selection::guards(&config),
@@ -89,14 +90,7 @@ impl Daemon {
             lists_ms: ms(started.elapsed()),
             ..Timings::default()
         };
-        for list in lists.lists() {
-            for warning in &list.warnings {
-                warn!("{warning}");
-            }
-            if let Some(err) = &list.last_error {
-                warn!("list {}: {err}", list.spec.name);
-            }
-        }
+        report::log_lists(&lists);
         let cgroup_path = match &config.cgroup {
             Some(path) => path.clone(),
             None => cgroup::default_root().context("failed to find the cgroup v2 root")?,
@@ -111,7 +105,14 @@ impl Daemon {
         let kernel_counts = family_counts(&desired);
         timings.aggregate_ms = ms(phase.elapsed());
         let phase = Instant::now();
-        let (enforcer, stats) = establish(&config, desired, &exempt_ids, &cgroup_file, log_level)?;
+        let (enforcer, stats) = establish(
+            &config,
+            desired,
+            &lists.failed_ids(),
+            &exempt_ids,
+            &cgroup_file,
+            log_level,
+        )?;
         timings.sync_ms = ms(phase.elapsed());
         let now = state::rfc3339(SystemTime::now());
         let mut daemon = Self {
@@ -139,14 +140,26 @@ impl Daemon {
         };
         daemon.sweep_established();
         daemon.watched = daemon.snapshot_watched();
-        daemon.record_sync(stats, Vec::new());
+        let errors = list_errors.into_iter().map(ReloadError::List).collect();
+        daemon.record_sync(stats, errors);
         Ok(daemon)
     }
 
     /// One line describing what is enforced, for logs and systemd's STATUS.
     pub fn status_line(&self) -> String {
+        let failed = self.lists.failed();
+        let degraded = if failed.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = failed.iter().map(|f| f.spec.name.as_str()).collect();
+            format!(
+                "; DEGRADED: {} list(s) not enforced: {}",
+                failed.len(),
+                names.join(", ")
+            )
+        };
         format!(
-            "enforcing {} prefixes ({} listed) from {} lists on {} (generation {}){}",
+            "enforcing {} prefixes ({} listed) from {} lists on {} (generation {}){}{degraded}",
             self.state.kernel_prefixes,
             self.lists.entry_count(),
             self.lists.lists().len(),
@@ -169,7 +182,7 @@ impl Daemon {
         self.state.last_sync = Some(state::rfc3339(SystemTime::now()));
         self.state.last_sync_stats = Some(stats);
         self.state.errors = errors.iter().map(|e| error_chain(e)).collect();
-        self.state.lists = self.lists.lists().iter().map(ListState::of).collect();
+        self.state.lists = ListState::all(&self.lists);
         let t = self.state.timings;
         info!(
             "kernel sync: {stats} (lists {:.1} ms, aggregation {:.1} ms, sync {:.1} ms)",

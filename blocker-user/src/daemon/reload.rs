@@ -63,6 +63,7 @@ impl Daemon {
             Ok((lists, list_errors)) => {
                 errors.extend(list_errors.into_iter().map(ReloadError::List));
                 self.lists = lists;
+                super::report::log_lists(&self.lists);
             }
             Err(err) => errors.push(ReloadError::List(err)),
         }
@@ -128,7 +129,9 @@ impl Daemon {
 
     fn sync_in_place(&mut self, desired: KernelSet) -> Result<SyncStats, EstablishError> {
         self.enforcer.set_settings(settings(&self.config))?;
-        let mut stats = self.enforcer.sync_block(desired)?;
+        let mut stats = self
+            .enforcer
+            .sync_block(desired, &self.lists.failed_ids())?;
         stats += self.enforcer.sync_allow(&exceptions(&self.config))?;
         stats += self.enforcer.sync_exempt(&self.exempt_ids)?;
         Ok(stats)
@@ -139,6 +142,7 @@ impl Daemon {
         let (enforcer, stats) = establish(
             &self.config,
             desired,
+            &self.lists.failed_ids(),
             &self.exempt_ids,
             &self.cgroup_file,
             self.log_level,

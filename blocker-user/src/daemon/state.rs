@@ -24,9 +24,53 @@ pub struct ListState {
     /// RFC 3339.
     pub last_refresh: Option<String>,
     pub last_error: Option<String>,
+    /// False for a list that failed to load and has no content in force (the daemon is then
+    /// degraded); whatever the kernel held for it before stays.
+    #[serde(default = "yes")]
+    pub enforced: bool,
+    /// Malformed lines skipped in the content in force.
+    #[serde(default)]
+    pub skipped_lines: usize,
+    /// The first few of them, as `file:line: reason: "text"`.
+    #[serde(default)]
+    pub skipped: Vec<String>,
+    /// ipset `nomatch` exceptions carved out of the entries.
+    #[serde(default)]
+    pub exceptions: usize,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ListState {
+    /// The view of a list that failed to load.
+    pub fn failed(list: &crate::lists::FailedList) -> Self {
+        Self {
+            id: list.id,
+            name: list.spec.name.clone(),
+            vendor: list.spec.vendor.clone(),
+            action: format!("{:?}", list.spec.action).to_lowercase(),
+            sources: list.spec.sources.iter().map(ToString::to_string).collect(),
+            raw_entries: 0,
+            aggregated_entries: 0,
+            last_refresh: None,
+            last_error: Some(list.error.clone()),
+            enforced: false,
+            skipped_lines: 0,
+            skipped: Vec::new(),
+            exceptions: 0,
+        }
+    }
+
+    /// Every configured list of `set`, in configuration order.
+    pub fn all(set: &crate::lists::ListSet) -> Vec<Self> {
+        let mut all: Vec<Self> = set.lists().iter().map(Self::of).collect();
+        all.extend(set.failed().iter().map(Self::failed));
+        all.sort_by_key(|l| l.id);
+        all
+    }
+
     /// The view of a loaded list that `status` and `lists` show.
     pub fn of(list: &crate::lists::List) -> Self {
         Self {
@@ -39,6 +83,10 @@ impl ListState {
             aggregated_entries: list.aggregated,
             last_refresh: list.refreshed_at.map(rfc3339),
             last_error: list.last_error.clone(),
+            enforced: true,
+            skipped_lines: list.skipped_lines,
+            skipped: list.skipped.clone(),
+            exceptions: list.exceptions,
         }
     }
 }
@@ -67,6 +115,13 @@ pub struct DaemonState {
     pub errors: Vec<String>,
     /// Times the daemon found its links detached and re-attached them.
     pub reattachments: u64,
+}
+
+impl DaemonState {
+    /// The configured lists that are not enforced: while there is one, the daemon is degraded.
+    pub fn not_enforced(&self) -> Vec<&ListState> {
+        self.lists.iter().filter(|l| !l.enforced).collect()
+    }
 }
 
 /// Durations of a load or reload, in milliseconds.

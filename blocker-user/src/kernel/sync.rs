@@ -32,22 +32,36 @@ impl Enforcer {
     }
 
     /// Makes the block tries hold exactly `desired`, writing only the difference.
-    pub fn sync_block(&mut self, desired: KernelSet) -> Result<SyncStats, KernelError> {
-        let (v4_cap, v6_cap) = (self.sizes.block_v4, self.sizes.block_v6);
-        check_capacity(
-            desired.iter().map(|(n, _)| n),
-            v4_cap,
-            v6_cap,
-            ("maps.block_v4", "maps.block_v6"),
-        )?;
+    ///
+    /// Entries the maps hold for a list id in `keep` (lists that failed to load and have no
+    /// content of their own in force) are kept as they are: a failure never removes
+    /// protection.
+    pub fn sync_block(
+        &mut self,
+        mut desired: KernelSet,
+        keep: &[u16],
+    ) -> Result<SyncStats, KernelError> {
         // Taken now: if the apply fails halfway, the next sync reads the maps back.
-        let diff = match self.block_shadow.take() {
-            Some(shadow) => diff::diff_sorted(shadow.iter(), desired.iter().copied()),
-            None => {
-                let mut current: KernelSet = self.block_maps()?.read_all()?.into_iter().collect();
-                current.sort_unstable_by_key(|(net, _)| *net);
-                diff::diff_sorted(current, desired.iter().copied())
+        let shadow = self.block_shadow.take();
+        let diff = if shadow.is_some() && keep.is_empty() {
+            let shadow = shadow.as_ref().map(|s| s.iter());
+            check_block_capacity(&desired, self.sizes.block_v4, self.sizes.block_v6)?;
+            diff::diff_sorted(shadow.into_iter().flatten(), desired.iter().copied())
+        } else {
+            let current: KernelSet = match shadow {
+                Some(shadow) => shadow.iter().collect(),
+                None => {
+                    let mut current: KernelSet =
+                        self.block_maps()?.read_all()?.into_iter().collect();
+                    current.sort_unstable_by_key(|(net, _)| *net);
+                    current
+                }
+            };
+            if !keep.is_empty() {
+                desired = with_kept(desired, &current, keep);
             }
+            check_block_capacity(&desired, self.sizes.block_v4, self.sizes.block_v6)?;
+            diff::diff_sorted(current, desired.iter().copied())
         };
         let seen_bits = seen::bits_of(desired.iter().filter_map(|(net, _)| match net {
             IpNet::V4(n) => Some(n),
@@ -166,6 +180,35 @@ fn raw_fd(map: &aya::maps::Map) -> std::os::fd::RawFd {
         }
         _ => -1,
     }
+}
+
+/// `desired` plus the entries of `current` held for a list in `keep` that `desired` does not
+/// name, sorted by prefix.
+fn with_kept(desired: KernelSet, current: &KernelSet, keep: &[u16]) -> KernelSet {
+    let mut merged = desired;
+    let before = merged.len();
+    for &(net, value) in current {
+        if keep.contains(&value.list_id)
+            && merged[..before]
+                .binary_search_by_key(&net, |(n, _)| *n)
+                .is_err()
+        {
+            merged.push((net, value));
+        }
+    }
+    if merged.len() > before {
+        merged.sort_unstable_by_key(|(net, _)| *net);
+    }
+    merged
+}
+
+fn check_block_capacity(desired: &KernelSet, v4: u32, v6: u32) -> Result<(), KernelError> {
+    check_capacity(
+        desired.iter().map(|(n, _)| n),
+        v4,
+        v6,
+        ("maps.block_v4", "maps.block_v6"),
+    )
 }
 
 /// Refuses a set that does not fit before anything is written.

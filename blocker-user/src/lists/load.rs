@@ -1,9 +1,13 @@
-//! Loading one list: fetch every source, parse each text, keep where every entry came from, and
-//! check the guards.
+//! Loading one list: fetch every source, parse each text, keep where every entry came from,
+//! carve out its exceptions, and check the guards.
 
 use ipnet::{IpNet, Ipv4Net};
 
-use super::{ListEntry, ListError, ListGuards, ListSpec, error_chain, parse, source::Fetcher};
+use super::{
+    ListEntry, ListError, ListGuards, ListSpec, error_chain,
+    parse::{self, ParseError},
+    source::Fetcher,
+};
 
 /// Parsed content of one list, before it gets an id.
 pub(super) struct Content {
@@ -12,6 +16,9 @@ pub(super) struct Content {
     pub warnings: Vec<String>,
     /// Sources that fell back to their cached copy, and why.
     pub stale: Vec<String>,
+    pub skipped_lines: usize,
+    pub skipped: Vec<String>,
+    pub exceptions: usize,
 }
 
 /// Fetches, parses and guards one list.
@@ -26,6 +33,14 @@ pub(super) fn load_content(
         entries: Vec::new(),
         warnings: Vec::new(),
         stale: Vec::new(),
+        skipped_lines: 0,
+        skipped: Vec::new(),
+        exceptions: 0,
+    };
+    let mut holes = Vec::new();
+    let parse_error = |source: ParseError| ListError::Parse {
+        list: spec.name.clone(),
+        source,
     };
     for source in &spec.sources {
         let fetched = fetcher.fetch(source).map_err(|source| ListError::Fetch {
@@ -41,25 +56,39 @@ pub(super) fn load_content(
                 ));
             }
             let origin = u16::try_from(content.origins.len()).unwrap_or(u16::MAX);
-            let parsed =
-                parse::parse(std::path::Path::new(&text.label), &text.text).map_err(|source| {
-                    ListError::Parse {
-                        list: spec.name.clone(),
-                        source,
-                    }
-                })?;
+            let parsed = parse::parse(std::path::Path::new(&text.label), &text.bytes, spec.format)
+                .map_err(parse_error)?;
+            if spec.strict
+                && let Some(first) = parsed.skipped.first()
+            {
+                return Err(parse_error(first.clone()));
+            }
+            content.skipped_lines += parsed.skipped_count;
+            let room = parse::SKIPPED_KEPT.saturating_sub(content.skipped.len());
+            content
+                .skipped
+                .extend(parsed.skipped.iter().take(room).map(ToString::to_string));
             content
                 .warnings
                 .extend(parsed.warnings.iter().map(ToString::to_string));
-            content
-                .entries
-                .extend(parsed.entries.into_iter().map(|e| ListEntry {
+            for e in parsed.entries {
+                let entry = ListEntry {
                     net: unmap(e.net),
                     line: e.line,
                     origin,
-                }));
+                };
+                if e.exception {
+                    holes.push(entry.net);
+                } else {
+                    content.entries.push(entry);
+                }
+            }
             content.origins.push(text.label);
         }
+    }
+    content.exceptions = holes.len();
+    if !holes.is_empty() {
+        content.entries = carve(content.entries, &holes);
     }
     guards
         .check(spec, &content.entries, &content.origins, previous_len)
@@ -68,6 +97,31 @@ pub(super) fn load_content(
             source,
         })?;
     Ok(content)
+}
+
+/// The entries minus the exceptions (ipset `nomatch`): an entry that overlaps an exception is
+/// split into the largest prefixes that do not, each keeping the entry's source line; an entry
+/// inside an exception is dropped. Exact, so the list blocks precisely what the set matched.
+fn carve(entries: Vec<ListEntry>, holes: &[IpNet]) -> Vec<ListEntry> {
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        carve_one(entry, entry.net, holes, &mut out);
+    }
+    out
+}
+
+fn carve_one(entry: ListEntry, net: IpNet, holes: &[IpNet], out: &mut Vec<ListEntry>) {
+    let overlapping = |h: &&IpNet| h.contains(&net) || net.contains(*h);
+    match holes.iter().find(overlapping) {
+        None => out.push(ListEntry { net, ..entry }),
+        Some(hole) if hole.contains(&net) => {}
+        Some(_) => {
+            let halves = net.subnets(net.prefix_len() + 1).into_iter().flatten();
+            for half in halves {
+                carve_one(entry, half, holes, out);
+            }
+        }
+    }
 }
 
 /// `::ffff:a.b.c.d/n` (n >= 96) is the IPv4 prefix `a.b.c.d/(n-96)`: the kernel checks mapped
@@ -97,5 +151,40 @@ mod tests {
             unmap("2001:db8::/32".parse().expect("net")).to_string(),
             "2001:db8::/32"
         );
+    }
+
+    #[test]
+    fn exceptions_are_carved_out_exactly() {
+        let entry = |net: &str| ListEntry {
+            net: net.parse().expect("net"),
+            line: 3,
+            origin: 0,
+        };
+        let holes: Vec<IpNet> = ["192.0.2.128/25", "10.0.0.0/8"]
+            .iter()
+            .map(|h| h.parse().expect("net"))
+            .collect();
+        let out = carve(
+            vec![
+                entry("192.0.2.0/24"),
+                entry("10.1.0.0/16"),
+                entry("198.51.100.0/24"),
+            ],
+            &holes,
+        );
+        let nets: Vec<String> = out.iter().map(|e| e.net.to_string()).collect();
+        assert_eq!(nets, ["192.0.2.0/25", "198.51.100.0/24"]);
+        let out = carve(
+            vec![entry("192.0.2.0/24")],
+            &["192.0.2.7/32".parse().expect("net")],
+        );
+        let covered: u32 = out.iter().map(|e| 1u32 << (32 - e.net.prefix_len())).sum();
+        assert_eq!(covered, 255, "every address but the exception");
+        assert!(out.iter().all(|e| {
+            e.line == 3
+                && !e
+                    .net
+                    .contains(&"192.0.2.7".parse::<std::net::IpAddr>().expect("a"))
+        }));
     }
 }

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::config::ListAction;
 pub use guards::{GuardError, ListGuards};
+pub use parse::Format;
 use parse::ParseError;
 pub use set::ListSet;
 use source::{FetchError, Source};
@@ -68,6 +69,10 @@ pub struct ListSpec {
     pub sources: Vec<Source>,
     /// Skip the shrink guard.
     pub allow_shrink: bool,
+    /// How the list's files are laid out (detected per file by default).
+    pub format: parse::Format,
+    /// A malformed line fails the whole list instead of being skipped.
+    pub strict: bool,
 }
 
 /// One prefix and where it came from.
@@ -95,6 +100,21 @@ pub struct List {
     /// The last refresh's error, while the previous content stays in force.
     pub last_error: Option<String>,
     pub warnings: Vec<String>,
+    /// Malformed lines skipped in the content in force.
+    pub skipped_lines: usize,
+    /// The first few of them, as `file:line: reason: "text"`.
+    pub skipped: Vec<String>,
+    /// ipset `nomatch` exceptions carved out of the entries.
+    pub exceptions: usize,
+}
+
+/// A configured list with no content in force: it failed to load and had none before. It is
+/// retried on every refresh and reload; whatever the kernel holds for its id stays.
+#[derive(Debug, Clone)]
+pub struct FailedList {
+    pub id: u16,
+    pub spec: ListSpec,
+    pub error: String,
 }
 
 impl List {

@@ -8,7 +8,7 @@ use crate::{
     cli::ListArgs,
     config::{Config, ListAction},
     lists::{
-        ListError, ListGuards, ListSpec,
+        Format, ListError, ListGuards, ListSpec,
         manifest::{Manifest, ManifestError},
         source::{Fetcher, Source},
     },
@@ -32,7 +32,11 @@ pub fn blocklists_dir(config: &Config, args: &ListArgs) -> PathBuf {
 /// The lists to enforce, in order.
 pub fn specs(config: &Config, args: &ListArgs) -> Result<Vec<ListSpec>, SelectionError> {
     if !args.lists.is_empty() {
-        return Ok(args.lists.iter().map(|path| file_spec(path)).collect());
+        return Ok(args
+            .lists
+            .iter()
+            .map(|path| file_spec(path, args.strict))
+            .collect());
     }
     let dir = blocklists_dir(config, args);
     let specs: Vec<ListSpec> = if config.lists.is_empty() {
@@ -67,9 +71,15 @@ pub fn specs(config: &Config, args: &ListArgs) -> Result<Vec<ListSpec>, Selectio
                         .chain(list.asns.iter().map(|&asn| Source::Asn(asn)))
                         .collect(),
                     allow_shrink: list.allow_shrink,
+                    format: list.format,
+                    strict: list.strict,
                 },
             };
-            specs.push(spec);
+            specs.push(ListSpec {
+                format: list.format,
+                strict: list.strict,
+                ..spec
+            });
         }
         specs
     };
@@ -80,11 +90,17 @@ pub fn specs(config: &Config, args: &ListArgs) -> Result<Vec<ListSpec>, Selectio
         ))
         .into());
     }
-    Ok(specs)
+    Ok(specs
+        .into_iter()
+        .map(|spec| ListSpec {
+            strict: spec.strict || args.strict,
+            ..spec
+        })
+        .collect())
 }
 
 /// A `--list FILE`: an enforced list named after the file.
-fn file_spec(path: &Path) -> ListSpec {
+fn file_spec(path: &Path, strict: bool) -> ListSpec {
     ListSpec {
         name: path.file_stem().map_or_else(
             || path.display().to_string(),
@@ -94,6 +110,8 @@ fn file_spec(path: &Path) -> ListSpec {
         vendor: None,
         sources: vec![Source::File(path.to_owned())],
         allow_shrink: false,
+        format: Format::Auto,
+        strict,
     }
 }
 
@@ -117,6 +135,8 @@ fn manifest_spec(
             .chain(live_asns.iter().map(|&asn| Source::Asn(asn)))
             .collect(),
         allow_shrink,
+        format: Format::Auto,
+        strict: false,
     }
 }
 

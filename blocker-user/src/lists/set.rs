@@ -6,7 +6,7 @@ use std::{net::IpAddr, time::SystemTime};
 use ipnet::IpNet;
 
 use super::{
-    List, ListError, ListGuards, ListSpec, Match,
+    FailedList, List, ListError, ListGuards, ListSpec, Match,
     aggregate::{self, KernelSet, Tagged},
     error_chain,
     index::PrefixIndex,
@@ -18,6 +18,8 @@ use super::{
 #[derive(Debug, Default)]
 pub struct ListSet {
     lists: Vec<List>,
+    /// Configured lists with no content in force.
+    failed: Vec<FailedList>,
     /// Index payloads number all entries of all lists in order; `starts[l]` is the first payload
     /// of list `l` (a table per entry would cost 8 bytes a prefix).
     starts: Vec<u32>,
@@ -25,23 +27,20 @@ pub struct ListSet {
 }
 
 impl ListSet {
-    /// Loads every list; the first failure is returned (start-up: never run with a bad list).
+    /// Loads every list. A list that fails is left out and reported (and kept in
+    /// [`Self::failed`] to be retried); the others load all the same. Only a configuration
+    /// that cannot be loaded at all (too many lists) is an error.
     pub fn load(
         specs: &[ListSpec],
         fetcher: &Fetcher,
         guards: &ListGuards,
-    ) -> Result<Self, ListError> {
-        check_count(specs)?;
-        let mut lists = Vec::with_capacity(specs.len());
-        for (i, spec) in specs.iter().enumerate() {
-            let content = load_content(spec, fetcher, guards, None)?;
-            lists.push(new_list(i, spec, content));
-        }
-        Ok(Self::from_lists(lists))
+    ) -> Result<(Self, Vec<ListError>), ListError> {
+        Self::default().refresh(specs, fetcher, guards)
     }
 
     /// Loads every list again. A list that fails keeps the content it had in `self` (with the
-    /// error recorded); a new list that fails is left out. Returns the new set and the errors.
+    /// error recorded); one that had none is recorded as failed. Returns the new set and the
+    /// errors.
     pub fn refresh(
         &self,
         specs: &[ListSpec],
@@ -51,6 +50,7 @@ impl ListSet {
         check_count(specs)?;
         let mut errors = Vec::new();
         let mut lists = Vec::with_capacity(specs.len());
+        let mut failed = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let previous = self.lists.iter().find(|l| l.spec.name == spec.name);
             match load_content(spec, fetcher, guards, previous.map(|l| l.entries.len())) {
@@ -66,8 +66,8 @@ impl ListSet {
                     lists.push(list);
                 }
                 Err(err) => {
-                    if let Some(previous) = previous {
-                        lists.push(List {
+                    match previous {
+                        Some(previous) => lists.push(List {
                             id: list_id(i),
                             spec: spec.clone(),
                             origins: previous.origins.clone(),
@@ -76,13 +76,33 @@ impl ListSet {
                             refreshed_at: previous.refreshed_at,
                             last_error: Some(error_chain(&err)),
                             warnings: previous.warnings.clone(),
-                        });
+                            skipped_lines: previous.skipped_lines,
+                            skipped: previous.skipped.clone(),
+                            exceptions: previous.exceptions,
+                        }),
+                        None => failed.push(FailedList {
+                            id: list_id(i),
+                            spec: spec.clone(),
+                            error: error_chain(&err),
+                        }),
                     }
                     errors.push(err);
                 }
             }
         }
-        Ok((Self::from_lists(lists), errors))
+        let mut set = Self::from_lists(lists);
+        set.failed = failed;
+        Ok((set, errors))
+    }
+
+    /// Configured lists with no content in force.
+    pub fn failed(&self) -> &[FailedList] {
+        &self.failed
+    }
+
+    /// The kernel list ids of [`Self::failed`]: whatever the maps hold for them stays.
+    pub fn failed_ids(&self) -> Vec<u16> {
+        self.failed.iter().map(|f| f.id).collect()
     }
 
     fn from_lists(lists: Vec<List>) -> Self {
@@ -99,6 +119,7 @@ impl ListSet {
             index: PrefixIndex::build(items),
             lists,
             starts,
+            failed: Vec::new(),
         }
     }
 
@@ -173,6 +194,9 @@ fn new_list(position: usize, spec: &ListSpec, content: Content) -> List {
         refreshed_at: Some(SystemTime::now()),
         last_error: (!content.stale.is_empty()).then(|| content.stale.join("; ")),
         warnings: content.warnings,
+        skipped_lines: content.skipped_lines,
+        skipped: content.skipped,
+        exceptions: content.exceptions,
     }
 }
 
@@ -209,7 +233,19 @@ mod tests {
                 .map(|f| Source::File(f.to_path_buf()))
                 .collect(),
             allow_shrink: false,
+            format: crate::lists::Format::Auto,
+            strict: false,
         }
+    }
+
+    /// The one error of loading `specs`, which must leave the failing list out.
+    fn first_error(specs: &[ListSpec], what: &str) -> ListError {
+        let (set, mut errors) =
+            ListSet::load(specs, &fetcher(), &ListGuards::default()).expect("loads");
+        assert_eq!(errors.len(), 1, "{what}: {errors:?}");
+        assert_eq!(set.failed().len(), 1, "{what}");
+        assert!(set.lists().is_empty(), "{what}");
+        errors.remove(0)
     }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -227,7 +263,9 @@ mod tests {
             spec("a", &[&a], ListAction::Enforce),
             spec("b", &[&b], ListAction::Enforce),
         ];
-        let set = ListSet::load(&specs, &fetcher(), &ListGuards::default()).expect("loads");
+        let set = ListSet::load(&specs, &fetcher(), &ListGuards::default())
+            .expect("loads")
+            .0;
         let m = set
             .lookup("10.1.2.3".parse().expect("addr"))
             .expect("match");
@@ -246,24 +284,17 @@ mod tests {
     fn guards_refuse_default_routes_short_prefixes_and_big_shrinks() {
         let dir = temp_dir("guards");
         let all = write(&dir, "all.netset", "192.0.2.1\n0.0.0.0/0\n");
-        let err = ListSet::load(
+        let err = first_error(
             &[spec("all", &[&all], ListAction::Enforce)],
-            &fetcher(),
-            &ListGuards::default(),
-        )
-        .expect_err("default route");
+            "default route",
+        );
         assert!(
             error_chain(&err).contains("all.netset:2: 0.0.0.0/0 would block every address"),
             "{err}"
         );
 
         let short = write(&dir, "short.netset", "10.0.0.0/7\n");
-        let err = ListSet::load(
-            &[spec("short", &[&short], ListAction::Enforce)],
-            &fetcher(),
-            &ListGuards::default(),
-        )
-        .expect_err("short");
+        let err = first_error(&[spec("short", &[&short], ListAction::Enforce)], "short");
         assert!(
             error_chain(&err).contains("shorter than the minimum /8"),
             "{err}"
@@ -271,7 +302,9 @@ mod tests {
 
         let path = write(&dir, "l.netset", "10.0.0.1\n10.0.0.2\n10.0.0.3\n10.0.0.4\n");
         let specs = [spec("l", &[&path], ListAction::Enforce)];
-        let set = ListSet::load(&specs, &fetcher(), &ListGuards::default()).expect("loads");
+        let set = ListSet::load(&specs, &fetcher(), &ListGuards::default())
+            .expect("loads")
+            .0;
         write(&dir, "l.netset", "10.0.0.1\n");
         let (next, errors) = set
             .refresh(&specs, &fetcher(), &ListGuards::default())
@@ -294,8 +327,13 @@ mod tests {
     fn a_corrupt_file_keeps_the_previous_content_on_refresh() {
         let dir = temp_dir("corrupt");
         let path = write(&dir, "l.netset", "10.0.0.1\n");
-        let specs = [spec("l", &[&path], ListAction::Enforce)];
-        let set = ListSet::load(&specs, &fetcher(), &ListGuards::default()).expect("loads");
+        let specs = [ListSpec {
+            strict: true,
+            ..spec("l", &[&path], ListAction::Enforce)
+        }];
+        let set = ListSet::load(&specs, &fetcher(), &ListGuards::default())
+            .expect("loads")
+            .0;
         write(&dir, "l.netset", "10.0.0.1\nnonsense\n");
         let (next, errors) = set
             .refresh(&specs, &fetcher(), &ListGuards::default())
@@ -312,12 +350,7 @@ mod tests {
     fn errors_name_the_file() {
         let dir = temp_dir("errors");
         let missing = dir.join("missing.netset");
-        let err = ListSet::load(
-            &[spec("m", &[&missing], ListAction::Enforce)],
-            &fetcher(),
-            &ListGuards::default(),
-        )
-        .expect_err("missing");
+        let err = first_error(&[spec("m", &[&missing], ListAction::Enforce)], "missing");
         assert!(error_chain(&err).contains("missing.netset"), "{err:#}");
         std::fs::remove_dir_all(dir).ok();
     }
@@ -326,18 +359,34 @@ mod tests {
     fn a_malformed_line_is_reported_once_with_file_line_and_text() {
         let dir = temp_dir("exact");
         let path = write(&dir, "x.netset", "10.0.0.1\nnonsense here\n");
-        let err = ListSet::load(
+        let strict = ListSpec {
+            strict: true,
+            ..spec("x", &[&path], ListAction::Enforce)
+        };
+        let err = first_error(&[strict], "malformed");
+        assert_eq!(
+            error_chain(&err),
+            format!(
+                "list x: {}:2: invalid IP address: \"nonsense here\"",
+                path.display()
+            )
+        );
+        // Not strict: the line is skipped and counted, the rest is in force.
+        let (set, errors) = ListSet::load(
             &[spec("x", &[&path], ListAction::Enforce)],
             &fetcher(),
             &ListGuards::default(),
         )
-        .expect_err("malformed");
+        .expect("loads");
+        assert!(errors.is_empty(), "{errors:?}");
+        let list = &set.lists()[0];
+        assert_eq!((list.entries.len(), list.skipped_lines), (1, 1));
         assert_eq!(
-            error_chain(&err),
-            format!(
-                "list x: {}:2: expected one address, CIDR or range per line: \"nonsense here\"",
+            list.skipped,
+            [format!(
+                "{}:2: invalid IP address: \"nonsense here\"",
                 path.display()
-            )
+            )]
         );
         std::fs::remove_dir_all(dir).ok();
     }

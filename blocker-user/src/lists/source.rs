@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "kind", content = "location", rename_all = "lowercase")]
 pub enum Source {
     File(PathBuf),
-    /// Every `*.netset`, `*.txt`, `*.ipset` and `*.list` file inside, sorted by name.
+    /// Every `*.netset`, `*.txt`, `*.ipset`, `*.list`, `*.csv`, `*.json` and `*.gz` file inside,
+    /// sorted by name.
     Dir(PathBuf),
     Url(String),
     Asn(u32),
@@ -59,7 +60,8 @@ impl std::fmt::Display for Source {
 #[derive(Debug)]
 pub struct Fetched {
     pub label: String,
-    pub text: String,
+    /// The raw bytes: parsing decides how to read them (gzip, BOM, non-UTF-8 lines).
+    pub bytes: Vec<u8>,
     /// Set when the text is the cached last good copy because the source failed.
     pub stale_because: Option<HttpError>,
 }
@@ -130,7 +132,7 @@ impl Fetcher {
             Source::Asn(asn) => {
                 let url = asn_url(&self.asn_endpoint, *asn);
                 let mut fetched = self.fetch_url(&url, &format!("AS{asn}"))?;
-                fetched.text = asn_prefixes(&url, &fetched.text)?;
+                fetched.bytes = asn_prefixes(&url, &fetched.bytes)?.into_bytes();
                 Ok(vec![fetched])
             }
         }
@@ -139,15 +141,15 @@ impl Fetcher {
     fn fetch_url(&self, url: &str, label: &str) -> Result<Fetched, FetchError> {
         let cache = HttpCache::new(&self.cache_dir, url);
         match self.get(url, &cache) {
-            Ok(text) => Ok(Fetched {
+            Ok(bytes) => Ok(Fetched {
                 label: label.to_owned(),
-                text,
+                bytes,
                 stale_because: None,
             }),
             Err(reason) => match cache.body() {
-                Some(text) => Ok(Fetched {
+                Some(bytes) => Ok(Fetched {
                     label: label.to_owned(),
-                    text,
+                    bytes,
                     stale_because: Some(reason),
                 }),
                 None => Err(FetchError::Http {
@@ -159,7 +161,7 @@ impl Fetcher {
     }
 
     /// One conditional GET; stores a new body with its validators, or confirms the cached one.
-    fn get(&self, url: &str, cache: &HttpCache) -> Result<String, HttpError> {
+    fn get(&self, url: &str, cache: &HttpCache) -> Result<Vec<u8>, HttpError> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(self.timeout))
             .http_status_as_error(false)
@@ -199,7 +201,7 @@ impl Fetcher {
             .body_mut()
             .with_config()
             .limit(self.max_bytes)
-            .read_to_string()
+            .read_to_vec()
             .map_err(|source| HttpError::Body {
                 limit: self.max_bytes,
                 source,
@@ -210,13 +212,13 @@ impl Fetcher {
 }
 
 fn read_file(path: &Path) -> Result<Fetched, FetchError> {
-    let text = std::fs::read_to_string(path).map_err(|source| FetchError::Read {
+    let bytes = std::fs::read(path).map_err(|source| FetchError::Read {
         path: path.to_owned(),
         source,
     })?;
     Ok(Fetched {
         label: path.display().to_string(),
-        text,
+        bytes,
         stale_because: None,
     })
 }
@@ -228,8 +230,11 @@ fn dir_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .map(|e| e.path())
         .filter(|p| {
             p.is_file()
-                && p.extension()
-                    .is_some_and(|e| ["netset", "txt", "ipset", "list"].iter().any(|x| e == *x))
+                && p.extension().is_some_and(|e| {
+                    ["netset", "txt", "ipset", "list", "csv", "json", "gz"]
+                        .iter()
+                        .any(|x| e == *x)
+                })
         })
         .collect();
     files.sort();
@@ -258,9 +263,9 @@ struct AnnouncedPrefix {
 }
 
 /// Turns an announced-prefixes JSON document into list text (one prefix per line).
-fn asn_prefixes(url: &str, json: &str) -> Result<String, FetchError> {
+fn asn_prefixes(url: &str, json: &[u8]) -> Result<String, FetchError> {
     let doc: AnnouncedPrefixes =
-        serde_json::from_str(json).map_err(|source| FetchError::AsnFormat {
+        serde_json::from_slice(json).map_err(|source| FetchError::AsnFormat {
             url: url.to_owned(),
             source,
         })?;
@@ -299,8 +304,8 @@ impl HttpCache {
         self.stem.with_extension("body")
     }
 
-    fn body(&self) -> Option<String> {
-        std::fs::read_to_string(self.body_path()).ok()
+    fn body(&self) -> Option<Vec<u8>> {
+        std::fs::read(self.body_path()).ok()
     }
 
     fn meta(&self) -> CacheMeta {
@@ -311,7 +316,7 @@ impl HttpCache {
     }
 
     /// Best effort: a cache that cannot be written only costs a full download next time.
-    fn store(&self, body: &str, meta: &CacheMeta) {
+    fn store(&self, body: &[u8], meta: &CacheMeta) {
         let write = || -> std::io::Result<()> {
             if let Some(dir) = self.stem.parent() {
                 std::fs::create_dir_all(dir)?;
@@ -338,9 +343,9 @@ mod tests {
     #[test]
     fn asn_documents_become_list_text() {
         let json = r#"{"status":"ok","data":{"prefixes":[{"prefix":"77.74.176.0/21","timelines":[]},{"prefix":"2a03:2480::/33"}],"resource":"200107"}}"#;
-        let text = asn_prefixes("u", json).expect("valid document");
+        let text = asn_prefixes("u", json.as_bytes()).expect("valid document");
         assert_eq!(text, "77.74.176.0/21\n2a03:2480::/33\n");
-        let err = asn_prefixes("http://x/y", "{\"data\":{}}").expect_err("no prefixes");
+        let err = asn_prefixes("http://x/y", b"{\"data\":{}}").expect_err("no prefixes");
         assert!(err.to_string().starts_with("http://x/y: "), "{err}");
     }
 

@@ -51,6 +51,8 @@ pub struct Metrics {
     aggregated: Family<ListLabel, Gauge>,
     last_refresh: Family<ListLabel, Gauge<f64, AtomicU64>>,
     last_refresh_success: Family<ListLabel, Gauge>,
+    skipped_lines: Family<ListLabel, Gauge>,
+    enforced: Family<ListLabel, Gauge>,
     map_fill: Family<MapLabel, Gauge>,
     map_capacity: Family<MapLabel, Gauge>,
     reattachments: Gauge,
@@ -78,6 +80,8 @@ impl Metrics {
             aggregated: Family::default(),
             last_refresh: Family::default(),
             last_refresh_success: Family::default(),
+            skipped_lines: Family::default(),
+            enforced: Family::default(),
             map_fill: Family::default(),
             map_capacity: Family::default(),
             reattachments: Gauge::default(),
@@ -136,6 +140,16 @@ impl Metrics {
             "list_last_refresh_success",
             "1 when the list's last refresh succeeded",
             m.last_refresh_success.clone(),
+        );
+        registry.register(
+            "list_skipped_lines",
+            "Malformed lines skipped in each list's content in force",
+            m.skipped_lines.clone(),
+        );
+        registry.register(
+            "list_enforced",
+            "1 when the list has content in force, 0 when it failed to load and has none",
+            m.enforced.clone(),
         );
         registry.register(
             "map_entries",
@@ -210,6 +224,17 @@ impl Metrics {
             self.last_refresh_success
                 .get_or_create(&label)
                 .set(i64::from(list.last_error.is_none()));
+            self.skipped_lines
+                .get_or_create(&label)
+                .set(i64::try_from(list.skipped_lines).unwrap_or(i64::MAX));
+            self.enforced.get_or_create(&label).set(1);
+        }
+        for failed in lists.failed() {
+            let label = ListLabel {
+                list: failed.spec.name.clone(),
+            };
+            self.enforced.get_or_create(&label).set(0);
+            self.last_refresh_success.get_or_create(&label).set(0);
         }
     }
 

@@ -1,0 +1,47 @@
+//! Line-per-entry lists: an address, CIDR or range in the first column, extra columns ignored
+//! (FireHOL netsets, plain lists, Spamhaus DROP text, `IP<TAB>count` lists), and DShield's
+//! `start end prefix-length` block list.
+
+use std::net::IpAddr;
+
+use super::{Sink, text::Line, token};
+
+pub fn read(lines: &[Line<'_>], sink: &mut Sink<'_>) {
+    let mut before_data = true;
+    for line in lines {
+        let Ok(text) = line.text else {
+            sink.skip(line.number, &line.shown(), "not UTF-8 text");
+            continue;
+        };
+        let content = text.split(['#', ';']).next().unwrap_or_default().trim();
+        if content.is_empty() {
+            continue;
+        }
+        let mut columns = content
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|c| !c.is_empty());
+        let first = columns.next().unwrap_or_default();
+        // A header row before the data (DShield's `Start End Netblock ...`): words, no digits.
+        if std::mem::take(&mut before_data)
+            && first.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
+        {
+            continue;
+        }
+        // DShield: two addresses of one family are the start and end of a range.
+        if let (Ok(start), Some(Ok(end))) = (
+            first.parse::<IpAddr>(),
+            columns.next().map(str::parse::<IpAddr>),
+        ) && start.is_ipv4() == end.is_ipv4()
+        {
+            let mut nets = Vec::new();
+            match token::range_into(start, end, |net| nets.push(net)) {
+                Ok(()) => nets
+                    .into_iter()
+                    .for_each(|net| sink.entry(net, line.number, false)),
+                Err(reason) => sink.skip(line.number, text, reason),
+            }
+            continue;
+        }
+        sink.token(first, line.number, text, false);
+    }
+}

@@ -1,0 +1,36 @@
+//! Spamhaus DROP's JSON-lines form: one object per line with a `cidr` key, and a trailing
+//! metadata object (`"type": "metadata"`).
+
+use serde::Deserialize;
+
+use super::{Sink, text::Line};
+
+#[derive(Deserialize)]
+struct Record {
+    cidr: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+pub fn read(lines: &[Line<'_>], sink: &mut Sink<'_>) {
+    for line in lines {
+        let Ok(text) = line.text else {
+            sink.skip(line.number, &line.shown(), "not UTF-8 text");
+            continue;
+        };
+        let content = text.trim();
+        if content.is_empty() || content.starts_with('#') || content.starts_with(';') {
+            continue;
+        }
+        match serde_json::from_str::<Record>(content) {
+            Ok(Record {
+                cidr: Some(cidr), ..
+            }) => sink.token(cidr.trim(), line.number, text, false),
+            Ok(Record {
+                kind: Some(kind), ..
+            }) if kind == "metadata" => {}
+            Ok(_) => sink.skip(line.number, text, "JSON object without a cidr"),
+            Err(_) => sink.skip(line.number, text, "not a JSON object"),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Parsing list files into prefixes, in the formats operators already have. The format is
+//! detected per file (`format = "..."` on a list overrides it):
+//!
+//! - `columns` (the default): one address, CIDR or `a-b` range per line, as in FireHOL
+//!   netsets, plain address lists and Spamhaus DROP's text form; anything after the address is
+//!   an extra column and ignored (a count, a score, a date), separated by tabs, spaces or
+//!   commas; `#` and `;` start comments. Two addresses of one family in the first two columns
+//!   are a range (DShield's block list: start, end, prefix length).
+//! - `ipset`: `ipset save` / `ipset restore` files (`create`, `flush`, `destroy`, `swap`,
+//!   `-exist`, `add SET ADDR [options]`; an `add` with `nomatch` is an exception).
+//! - `csv`: comma-separated with a header row naming the address column (`ip`, `address`,
+//!   `cidr`, `network`, ...).
+//! - `spamhaus-json`: Spamhaus DROP's JSON lines (`{"cidr": ...}` objects and a trailing
+//!   metadata object).
+//!
+//! Any of these may be gzip-compressed and may carry a UTF-8 byte-order mark, CRLF line endings
+//! or trailing blanks (`text`). A line that cannot be understood is skipped and counted, with
+//! its line number and text; a strict list turns the first one into an error.
+
+mod columns;
+mod csv;
+mod ipset;
+mod json;
+pub mod text;
+mod token;
+
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+pub use token::host_net;
+
+/// How a list file is laid out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// Detected from the file's first lines.
+    #[default]
+    Auto,
+    Columns,
+    Ipset,
+    Csv,
+    SpamhausJson,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Columns => "columns",
+            Self::Ipset => "ipset",
+            Self::Csv => "csv",
+            Self::SpamhausJson => "spamhaus-json",
+        }
+    }
+}
+
+/// One prefix and the line it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub net: IpNet,
+    /// 1-based line number in the source file.
+    pub line: u32,
+    /// An ipset `nomatch` element: carved out of the list's other entries, never blocked.
+    pub exception: bool,
+}
+
+/// A line that could not be understood.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: {reason}: {text:?}", path.display())]
+pub struct ParseError {
+    pub path: PathBuf,
+    pub line: u32,
+    pub text: String,
+    pub reason: &'static str,
+}
+
+/// Something accepted but worth telling the operator about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub path: PathBuf,
+    pub line: u32,
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+    }
+}
+
+/// Skipped lines kept in full per file; the rest are only counted.
+pub const SKIPPED_KEPT: usize = 5;
+
+/// The parsed content of one file.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub entries: Vec<Entry>,
+    pub warnings: Vec<Warning>,
+    /// The first [`SKIPPED_KEPT`] malformed lines.
+    pub skipped: Vec<ParseError>,
+    /// Every malformed line, counted.
+    pub skipped_count: usize,
+    /// The format the file was read as.
+    pub format: Format,
+}
+
+/// Collects what the format readers find.
+pub(crate) struct Sink<'a> {
+    path: &'a Path,
+    parsed: Parsed,
+}
+
+impl<'a> Sink<'a> {
+    fn new(path: &'a Path, format: Format) -> Self {
+        Self {
+            path,
+            parsed: Parsed {
+                format,
+                ..Parsed::default()
+            },
+        }
+    }
+
+    pub(crate) fn entry(&mut self, net: IpNet, line: u32, exception: bool) {
+        self.parsed.entries.push(Entry {
+            net,
+            line,
+            exception,
+        });
+    }
+
+    pub(crate) fn warn(&mut self, line: u32, message: String) {
+        self.parsed.warnings.push(Warning {
+            path: self.path.to_owned(),
+            line,
+            message,
+        });
+    }
+
+    pub(crate) fn skip(&mut self, line: u32, text: &str, reason: &'static str) {
+        self.parsed.skipped_count += 1;
+        if self.parsed.skipped.len() < SKIPPED_KEPT {
+            self.parsed.skipped.push(ParseError {
+                path: self.path.to_owned(),
+                line,
+                text: text.to_owned(),
+                reason,
+            });
+        }
+    }
+
+    /// Parses one token (address, CIDR or range) found on `line`, or skips the line.
+    pub(crate) fn token(&mut self, token: &str, line: u32, raw: &str, exception: bool) {
+        let path = self.path;
+        let parsed = &mut self.parsed;
+        let result = token::parse(token, |net| {
+            parsed.entries.push(Entry {
+                net,
+                line,
+                exception,
+            })
+        });
+        match result {
+            Ok(Some(message)) => parsed.warnings.push(Warning {
+                path: path.to_owned(),
+                line,
+                message,
+            }),
+            Ok(None) => {}
+            Err(reason) => self.skip(line, raw, reason),
+        }
+    }
+}
+
+/// Parses a list file's bytes (`path` is only used in messages). Only an undecodable file
+/// (corrupt gzip) is an error; malformed lines are skipped and counted in [`Parsed`].
+pub fn parse(path: &Path, bytes: &[u8], format: Format) -> Result<Parsed, ParseError> {
+    let decoded = text::decode(bytes).map_err(|reason| ParseError {
+        path: path.to_owned(),
+        line: 0,
+        text: String::new(),
+        reason,
+    })?;
+    let lines = text::lines(&decoded);
+    let format = match format {
+        Format::Auto => detect(&lines),
+        chosen => chosen,
+    };
+    let mut sink = Sink::new(path, format);
+    match format {
+        Format::Auto | Format::Columns => columns::read(&lines, &mut sink),
+        Format::Ipset => ipset::read(&lines, &mut sink),
+        Format::Csv => csv::read(&decoded, &mut sink),
+        Format::SpamhausJson => json::read(&lines, &mut sink),
+    }
+    Ok(sink.parsed)
+}
+
+/// The format of a file, from its first line with content.
+fn detect(lines: &[text::Line<'_>]) -> Format {
+    let Some(first) = lines.iter().find_map(|l| {
+        let t = l.text.ok()?.trim();
+        (!t.is_empty() && !t.starts_with('#') && !t.starts_with(';')).then_some(t)
+    }) else {
+        return Format::Columns;
+    };
+    if first.starts_with('{') {
+        return Format::SpamhausJson;
+    }
+    if ipset::is_command(first) {
+        return Format::Ipset;
+    }
+    if csv::is_header(first) {
+        return Format::Csv;
+    }
+    Format::Columns
+}
+
+#[cfg(test)]
+mod tests;
