@@ -226,32 +226,44 @@ fn ipv6_prefixes_are_enforced_against_a_namespace_host() {
 }
 
 #[test]
-fn a_malformed_list_stops_start_up_with_file_and_line() {
+fn a_malformed_line_is_skipped_and_named_and_strict_fails_only_its_list() {
     let dir = TempDir::new("malformed");
     let good = list(&dir, "good", &[LISTED_V4]);
-    let bad = dir.write("bad.netset", "# header\n192.0.2.0/24\n192.0.2.300\n");
+    let bad = dir.write("bad.netset", "# header\n127.0.0.77\n192.0.2.300\n");
     let vw = Instance::new("malformed");
-    let (code, stderr) = run_to_exit(&vw.run_args(&[good, bad.clone()]));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "{}:3: invalid IP address: \"192.0.2.300\"",
-            bad.display()
-        )),
-        "{stderr}"
+    let named = format!("{}:3: invalid IP address: \"192.0.2.300\"", bad.display());
+    // Skipped, named, and the rest of both lists enforced.
+    let daemon = vw.start(&[good.clone(), bad.clone()], &[]);
+    let (_listener, port) = listen("127.0.0.1:0");
+    let run = run_in(
+        &probe(),
+        &vw.cgroup,
+        &[
+            ("tcp", format!("{LISTED_V4}:{port}")),
+            ("tcp", format!("127.0.0.77:{port}")),
+        ],
     );
-    // Nothing was attached: a connection to the good list's address still goes through.
-    let (_listener, port) = listen(&format!("{LISTED_V4}:0"));
+    assert!(
+        run.attempts.iter().all(|a| a.refused()),
+        "{:?}",
+        run.attempts
+    );
+    assert_eq!(vw.status().0, 0, "a skipped line does not degrade");
+    let (_, stderr) = daemon.stop();
+    assert!(stderr.contains(&named), "{stderr}");
+    // --strict: the bad list fails as a whole, the good one is still enforced.
+    let daemon = vw.start(&[good, bad], &["--strict"]);
     let run = run_in(
         &probe(),
         &vw.cgroup,
         &[("tcp", format!("{LISTED_V4}:{port}"))],
     );
-    assert!(run.attempts[0].ok, "{:?}", run.attempts[0]);
-    assert!(
-        !vw.pin_dir.exists(),
-        "nothing may be pinned after a failed start"
-    );
+    assert!(run.attempts[0].refused(), "{:?}", run.attempts[0]);
+    let (code, status) = vw.status();
+    assert_eq!(code, 1, "degraded: {status:#}");
+    assert_eq!(status["not_enforced"][0], "bad", "{status:#}");
+    let (_, stderr) = daemon.stop();
+    assert!(stderr.contains(&format!("list bad: {named}")), "{stderr}");
 }
 
 #[test]

@@ -190,7 +190,12 @@ fn only_the_first_skipped_lines_are_kept_but_all_are_counted() {
 
 #[test]
 fn an_explicit_format_overrides_detection() {
-    let p = parse(Path::new("t"), b"add s 192.0.2.1\n", Format::Columns).expect("ok");
+    let p = parse(
+        Path::new("t"),
+        b"192.0.2.9\nadd s 192.0.2.1\n",
+        Format::Columns,
+    )
+    .expect("ok");
     assert_eq!(p.skipped_count, 1, "as columns, `add` is not an address");
 }
 
