@@ -128,7 +128,8 @@ fn newly_listed_is_refused_after_one_refresh_and_removed_is_reachable_again() {
 fn a_corrupt_file_keeps_the_previous_content_enforced() {
     let vw = Instance::new("corrupt");
     let list = vw.write("corrupt.netset", &format!("{LISTED}\n"));
-    let _daemon = vw.start(std::slice::from_ref(&list), &[]);
+    // Strict: a malformed line fails the list, which then keeps its last good content.
+    let _daemon = vw.start(std::slice::from_ref(&list), &["--strict"]);
     let (_listener, port) = listen(&format!("{LISTED}:0"));
     let target = format!("{LISTED}:{port}");
 
@@ -136,7 +137,7 @@ fn a_corrupt_file_keeps_the_previous_content_enforced() {
     let (code, out, err) = vw.cli(&["reload"]);
     assert_eq!(code, 1, "a reload with errors exits 1: {out}{err}");
     assert!(
-        out.contains(&format!("{}:3: expected one address", list.display())),
+        out.contains(&format!("{}:3: invalid IP address", list.display())),
         "the error names file and line: {out}"
     );
     assert!(refused(&vw, &target), "protection was lost");
