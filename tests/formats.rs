@@ -157,12 +157,14 @@ fn a_broken_list_is_reported_by_file_and_line_and_never_switches_the_others_off(
     );
     assert!(log.contains("list strict is NOT enforced"), "{log}");
 
-    // Restart with the good list's file gone: what it enforced stays in force.
+    // Restart with the good list's file gone and the typo list replaced by an error page:
+    // what they enforced stays in force.
     std::fs::remove_file(&good).expect("remove good");
+    std::fs::write(&typo, "<html>\n<body>502 Bad Gateway</body>\n</html>\n").expect("page");
     let _daemon = vw.start(&[], &[]);
     assert_eq!(
-        refused(&vw, &["127.0.11.1", "127.0.12.1"]),
-        [true, true],
+        refused(&vw, &["127.0.11.1", "127.0.12.1", "127.0.12.2"]),
+        [true, true, true],
         "a list that fails never removes what the kernel enforced for it"
     );
     let (code, _) = vw.status();

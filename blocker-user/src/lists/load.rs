@@ -4,7 +4,7 @@
 use ipnet::{IpNet, Ipv4Net};
 
 use super::{
-    ListEntry, ListError, ListGuards, ListSpec, error_chain,
+    ListEntry, ListError, ListGuards, ListSpec, aggregate, error_chain,
     parse::{self, ParseError},
     source::Fetcher,
 };
@@ -38,6 +38,7 @@ pub(super) fn load_content(
         exceptions: 0,
     };
     let mut holes = Vec::new();
+    let mut first_skipped = None;
     let parse_error = |source: ParseError| ListError::Parse {
         list: spec.name.clone(),
         source,
@@ -64,6 +65,9 @@ pub(super) fn load_content(
                 return Err(parse_error(first.clone()));
             }
             content.skipped_lines += parsed.skipped_count;
+            if first_skipped.is_none() {
+                first_skipped = parsed.skipped.first().cloned();
+            }
             let room = parse::SKIPPED_KEPT.saturating_sub(content.skipped.len());
             content
                 .skipped
@@ -86,6 +90,18 @@ pub(super) fn load_content(
             content.origins.push(text.label);
         }
     }
+    // Every content line malformed (a wrong `format`, an error page served as the list): an
+    // empty list would remove everything it enforced, so the list fails and keeps what it had.
+    if content.entries.is_empty()
+        && holes.is_empty()
+        && let Some(first) = first_skipped
+    {
+        return Err(ListError::Unreadable {
+            list: spec.name.clone(),
+            skipped: content.skipped_lines,
+            first,
+        });
+    }
     content.exceptions = holes.len();
     if !holes.is_empty() {
         content.entries = carve(content.entries, &holes);
@@ -103,13 +119,23 @@ pub(super) fn load_content(
 /// split into the largest prefixes that do not, each keeping the entry's source line; an entry
 /// inside an exception is dropped. Exact, so the list blocks precisely what the set matched.
 fn carve(entries: Vec<ListEntry>, holes: &[IpNet]) -> Vec<ListEntry> {
+    // Disjoint and sorted, the holes overlapping one entry are a run found by binary search:
+    // a large list with many exceptions costs a search per entry, not a scan.
+    let holes = aggregate::aggregate(holes);
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
-        carve_one(entry, entry.net, holes, &mut out);
+        let net = entry.net;
+        let first = holes.partition_point(|h| h.broadcast() < net.network());
+        let count = holes[first..]
+            .iter()
+            .take_while(|h| h.network() <= net.broadcast())
+            .count();
+        carve_one(entry, net, &holes[first..first + count], &mut out);
     }
     out
 }
 
+/// Carves `holes` (disjoint, each overlapping `net`'s range or past it) out of `net`.
 fn carve_one(entry: ListEntry, net: IpNet, holes: &[IpNet], out: &mut Vec<ListEntry>) {
     let overlapping = |h: &&IpNet| h.contains(&net) || net.contains(*h);
     match holes.iter().find(overlapping) {

@@ -51,6 +51,13 @@ pub enum ListError {
         #[source]
         source: GuardError,
     },
+    #[error("list {list} has no valid entry ({skipped} malformed lines), the first")]
+    Unreadable {
+        list: String,
+        skipped: usize,
+        #[source]
+        first: ParseError,
+    },
     /// Loaded from a cached copy because its source failed: in force, and reported.
     #[error("list {list}: {detail}")]
     Stale { list: String, detail: String },

@@ -390,4 +390,30 @@ mod tests {
         );
         std::fs::remove_dir_all(dir).ok();
     }
+
+    #[test]
+    fn a_list_with_no_valid_line_fails_instead_of_loading_empty() {
+        let dir = temp_dir("unreadable");
+        let path = write(&dir, "page.netset", "<html>\n<body>not a list</body>\n");
+        let err = first_error(&[spec("page", &[&path], ListAction::Enforce)], "unreadable");
+        assert_eq!(
+            error_chain(&err),
+            format!(
+                "list page has no valid entry (2 malformed lines), the first: {}:1: invalid IP address: \"<html>\"",
+                path.display()
+            )
+        );
+        let empty = write(&dir, "empty.netset", "# nothing listed yet\n");
+        let (set, errors) = ListSet::load(
+            &[spec("empty", &[&empty], ListAction::Enforce)],
+            &fetcher(),
+            &ListGuards::default(),
+        )
+        .expect("loads");
+        assert!(
+            errors.is_empty() && set.lists().len() == 1,
+            "an empty file is a list"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
 }

@@ -6,11 +6,10 @@ use std::net::IpAddr;
 
 use super::{Sink, text::Line, token};
 
-pub fn read(lines: &[Line<'_>], sink: &mut Sink<'_>) {
+pub fn read<'a>(lines: impl Iterator<Item = Line<'a>>, sink: &mut Sink<'_>) {
     let mut before_data = true;
     for line in lines {
-        let Ok(text) = line.text else {
-            sink.skip(line.number, &line.shown(), "not UTF-8 text");
+        let Some(text) = sink.text(&line) else {
             continue;
         };
         let content = text.split(['#', ';']).next().unwrap_or_default().trim();

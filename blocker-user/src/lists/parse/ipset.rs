@@ -19,10 +19,9 @@ pub fn is_command(line: &str) -> bool {
     first.is_some_and(|w| w == "add" || MANAGEMENT.contains(&w))
 }
 
-pub fn read(lines: &[Line<'_>], sink: &mut Sink<'_>) {
+pub fn read<'a>(lines: impl Iterator<Item = Line<'a>>, sink: &mut Sink<'_>) {
     for line in lines {
-        let Ok(text) = line.text else {
-            sink.skip(line.number, &line.shown(), "not UTF-8 text");
+        let Some(text) = sink.text(&line) else {
             continue;
         };
         let content = text.trim();

@@ -151,6 +151,17 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// The text of `line` when it is UTF-8 (a line that is not is skipped here).
+    pub(crate) fn text<'l>(&mut self, line: &text::Line<'l>) -> Option<&'l str> {
+        match line.text {
+            Ok(text) => Some(text),
+            Err(_) => {
+                self.skip(line.number, &line.shown(), "not UTF-8 text");
+                None
+            }
+        }
+    }
+
     /// Parses one token (address, CIDR or range) found on `line`, or skips the line.
     pub(crate) fn token(&mut self, token: &str, line: u32, raw: &str, exception: bool) {
         let path = self.path;
@@ -185,22 +196,22 @@ pub fn parse(path: &Path, bytes: &[u8], format: Format) -> Result<Parsed, ParseE
     })?;
     let lines = text::lines(&decoded);
     let format = match format {
-        Format::Auto => detect(&lines),
+        Format::Auto => detect(lines.clone()),
         chosen => chosen,
     };
     let mut sink = Sink::new(path, format);
     match format {
-        Format::Auto | Format::Columns => columns::read(&lines, &mut sink),
-        Format::Ipset => ipset::read(&lines, &mut sink),
+        Format::Auto | Format::Columns => columns::read(lines, &mut sink),
+        Format::Ipset => ipset::read(lines, &mut sink),
         Format::Csv => csv::read(&decoded, &mut sink),
-        Format::SpamhausJson => json::read(&lines, &mut sink),
+        Format::SpamhausJson => json::read(lines, &mut sink),
     }
     Ok(sink.parsed)
 }
 
 /// The format of a file, from its first line with content.
-fn detect(lines: &[text::Line<'_>]) -> Format {
-    let Some(first) = lines.iter().find_map(|l| {
+fn detect<'a>(mut lines: impl Iterator<Item = text::Line<'a>>) -> Format {
+    let Some(first) = lines.find_map(|l| {
         let t = l.text.ok()?.trim();
         (!t.is_empty() && !t.starts_with('#') && !t.starts_with(';')).then_some(t)
     }) else {

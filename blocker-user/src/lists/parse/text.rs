@@ -39,22 +39,19 @@ pub fn decode(bytes: &[u8]) -> Result<Cow<'_, [u8]>, &'static str> {
     Ok(Cow::Borrowed(bytes))
 }
 
-/// Splits into lines, without the BOM, line ends and trailing blanks.
-pub fn lines(bytes: &[u8]) -> Vec<Line<'_>> {
+/// Splits into lines, without the BOM, line ends and trailing blanks. Lazily: a million-line
+/// file needs no table of its lines.
+pub fn lines(bytes: &[u8]) -> impl Iterator<Item = Line<'_>> + Clone {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    bytes
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(i, raw)| {
-            let end = raw
-                .iter()
-                .rposition(|b| !b.is_ascii_whitespace())
-                .map_or(0, |p| p + 1);
-            let raw = &raw[..end];
-            Line {
-                number: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                text: std::str::from_utf8(raw).map_err(|_| raw),
-            }
-        })
-        .collect()
+    bytes.split(|&b| b == b'\n').enumerate().map(|(i, raw)| {
+        let end = raw
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |p| p + 1);
+        let raw = &raw[..end];
+        Line {
+            number: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            text: std::str::from_utf8(raw).map_err(|_| raw),
+        }
+    })
 }
