@@ -43,25 +43,28 @@ impl Enforcer {
     ) -> Result<SyncStats, KernelError> {
         // Taken now: if the apply fails halfway, the next sync reads the maps back.
         let shadow = self.block_shadow.take();
-        let diff = if shadow.is_some() && keep.is_empty() {
-            let shadow = shadow.as_ref().map(|s| s.iter());
-            check_block_capacity(&desired, self.sizes.block_v4, self.sizes.block_v6)?;
-            diff::diff_sorted(shadow.into_iter().flatten(), desired.iter().copied())
-        } else {
-            let current: KernelSet = match shadow {
-                Some(shadow) => shadow.iter().collect(),
-                None => {
-                    let mut current: KernelSet =
-                        self.block_maps()?.read_all()?.into_iter().collect();
-                    current.sort_unstable_by_key(|(net, _)| *net);
-                    current
-                }
-            };
-            if !keep.is_empty() {
-                desired = with_kept(desired, &current, keep);
+        let diff = match shadow {
+            // The common case: diff against the copy of what this generation last wrote.
+            Some(shadow) if keep.is_empty() => {
+                check_block_capacity(&desired, self.sizes.block_v4, self.sizes.block_v6)?;
+                diff::diff_sorted(shadow.iter(), desired.iter().copied())
             }
-            check_block_capacity(&desired, self.sizes.block_v4, self.sizes.block_v6)?;
-            diff::diff_sorted(current, desired.iter().copied())
+            shadow => {
+                let current: KernelSet = match shadow {
+                    Some(shadow) => shadow.iter().collect(),
+                    None => {
+                        let mut current: KernelSet =
+                            self.block_maps()?.read_all()?.into_iter().collect();
+                        current.sort_unstable_by_key(|(net, _)| *net);
+                        current
+                    }
+                };
+                if !keep.is_empty() {
+                    desired = with_kept(desired, &current, keep);
+                }
+                check_block_capacity(&desired, self.sizes.block_v4, self.sizes.block_v6)?;
+                diff::diff_sorted(current, desired.iter().copied())
+            }
         };
         let seen_bits = seen::bits_of(desired.iter().filter_map(|(net, _)| match net {
             IpNet::V4(n) => Some(n),
