@@ -225,15 +225,7 @@ fn recent_events_are_listed_and_filtered_by_the_events_command() {
 
 #[test]
 fn the_metrics_endpoint_parses_and_counts_match_the_attempts() {
-    let dir = TempDir::new("metrics");
-    let lists = [list_file(&dir, "metered", &[LISTED])];
-    let vw = Instance::new("metrics");
-    let (probe_listener, metrics_port) = listen("127.0.0.1:0");
-    drop(probe_listener);
-    vw.write_config(&format!(
-        "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
-    ));
-    let daemon = vw.start(&lists, &[]);
+    let (_dir, vw, daemon, metrics_port) = with_metrics("metrics");
     let attempts: Vec<(&str, String)> = (0..7)
         .map(|i| ("tcp", format!("{LISTED}:{}", 1000 + i)))
         .collect();
@@ -263,6 +255,20 @@ fn the_metrics_endpoint_parses_and_counts_match_the_attempts() {
             .any(|(n, _, _)| n == "vendorwall_events_dropped_total"),
         "{body}"
     );
+}
+
+/// A daemon enforcing one list (`LISTED`) with the metrics endpoint on a free loopback port.
+fn with_metrics(tag: &str) -> (TempDir, Instance, vendorwall_e2e::daemon::Daemon, u16) {
+    let dir = TempDir::new(tag);
+    let lists = [list_file(&dir, "metered", &[LISTED])];
+    let vw = Instance::new(tag);
+    let (probe_listener, metrics_port) = listen("127.0.0.1:0");
+    drop(probe_listener);
+    vw.write_config(&format!(
+        "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+    ));
+    let daemon = vw.start(&lists, &[]);
+    (dir, vw, daemon, metrics_port)
 }
 
 fn scrape(port: u16) -> String {
@@ -301,15 +307,7 @@ fn parse_exposition(body: &str) -> Vec<(String, String, f64)> {
 
 #[test]
 fn idle_clients_cannot_exhaust_the_metrics_endpoint() {
-    let dir = TempDir::new("metrics-idle");
-    let lists = [list_file(&dir, "metered", &[LISTED])];
-    let vw = Instance::new("metrics-idle");
-    let (probe_listener, metrics_port) = listen("127.0.0.1:0");
-    drop(probe_listener);
-    vw.write_config(&format!(
-        "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
-    ));
-    let daemon = vw.start(&lists, &[]);
+    let (_dir, _vw, daemon, metrics_port) = with_metrics("metrics-idle");
     let open_fds = || {
         std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
             .expect("daemon fds")
