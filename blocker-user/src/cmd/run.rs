@@ -112,12 +112,13 @@ async fn serve(
     })?;
     tokio::spawn(socket::serve(listener, pipeline.hub.clone()));
     if let Some(addr) = daemon.config.metrics.listen {
-        let metrics = pipeline.metrics.clone();
-        tokio::spawn(async move {
-            if let Err(err) = http::serve(addr, metrics).await {
-                tracing::error!("metrics endpoint on {addr} failed: {err}");
+        // A taken port costs the operator the endpoint, never the enforcement: logged, not fatal.
+        match http::bind(addr).await {
+            Ok(listener) => {
+                tokio::spawn(http::serve(listener, pipeline.metrics.clone()));
             }
-        });
+            Err(err) => tracing::error!("metrics endpoint on {addr} failed: {err}"),
+        }
     }
     observe(daemon, pipeline);
     report_terminations(daemon, pipeline);

@@ -25,15 +25,24 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Serves the metrics on `addr` until the runtime stops; only failing to bind is an error.
-pub async fn serve(addr: SocketAddr, metrics: Metrics) -> std::io::Result<()> {
+/// Binds the endpoint's address. Done before the daemon reports ready, so that "ready" means
+/// a scrape is answered.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("metrics on http://{addr}/metrics");
+    Ok(listener)
+}
+
+/// Serves the metrics on `listener` until the runtime stops.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Metrics) {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "the metrics address".to_owned(), |a| a.to_string());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         // Taken before accepting, so a full server leaves new clients in the accept queue.
         let Ok(slot) = slots.clone().acquire_owned().await else {
-            return Ok(());
+            return;
         };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
