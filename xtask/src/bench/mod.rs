@@ -8,6 +8,7 @@
 mod bpf_stats;
 mod cgroup;
 mod firewalls;
+mod formats;
 mod prefixes;
 mod probe;
 mod report;
@@ -61,6 +62,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "vendorwall",
         "--bin",
         "vw-probe",
+        "--example",
+        "parse_speed",
     ]))?;
     let root = shell::workspace_root();
     let out_dir = root.join("target/bench");
@@ -170,6 +173,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 &format!("iptables + ipset, {label}"),
             ],
         )?;
+    }
+    eprintln!("bench: parse speed per format");
+    match formats::measure(&root) {
+        Ok(f) => report.formats = f,
+        Err(err) => report.notes.push(format!("parse speed: {err:#}")),
     }
     eprintln!("bench: event throughput");
     match event_throughput(&root, &cgroup.path, &out_dir, &probe) {

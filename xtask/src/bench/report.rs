@@ -2,7 +2,7 @@
 
 use std::{fmt::Write as _, process::Command, time::Duration};
 
-use super::{Args, probe::Probe, throughput::Throughput};
+use super::{Args, formats::FormatSpeed, probe::Probe, throughput::Throughput};
 use crate::shell;
 
 /// How to read the tables; the numbers above are this run's, the reasons hold across runs.
@@ -72,6 +72,7 @@ impl Row {
 #[derive(Default)]
 pub(super) struct Report {
     pub(super) throughput: Option<Throughput>,
+    pub(super) formats: Vec<FormatSpeed>,
     pub(super) rows: Vec<Row>,
     pub(super) loads: Vec<Load>,
     pub(super) memory: Option<(f64, f64, f64)>,
@@ -182,6 +183,7 @@ impl Report {
                 sync / 1000.0
             )?;
         }
+        self.render_formats(&mut s)?;
         if let Some((rss, peak, kernel)) = self.memory {
             writeln!(s, "\n## Memory at the largest size\n")?;
             writeln!(
@@ -351,11 +353,61 @@ impl Report {
                 yes(sync <= 100.0)
             )?;
         }
+        if let (Some(plain), Some(worst)) = (
+            self.formats.first(),
+            self.formats
+                .iter()
+                .max_by(|a, b| a.ms_per_million.total_cmp(&b.ms_per_million)),
+        ) {
+            let ratio = worst.ms_per_million / plain.ms_per_million;
+            writeln!(
+                s,
+                "| every list format parses in ≤ 1.5x the time of plain CIDR lines | slowest: {} at {ratio:.2}x ({:.0} ms per million lines, plain {:.0} ms) | {} |",
+                worst.format,
+                worst.ms_per_million,
+                plain.ms_per_million,
+                yes(ratio <= 1.5)
+            )?;
+        }
         if let Some((rss, peak, _)) = self.memory {
             writeln!(
                 s,
                 "| daemon RSS ≤ 64 MiB | {rss:.1} MiB (peak while loading {peak:.1} MiB) | {} |",
                 yes(rss <= 64.0)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    /// Parse time per million lines per format, against the first (plain CIDR).
+    fn render_formats(&self, s: &mut String) -> anyhow::Result<()> {
+        let Some(plain) = self.formats.first() else {
+            return Ok(());
+        };
+        writeln!(
+            s,
+            "\n## Parsing per list format
+"
+        )?;
+        writeln!(
+            s,
+            "The daemon's parser on one million generated lines per format, in memory (no I/O),"
+        )?;
+        writeln!(
+            s,
+            "formats interleaved over 7 rounds, fastest round shown (`target/release/examples/parse_speed`).\n"
+        )?;
+        writeln!(s, "| format | ms per million lines | vs plain CIDR |")?;
+        writeln!(s, "|---|---|---|")?;
+        for f in &self.formats {
+            writeln!(
+                s,
+                "| {} | {:.0} | {:.2}x |",
+                f.format,
+                f.ms_per_million,
+                f.ms_per_million / plain.ms_per_million
             )?;
         }
         Ok(())

@@ -12,7 +12,12 @@ pub fn read<'a>(lines: impl Iterator<Item = Line<'a>>, sink: &mut Sink<'_>) {
         let Some(text) = sink.text(&line) else {
             continue;
         };
-        let content = text.split(['#', ';']).next().unwrap_or_default().trim();
+        // Bytes, not chars: a byte search over long DShield lines costs a fraction of a char one.
+        let end = text
+            .bytes()
+            .position(|b| b == b'#' || b == b';')
+            .unwrap_or(text.len());
+        let content = text[..end].trim();
         if content.is_empty() {
             continue;
         }
@@ -32,15 +37,15 @@ pub fn read<'a>(lines: impl Iterator<Item = Line<'a>>, sink: &mut Sink<'_>) {
             columns.next().map(str::parse::<IpAddr>),
         ) && start.is_ipv4() == end.is_ipv4()
         {
-            let mut nets = Vec::new();
-            match token::range_into(start, end, |net| nets.push(net)) {
-                Ok(()) => nets
-                    .into_iter()
-                    .for_each(|net| sink.entry(net, line.number, false)),
-                Err(reason) => sink.skip(line.number, text, reason),
+            // range_into checks the ends before it pushes anything, so an error leaves no
+            // partial range behind.
+            if let Err(reason) =
+                token::range_into(start, end, |net| sink.entry(net, line.number, false))
+            {
+                sink.skip(line.number, text, reason);
             }
             continue;
         }
-        sink.token(first, line.number, text, false);
+        sink.token(first, line.number, || text, false);
     }
 }

@@ -34,7 +34,9 @@ pub fn read(bytes: &[u8], sink: &mut Sink<'_>) {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .comment(Some(b'#'))
-        .trim(csv::Trim::All)
+        // Only the address field is trimmed (below): trimming every field costs a third of
+        // the parse time.
+        .trim(csv::Trim::Headers)
         .from_reader(bytes);
     let column = match reader.byte_headers() {
         Ok(headers) => headers
@@ -64,11 +66,23 @@ pub fn read(bytes: &[u8], sink: &mut Sink<'_>) {
         let line = record
             .position()
             .map_or(0, |p| u32::try_from(p.line()).unwrap_or(u32::MAX));
-        let shown = String::from_utf8_lossy(record.as_slice()).into_owned();
-        match record.get(column).map(std::str::from_utf8) {
-            Some(Ok(field)) if !field.is_empty() => sink.token(field, line, &shown, false),
-            Some(Ok(_)) | None => sink.skip(line, &shown, "no address in the address column"),
-            Some(Err(_)) => sink.skip(line, &shown, "not UTF-8 text"),
+        match record
+            .get(column)
+            .map(|f| std::str::from_utf8(f.trim_ascii()))
+        {
+            Some(Ok(field)) if !field.is_empty() => {
+                sink.token(field, line, || shown(&record), false);
+            }
+            Some(Ok(_)) | None => {
+                sink.skip(line, &shown(&record), "no address in the address column")
+            }
+            Some(Err(_)) => sink.skip(line, &shown(&record), "not UTF-8 text"),
         }
     }
+}
+
+/// The record as the operator would see it in the file (fields rejoined with commas).
+fn shown(record: &csv::ByteRecord) -> String {
+    let fields: Vec<_> = record.iter().map(String::from_utf8_lossy).collect();
+    fields.join(",")
 }

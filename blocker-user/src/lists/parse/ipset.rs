@@ -68,6 +68,6 @@ pub fn read<'a>(lines: impl Iterator<Item = Line<'a>>, sink: &mut Sink<'_>) {
             continue;
         }
         let exception = words.any(|w| w == "nomatch");
-        sink.token(element, line.number, text, exception);
+        sink.token(element, line.number, || text, exception);
     }
 }

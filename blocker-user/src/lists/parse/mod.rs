@@ -19,6 +19,7 @@
 
 mod columns;
 mod csv;
+mod flat_json;
 mod ipset;
 mod json;
 pub mod text;
@@ -162,8 +163,16 @@ impl<'a> Sink<'a> {
         }
     }
 
-    /// Parses one token (address, CIDR or range) found on `line`, or skips the line.
-    pub(crate) fn token(&mut self, token: &str, line: u32, raw: &str, exception: bool) {
+    /// Parses one token (address, CIDR or range) found on `line`, or skips the line. `raw` gives
+    /// the line's text for the message; it is only called for a skipped line, so formats that
+    /// must rebuild it (CSV) pay nothing on good lines.
+    pub(crate) fn token<R: AsRef<str>>(
+        &mut self,
+        token: &str,
+        line: u32,
+        raw: impl FnOnce() -> R,
+        exception: bool,
+    ) {
         let path = self.path;
         let parsed = &mut self.parsed;
         let result = token::parse(token, |net| {
@@ -180,7 +189,7 @@ impl<'a> Sink<'a> {
                 message,
             }),
             Ok(None) => {}
-            Err(reason) => self.skip(line, raw, reason),
+            Err(reason) => self.skip(line, raw().as_ref(), reason),
         }
     }
 }
