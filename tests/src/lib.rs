@@ -7,6 +7,7 @@
 
 pub mod bpf;
 pub mod cgroup;
+pub mod container;
 pub mod daemon;
 pub mod http;
 pub mod instance;

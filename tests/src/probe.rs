@@ -145,13 +145,21 @@ impl Hammer {
     /// Starts hammering `addr` from inside `cgroup`; returns once the loop runs. Stops by itself
     /// after `max` even if never told to.
     pub fn start(probe: &Path, cgroup: &ChildCgroup, addr: &str, max: std::time::Duration) -> Self {
-        let mut child = Command::new(probe)
-            .args(["hammer", addr, &max.as_millis().to_string()])
+        let mut cmd = Command::new(probe);
+        cmd.args(["hammer", addr, &max.as_millis().to_string()]);
+        Self::spawn(cmd, |pid| cgroup.add(pid))
+    }
+
+    /// Starts `cmd`, which runs `vw-probe hammer ADDR MILLIS` in the end (maybe through a
+    /// wrapper that enters a container and its cgroup itself); `place` gets the spawned pid
+    /// before the loop is told to go.
+    pub fn spawn(mut cmd: Command, place: impl FnOnce(u32)) -> Self {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn vw-probe hammer");
-        cgroup.add(child.id());
+        place(child.id());
         let mut stdin = child.stdin.take().expect("stdin piped");
         stdin.write_all(b"go\n").expect("tell hammer to go");
         child.stdin = Some(stdin);

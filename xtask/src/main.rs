@@ -7,6 +7,7 @@ mod install;
 mod run;
 mod shell;
 mod test;
+mod testbed;
 
 use std::process::ExitCode;
 

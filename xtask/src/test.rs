@@ -5,7 +5,7 @@
 
 use anyhow::bail;
 
-use crate::{bootstrap, deb, install, shell};
+use crate::{bootstrap, deb, install, shell, testbed};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -35,11 +35,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .ok_or_else(|| anyhow::anyhow!("cargo deb produced no .deb in target/debian"))?;
+    // The systemd tests boot the installed unit in a container on this cached rootfs.
+    let rootfs = testbed::ensure()?;
     shell::run(
         shell::cargo()
             .args(["test", "--no-fail-fast", "--"])
             .args(&args.test_args)
             .env("VENDORWALL_DEB", deb)
-            .env("VENDORWALL_INSTALL_ROOT", staging),
+            .env("VENDORWALL_INSTALL_ROOT", staging)
+            .env("VENDORWALL_TESTBED_ROOTFS", rootfs),
     )
 }

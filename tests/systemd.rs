@@ -1,0 +1,193 @@
+//! The installed unit under a real systemd (Debian 12's 252, PID 1 of a container): it starts
+//! with the shipped lists, reloads, is restarted after SIGKILL and a watchdog timeout with no
+//! connection getting through, leaves enforcement in place when stopped, logs its events to the
+//! journal, and keeps retrying a start that keeps failing.
+//!
+//! Every address used is loopback inside the container's own network namespace.
+
+use std::{process::Command, time::Duration};
+
+use vendorwall_e2e::{container::Container, eventually, probe::Hammer};
+
+/// A local list beside the shipped defaults; only ever loopback.
+const BED_LIST: &str = "/etc/vendorwall/bed.netset";
+const LISTED: &str = "127.0.9.1:80";
+const ADDED: &str = "127.0.7.1:80";
+const UNLISTED: &str = "127.0.8.1:80";
+
+/// The shipped default lists plus the local test list (naming lists replaces the defaults).
+const CONFIG: &str = r#"
+[[lists]]
+manifest = "kaspersky"
+[[lists]]
+manifest = "china-telecom-americas"
+[[lists]]
+manifest = "china-unicom-americas"
+[[lists]]
+manifest = "huawei"
+[[lists]]
+name = "bed"
+sources = ["/etc/vendorwall/bed.netset"]
+
+[events]
+aggregate_window = "0s"
+"#;
+
+fn configured(tag: &str) -> Container {
+    let bed = Container::boot(tag);
+    bed.write("/etc/vendorwall/config.toml", CONFIG);
+    bed.write(BED_LIST, "127.0.9.0/24\n");
+    bed
+}
+
+/// One TCP connect from inside the container's cgroup tree: whether it was refused (EPERM).
+fn refused(bed: &Container, addr: &str) -> bool {
+    let out = bed.ok(&format!(
+        "mkdir -p /sys/fs/cgroup/vw-probe && echo $$ > /sys/fs/cgroup/vw-probe/cgroup.procs \
+         && echo go | vw-probe tcp {addr}"
+    ));
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("probe output {out:?}: {e}"));
+    line["errno"].as_i64() == Some(i64::from(libc::EPERM))
+}
+
+/// A hammer on `addr` running in its own cgroup inside the container.
+fn hammer(bed: &Container, addr: &str) -> Hammer {
+    let cmd: Command = bed.command(&format!(
+        "mkdir -p /sys/fs/cgroup/vw-hammer && echo $$ > /sys/fs/cgroup/vw-hammer/cgroup.procs \
+         && exec vw-probe hammer {addr} 120000"
+    ));
+    Hammer::spawn(cmd, |_| {})
+}
+
+fn main_pid(bed: &Container) -> String {
+    bed.property("vendorwall", "MainPID")
+}
+
+fn active(bed: &Container) -> bool {
+    bed.sh("systemctl is-active --quiet vendorwall")
+        .status
+        .success()
+}
+
+#[test]
+fn the_unit_starts_reloads_restarts_and_stops_under_real_systemd() {
+    let bed = configured("unit");
+    bed.ok("systemctl daemon-reload");
+    let started = bed.sh("systemctl start vendorwall");
+    assert!(
+        started.status.success(),
+        "systemctl start failed: {}\n{}",
+        String::from_utf8_lossy(&started.stderr),
+        bed.ok("journalctl -u vendorwall --no-pager | tail -20")
+    );
+    // READY was sent only once enforcing: status agrees, with every shipped default list.
+    let status: serde_json::Value =
+        serde_json::from_str(&bed.ok("vendorwall status --json")).expect("status JSON");
+    assert_eq!(status["enforcing"], true, "{status}");
+    assert_eq!(status["not_enforced"], serde_json::json!([]), "{status}");
+    let lists: Vec<&str> = status["daemon"]["lists"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no lists in {status}"))
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    for name in ["kaspersky", "huawei", "bed"] {
+        assert!(lists.contains(&name), "{name} not enforced: {lists:?}");
+    }
+    assert!(refused(&bed, LISTED), "a listed address got through");
+    assert!(!refused(&bed, UNLISTED), "an unlisted address was refused");
+
+    let hammer = hammer(&bed, LISTED);
+
+    // `systemctl reload` applies a changed list.
+    bed.write(BED_LIST, "127.0.9.0/24\n127.0.7.0/24\n");
+    bed.ok("systemctl reload vendorwall");
+    assert!(
+        eventually(Duration::from_secs(10), || refused(&bed, ADDED)),
+        "a reload did not apply the added range"
+    );
+
+    // SIGKILL: systemd restarts it; the pinned programs enforce in between.
+    let before = main_pid(&bed);
+    bed.ok("systemctl kill -s KILL vendorwall");
+    assert!(
+        eventually(Duration::from_secs(20), || active(&bed)
+            && main_pid(&bed) != before
+            && main_pid(&bed) != "0"),
+        "not restarted after SIGKILL"
+    );
+
+    // A hung daemon: the watchdog (shortened for the test) kills it and systemd restarts it.
+    bed.write(
+        "/etc/systemd/system/vendorwall.service.d/watchdog.conf",
+        "[Service]\nWatchdogSec=2s\n",
+    );
+    bed.ok("systemctl daemon-reload && systemctl restart vendorwall");
+    let hung = main_pid(&bed);
+    bed.ok(&format!("kill -STOP {hung}"));
+    assert!(
+        eventually(Duration::from_secs(30), || active(&bed)
+            && main_pid(&bed) != hung
+            && main_pid(&bed) != "0"),
+        "a hung daemon was not restarted by the watchdog"
+    );
+    let journal = bed.ok("journalctl -u vendorwall --no-pager");
+    assert!(journal.contains("Watchdog timeout"), "{journal}");
+
+    // `systemctl stop` ends the daemon, not the enforcement.
+    bed.ok("systemctl stop vendorwall");
+    assert!(!active(&bed));
+    assert!(refused(&bed, LISTED), "enforcement ended with the service");
+
+    let counts = hammer.stop();
+    assert_eq!(
+        counts.ok + counts.other,
+        0,
+        "connections got through while the unit was reloaded, killed and restarted: {counts:?}"
+    );
+    assert!(counts.refused > 0, "the hammer never ran: {counts:?}");
+
+    // Refused connections are in the journal as JSON event lines, with the unit's name.
+    let events = bed.ok("journalctl -u vendorwall -o json --no-pager");
+    let refused_event = events.lines().any(|line| {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            return false;
+        };
+        let message = entry["MESSAGE"].as_str().unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(message)
+            .is_ok_and(|e| e["dst"] == "127.0.9.1" && e["list"] == "bed")
+    });
+    assert!(refused_event, "no event for 127.0.9.1 in the journal");
+}
+
+#[test]
+fn a_start_that_keeps_failing_keeps_being_retried() {
+    let bed = configured("retry");
+    // A broken configuration: every start fails, far more often than the default start limit
+    // (5 in 10 s) allows.
+    bed.write("/etc/vendorwall/config.toml", "this is not = = toml\n");
+    bed.ok("systemctl daemon-reload");
+    let _ = bed.sh("systemctl start vendorwall");
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            bed.property("vendorwall", "NRestarts")
+                .parse::<u32>()
+                .is_ok_and(|n| n > 6)
+        }),
+        "restarts stopped: {}",
+        bed.ok("systemctl status vendorwall --no-pager | head -5")
+    );
+    assert_ne!(
+        bed.property("vendorwall", "Result"),
+        "start-limit-hit",
+        "systemd gave up on the security daemon"
+    );
+    // Fixed by the operator: it comes up on its own, no reset-failed needed.
+    bed.write("/etc/vendorwall/config.toml", CONFIG);
+    assert!(
+        eventually(Duration::from_secs(30), || active(&bed)),
+        "did not start once the configuration was fixed"
+    );
+    assert!(refused(&bed, LISTED));
+}
