@@ -373,3 +373,32 @@ fn ipv4_tiers_answer_the_longest_prefix() {
     let (_, status) = vw.status();
     assert_eq!(status["fill"]["block_v4"], 4, "{status:#}");
 }
+
+/// The suite runs the probe as another user, who cannot reach a checkout in a 0700 directory
+/// (a clone in root's home): the probe must be run from a copy outside it, reachable by that
+/// user at every step of its path.
+#[test]
+fn the_probe_user_can_run_the_probe_from_any_checkout() {
+    use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
+    let probe = probe();
+    assert!(
+        !probe.starts_with(vendorwall_e2e::repo_root()),
+        "{} is inside the checkout, which may be 0700",
+        probe.display()
+    );
+    for dir in probe.ancestors().skip(1) {
+        let mode = std::fs::metadata(dir).expect("stat").permissions().mode();
+        assert!(
+            mode & 0o001 != 0,
+            "{} is not traversable by others",
+            dir.display()
+        );
+    }
+    let out = std::process::Command::new(&probe)
+        .uid(PROBE_UID)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("uid {PROBE_UID} cannot run {}: {err}", probe.display()));
+    // Without `go` on stdin it exits 2 with its usage message: it ran.
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

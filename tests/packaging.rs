@@ -144,7 +144,10 @@ fn the_unit_verifies_and_rates_ok_in_the_security_analysis() {
         .and_then(|s| s.parse().ok())
         .expect("score");
     // 2.4 was the rating before the unit was fixed to start under systemd 252; never worse.
-    assert!(score <= 2.4, "exposure {overall}: must stay at or below 2.4");
+    assert!(
+        score <= 2.4,
+        "exposure {overall}: must stay at or below 2.4"
+    );
     let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README");
     let rating = overall
         .split_whitespace()

@@ -87,9 +87,42 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-/// The `vw-probe` helper binary, built next to the tests.
+/// The `vw-probe` helper binary, as a path every user can execute.
+///
+/// Tests run the probe as [`probe::PROBE_UID`], who cannot reach a checkout in a 0700
+/// directory such as root's home; so the binary cargo built is copied, once per build, into a
+/// directory under the temporary directory that every user may traverse.
 pub fn probe_bin() -> PathBuf {
-    vendorwall_bin().with_file_name("vw-probe")
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let built = vendorwall_bin().with_file_name("vw-probe");
+        let meta = std::fs::metadata(&built)
+            .unwrap_or_else(|err| panic!("{}: {err} (build it first)", built.display()));
+        // Named by the build's size and time: a rebuilt probe gets a new copy, and test
+        // processes running at once share one without racing (rename is atomic).
+        let dir = std::env::temp_dir().join(format!(
+            "vendorwall-probe-{}-{}.{}",
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ));
+        let copy = dir.join("vw-probe");
+        if !copy.exists() {
+            std::fs::create_dir_all(&dir)
+                .unwrap_or_else(|err| panic!("mkdir {}: {err}", dir.display()));
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod probe dir");
+            let partial = dir.join(format!("vw-probe.{}", std::process::id()));
+            std::fs::copy(&built, &partial)
+                .unwrap_or_else(|err| panic!("copy {}: {err}", built.display()));
+            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod probe");
+            std::fs::rename(&partial, &copy).expect("move probe into place");
+        }
+        copy
+    })
+    .clone()
 }
 
 /// Writes `<name>.netset` holding `lines` (after a comment line) into `dir`.

@@ -23,7 +23,7 @@ use crate::{bootstrap, shell};
 use bpf_stats::BpfStats;
 use cgroup::BenchCgroup;
 use firewalls::{Ipset, Nft};
-use probe::{Acceptor, Probe};
+use probe::{Acceptor, Probe, ProbeCopy};
 use report::{Load, Report, Row};
 use throughput::event_throughput;
 use vendorwall::Vendorwall;
@@ -90,8 +90,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         format!("127.0.0.1:{closed_port}"),
         "127.0.0.1:9".to_owned(),
     ];
+    let probe_copy = ProbeCopy::new(&root.join("target/release/vw-probe"))?;
     let probe = Probe {
-        bin: root.join("target/release/vw-probe"),
+        bin: probe_copy.bin.clone(),
         cgroup: cgroup.path.clone(),
         targets,
         runs,

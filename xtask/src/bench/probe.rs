@@ -14,6 +14,33 @@ use anyhow::{Context as _, bail};
 use super::KINDS;
 use super::firewalls::BENCH_UID;
 
+/// The probe binary copied where [`BENCH_UID`] can execute it: a checkout in a 0700 directory
+/// (root's home) is out of that user's reach. Removed when dropped.
+pub(super) struct ProbeCopy {
+    dir: std::path::PathBuf,
+    pub(super) bin: std::path::PathBuf,
+}
+
+impl ProbeCopy {
+    pub(super) fn new(built: &std::path::Path) -> anyhow::Result<Self> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("vendorwall-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        let bin = dir.join("vw-probe");
+        std::fs::copy(built, &bin)
+            .with_context(|| format!("failed to copy {} to {}", built.display(), bin.display()))?;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+        Ok(Self { dir, bin })
+    }
+}
+
+impl Drop for ProbeCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Accepts and drops connections so the listener's backlog never fills.
 pub(super) struct Acceptor {
     pub(super) port: u16,
