@@ -108,8 +108,8 @@ fn a_changed_map_size_migrates_without_a_gap() {
         &format!("{LISTED}:{port}"),
         HAMMER_MAX,
     );
-    let (status, _) = first.stop();
-    assert!(status.success());
+    let (status, stderr) = first.stop();
+    assert!(status.success(), "{status}: {stderr}");
 
     let second = vw.start(&lists, &["--max-v4", "2000"]);
     std::thread::sleep(Duration::from_millis(300));

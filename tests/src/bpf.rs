@@ -59,6 +59,16 @@ pub fn attach_allow_all_connect4(cgroup: &std::path::Path, flags: u32) -> std::i
         u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
     ];
     let license = c"GPL";
+    // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK (64 KiB by default): lift it, as
+    // the daemon does, or the load fails with EPERM.
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     // union bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, ..., and
     // expected_attach_type at byte 68.
     let mut attr = [0u64; 16];

@@ -4,10 +4,12 @@ mod bench;
 mod bootstrap;
 mod deb;
 mod install;
+mod kernels;
 mod run;
 mod shell;
 mod test;
 mod testbed;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -37,6 +39,8 @@ enum Command {
     Uninstall(install::UninstallArgs),
     /// Build a Debian package (target/debian/*.deb) with cargo-deb.
     Deb(deb::Args),
+    /// Run a program on another kernel in QEMU (the kernel matrix's cargo runner).
+    VmRun(vm::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Command::Install(args) => install::install(&args),
         Command::Uninstall(args) => install::uninstall(&args),
         Command::Deb(args) => deb::run(&args),
+        Command::VmRun(args) => vm::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,10 +5,19 @@
 
 use anyhow::bail;
 
-use crate::{bootstrap, deb, install, shell, testbed};
+use crate::{bootstrap, deb, install, kernels, shell, testbed, vm};
+
+/// The end-to-end tests the kernel matrix runs on every kernel.
+const MATRIX_TESTS: [&str; 4] = ["enforcement", "bypass", "persistence", "refresh"];
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Also run the kernel-matrix tests on this kernel in QEMU (5.10, 6.1, 6.12); repeatable.
+    #[arg(long = "kernel", value_name = "VERSION")]
+    pub kernel: Vec<String>,
+    /// `all` (the default: every kernel of the matrix) or `none` (this machine's kernel only).
+    #[arg(long, value_name = "all|none")]
+    pub kernels: Option<String>,
     /// Arguments passed to `cargo test` after `--` (e.g. a test name filter).
     #[arg(last = true)]
     pub test_args: Vec<String>,
@@ -37,12 +46,66 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("cargo deb produced no .deb in target/debian"))?;
     // The systemd tests boot the installed unit in a container on this cached rootfs.
     let rootfs = testbed::ensure()?;
-    shell::run(
+    let env = [
+        ("VENDORWALL_DEB", deb),
+        ("VENDORWALL_INSTALL_ROOT", staging),
+        ("VENDORWALL_TESTBED_ROOTFS", rootfs),
+    ];
+    let selected = selected_kernels(args)?;
+    // Made before any test runs, so a download failure says so instead of failing tests.
+    let prepared: Vec<kernels::Kernel> = selected
+        .iter()
+        .map(|k| kernels::ensure(k))
+        .collect::<anyhow::Result<_>>()?;
+    let host = shell::run(
         shell::cargo()
             .args(["test", "--no-fail-fast", "--"])
             .args(&args.test_args)
-            .env("VENDORWALL_DEB", deb)
-            .env("VENDORWALL_INSTALL_ROOT", staging)
-            .env("VENDORWALL_TESTBED_ROOTFS", rootfs),
-    )
+            .envs(env.clone()),
+    );
+    let mut failed = Vec::new();
+    if let Err(err) = host {
+        eprintln!("xtask: {err:#}");
+        failed.push(format!("this machine's kernel ({})", uname()));
+    }
+    for kernel in &prepared {
+        eprintln!(
+            "xtask: kernel matrix: {} ({}) in QEMU",
+            kernel.name, kernel.release
+        );
+        let mut cmd = shell::cargo();
+        cmd.args(["test", "--no-fail-fast", "-p", "vendorwall-e2e"]);
+        for test in MATRIX_TESTS {
+            cmd.args(["--test", test]);
+        }
+        cmd.arg("--").args(&args.test_args).envs(env.clone()).env(
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
+            vm::runner(&kernel.name)?,
+        );
+        if let Err(err) = shell::run(&mut cmd) {
+            eprintln!("xtask: {err:#}");
+            failed.push(format!("{} ({})", kernel.name, kernel.release));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("tests failed on: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn selected_kernels(args: &Args) -> anyhow::Result<Vec<String>> {
+    let mut chosen = args.kernel.clone();
+    match args.kernels.as_deref() {
+        None if chosen.is_empty() => chosen = kernels::MATRIX.map(|(n, _)| n.to_owned()).to_vec(),
+        None => {}
+        Some("all") => chosen = kernels::MATRIX.map(|(n, _)| n.to_owned()).to_vec(),
+        Some("none") => chosen.clear(),
+        Some(other) => bail!("--kernels takes all or none, not {other:?}"),
+    }
+    Ok(chosen)
+}
+
+fn uname() -> String {
+    shell::output(std::process::Command::new("uname").arg("-r"))
+        .map_or_else(|| "unknown".to_owned(), |r| r.trim().to_owned())
 }

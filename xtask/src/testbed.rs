@@ -71,7 +71,7 @@ fn ensure_tools() -> anyhow::Result<()> {
 }
 
 /// The first Debian (not security) archive in this machine's apt sources, deb822 or one-line.
-fn apt_mirror() -> String {
+pub fn apt_mirror() -> String {
     let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
         .into_iter()
         .flatten()

@@ -20,6 +20,9 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let before = state::read_state(&config.run_dir).map_or(0, |s| s.reloads);
+    // A reload already under way (a watched file changed) may finish after the signal: only
+    // one that started after it answers this request.
+    let signalled_ns = state::unix_ns();
     rustix::process::Pid::from_raw(pid)
         .ok_or(rustix::io::Errno::SRCH)
         .and_then(|p| rustix::process::kill_process(p, rustix::process::Signal::HUP))
@@ -29,6 +32,7 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     while Instant::now() < deadline {
         if let Some(now) = state::read_state(&config.run_dir)
             && now.reloads > before
+            && now.last_reload_started_ns >= signalled_ns
         {
             println!(
                 "reloaded: {} lists, {} kernel prefixes, {}",

@@ -34,6 +34,8 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 const DRAIN_BATCH: usize = 1024;
 /// How often the state file's heartbeat is refreshed and lost events are checked.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a stopping daemon keeps delivering queued events.
+const STOP_DRAIN_BUDGET: Duration = Duration::from_secs(1);
 
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = daemon::effective_config(global, args)?;
@@ -217,7 +219,18 @@ async fn serve(
     }
 
     notify(&[crate::daemon::notify::NotifyState::Stopping]);
-    drain(streams.ring.get_mut(), daemon, pipeline, final_drain)?;
+    // Deliver what is queued, within a time budget: under a flood the ring refills as fast as
+    // it is read, and a stop must not wait for the flood to end. What is left stays in the
+    // pinned ring for the next daemon.
+    let deadline = Instant::now() + STOP_DRAIN_BUDGET;
+    let mut delivered = 0;
+    while Instant::now() < deadline && delivered < final_drain {
+        let n = drain(streams.ring.get_mut(), daemon, pipeline, DRAIN_BATCH)?;
+        delivered += n;
+        if n < DRAIN_BATCH {
+            break;
+        }
+    }
     let totals: Counters = daemon.enforcer.counters().unwrap_or_default();
     info!(
         "daemon stopping: {} checked, {} blocked, {} audited, {} events dropped; \

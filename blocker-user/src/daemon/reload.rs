@@ -40,6 +40,7 @@ impl Daemon {
         config: Option<Result<Config, ConfigError>>,
         specs: Option<Result<Vec<ListSpec>, SelectionError>>,
     ) -> bool {
+        let started_ns = super::state::unix_ns();
         let mut errors = Vec::new();
         let mut new_generation = false;
         if let Some(result) = config {
@@ -77,6 +78,7 @@ impl Daemon {
         let counts = family_counts(&desired);
         self.state.timings.aggregate_ms = ms(phase.elapsed());
         self.state.reloads += 1;
+        self.state.last_reload_started_ns = started_ns;
         let phase = Instant::now();
         let result = if sizes_changed {
             info!("map sizes changed: migrating to a new generation");

@@ -107,6 +107,10 @@ pub struct DaemonState {
     pub kernel_prefixes: usize,
     /// Completed reloads (SIGHUP, interval, file change), to let `reload` see its effect.
     pub reloads: u64,
+    /// When the last completed reload started (Unix time, ns): `vendorwall reload` waits for
+    /// one that started after its signal, not one a file change began just before it.
+    #[serde(default)]
+    pub last_reload_started_ns: u64,
     pub last_sync: Option<String>,
     pub last_sync_stats: Option<crate::kernel::diff::SyncStats>,
     /// How long the last reload's phases took, in milliseconds.
@@ -172,4 +176,11 @@ pub fn running_pid(run_dir: &Path) -> Option<i32> {
     let alive = rustix::process::Pid::from_raw(pid)
         .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
     alive.then_some(pid)
+}
+
+/// Now as Unix time in nanoseconds (0 if the clock is before 1970).
+pub fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -79,7 +79,7 @@ fn batch_write<K>(
         // SAFETY: `count` initialized keys and values start at `at`; K is the key layout the
         // map was created with (a packed bpf_lpm_trie_key or plain address bytes) and ListRef
         // the value layout.
-        let (done, result) = unsafe {
+        let (_done, result) = unsafe {
             super::batch::update(
                 fd,
                 keys[at..].as_ptr().cast(),
@@ -89,11 +89,11 @@ fn batch_write<K>(
         };
         match result {
             Ok(()) => at += count,
-            Err(err)
-                if at == 0
-                    && done == 0
-                    && matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(524)) =>
-            {
+            // A kernel without the operation (5.10's LPM trie: ENOTSUPP; before 5.6 the command
+            // itself: EINVAL) fails before it reads `count`, which then still holds what we
+            // asked for: so `done` cannot tell. Falling back is safe whatever was written:
+            // single upserts rewrite it all, and report a genuinely bad element themselves.
+            Err(err) if at == 0 && matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(524)) => {
                 return Ok(Batched::Unsupported);
             }
             Err(err) => {
