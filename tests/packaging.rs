@@ -1,5 +1,5 @@
-//! Installation and the systemd unit (issue 4): the .deb carries exactly what `cargo xtask
-//! install` puts in place, the unit verifies and rates "OK" or better in systemd's offline
+//! Installation and the systemd unit (issue 4): the .deb carries what `cargo xtask install`
+//! puts in place, at Debian's paths, and is lintian-clean; the unit verifies and rates "OK" or better in systemd's offline
 //! security analysis, and the daemon works with only the capabilities the unit grants.
 
 use std::{collections::BTreeSet, path::Path, process::Command};
@@ -28,8 +28,22 @@ fn files_under(dir: &Path, base: &Path, out: &mut BTreeSet<String>) {
     }
 }
 
+/// Where the package puts what `cargo xtask install` puts under /usr/local and /etc/systemd.
+fn packaged_path(installed: &str) -> String {
+    for (from, to) in [
+        ("/usr/local/bin/", "/usr/sbin/"),
+        ("/etc/systemd/system/", "/usr/lib/systemd/system/"),
+        ("/usr/local/share/", "/usr/share/"),
+    ] {
+        if let Some(rest) = installed.strip_prefix(from) {
+            return format!("{to}{rest}");
+        }
+    }
+    installed.to_owned()
+}
+
 #[test]
-fn the_deb_carries_exactly_the_installed_files() {
+fn the_deb_carries_the_installed_files_at_debians_paths_and_is_lintian_clean() {
     let deb = env_path("VENDORWALL_DEB");
     let root = env_path("VENDORWALL_INSTALL_ROOT");
     let out = Command::new("dpkg-deb")
@@ -44,13 +58,23 @@ fn the_deb_carries_exactly_the_installed_files() {
         .filter(|l| l.starts_with('-'))
         .filter_map(|l| l.split_whitespace().last())
         .map(|p| p.trim_start_matches('.').to_owned())
-        .filter(|p| !p.starts_with("/usr/share/doc/"))
         .collect();
     let mut installed = BTreeSet::new();
     files_under(&root, &root, &mut installed);
+    let mut expected: BTreeSet<String> = installed.iter().map(|p| packaged_path(p)).collect();
+    // What only a package carries: its documentation, the manual page and the override of
+    // the one lintian tag that assumes an upload to the Debian archive.
+    for extra in [
+        "/usr/share/doc/vendorwall/copyright",
+        "/usr/share/doc/vendorwall/changelog.Debian.gz",
+        "/usr/share/man/man8/vendorwall.8.gz",
+        "/usr/share/lintian/overrides/vendorwall",
+    ] {
+        expected.insert(extra.to_owned());
+    }
     assert_eq!(
-        in_deb, installed,
-        "the .deb and `cargo xtask install` must agree"
+        in_deb, expected,
+        "the .deb must carry what `cargo xtask install` installs, at Debian's paths"
     );
     for required in [
         "/usr/local/bin/vendorwall",
@@ -64,6 +88,35 @@ fn the_deb_carries_exactly_the_installed_files() {
             "{required} missing: {installed:?}"
         );
     }
+    let unpacked = TempDir::new("deb");
+    let x = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(unpacked.path())
+        .status()
+        .expect("dpkg-deb -x");
+    assert!(x.success());
+    let unit = std::fs::read_to_string(
+        unpacked
+            .path()
+            .join("usr/lib/systemd/system/vendorwall.service"),
+    )
+    .expect("packaged unit");
+    assert!(
+        unit.contains("\nExecStart=/usr/sbin/vendorwall run\n"),
+        "the packaged unit must run the packaged binary"
+    );
+    let lintian = Command::new("lintian")
+        .args(["--fail-on", "error,warning", "--no-tag-display-limit"])
+        .arg(&deb)
+        .output()
+        .expect("lintian (apt-get install lintian)");
+    assert!(
+        lintian.status.success(),
+        "lintian: {}{}",
+        String::from_utf8_lossy(&lintian.stdout),
+        String::from_utf8_lossy(&lintian.stderr)
+    );
     let info = Command::new("dpkg-deb")
         .arg("-I")
         .arg(&deb)

@@ -20,7 +20,8 @@ when the daemon stops, crashes or is upgraded; only `vendorwall unload` removes 
 keeps the kernel's prefix maps in sync with the block lists and writes one JSON line per \
 refused connection to standard output.",
     after_long_help = "FILES:\n  /etc/vendorwall/config.toml          configuration (optional)\n  \
-/usr/local/share/vendorwall/blocklists  shipped vendor manifests and lists\n  \
+/usr/local/share/vendorwall/blocklists  shipped vendor manifests and lists (source install)\n  \
+/usr/share/vendorwall/blocklists     the same, installed by the Debian package\n  \
 /sys/fs/bpf/vendorwall               pinned programs, links and maps\n  \
 /run/vendorwall                      pid and state of the running daemon\n  \
 /var/lib/vendorwall                  last good copies of remote lists\n\n\
@@ -80,8 +81,9 @@ pub enum Command {
         long_about = "Load and validate the lists, fill the pinned kernel maps (only the \
 difference to what they already hold), attach the programs to the cgroup, and write one JSON \
 line per blocked connection to standard output. Diagnostics go to standard error. \
-A malformed list line stops the start-up with file, line and text, and leaves whatever \
-enforcement is already pinned untouched. SIGHUP (or `vendorwall reload`) re-reads the config \
+A malformed list line is skipped and reported with file, line and text (with --strict it \
+fails its list); a list that fails keeps whatever the kernel enforced for it, and the others \
+load all the same. SIGHUP (or `vendorwall reload`) re-reads the config \
 and the lists; lists are also refreshed on `refresh_interval` and when a local list file \
 changes. SIGINT/SIGTERM stop the daemon; enforcement stays."
     )]
@@ -118,6 +120,9 @@ every pinned map and link, then say what was removed. Under systemd, stop the un
 it is not restarted: `systemctl stop vendorwall && vendorwall unload`."
     )]
     Unload,
+    /// Print the vendorwall(8) manual page (roff) on standard output: for packagers.
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// Which list files to use instead of the configured lists.

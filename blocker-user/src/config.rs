@@ -13,8 +13,22 @@ use serde::Deserialize;
 
 /// Where the config is read from when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/vendorwall/config.toml";
-/// Default place of the shipped lists once installed (`cargo xtask install`).
+/// Place of the shipped lists installed from source (`cargo xtask install`, /usr/local).
 pub const DEFAULT_BLOCKLISTS_DIR: &str = "/usr/local/share/vendorwall/blocklists";
+/// Place of the shipped lists installed by the Debian package (/usr).
+pub const PACKAGED_BLOCKLISTS_DIR: &str = "/usr/share/vendorwall/blocklists";
+
+/// The shipped lists beside the running binary: the package's `/usr/sbin/vendorwall` reads
+/// [`PACKAGED_BLOCKLISTS_DIR`], anything else (a source install, a build tree)
+/// [`DEFAULT_BLOCKLISTS_DIR`].
+pub fn default_blocklists_dir() -> PathBuf {
+    let packaged = std::env::current_exe().is_ok_and(|exe| exe.starts_with("/usr/sbin"));
+    if packaged {
+        PACKAGED_BLOCKLISTS_DIR.into()
+    } else {
+        DEFAULT_BLOCKLISTS_DIR.into()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -110,7 +124,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             cgroup: None,
-            blocklists_dir: DEFAULT_BLOCKLISTS_DIR.into(),
+            blocklists_dir: default_blocklists_dir(),
             lists: Vec::new(),
             exceptions: Exceptions::default(),
             exempt: Exempt::default(),

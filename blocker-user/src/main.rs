@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Events(args) => cmd::events::run(global, args),
         Command::Reload => cmd::reload::run(global),
         Command::Unload => cmd::unload::run(global),
+        Command::Manpage => cmd::manpage::run(),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,7 @@
-//! `cargo xtask deb`: a Debian package of the same files `install` puts in place, built by
-//! cargo-deb from the `[package.metadata.deb]` section of blocker-user/Cargo.toml.
+//! `cargo xtask deb`: a Debian package of the files `install` puts in place, at the paths
+//! Debian's rules want (/usr/sbin, /usr/share/vendorwall, the unit under /usr/lib/systemd),
+//! built by cargo-deb from the `[package.metadata.deb]` section of blocker-user/Cargo.toml,
+//! with the maintainer scripts of packaging/debian/ and cargo-deb's dh_installsystemd snippets.
 
 use std::process::Command;
 
@@ -17,6 +19,7 @@ pub fn run(_: &Args) -> anyhow::Result<()> {
     bootstrap::ensure()?;
     ensure_cargo_deb()?;
     shell::run(shell::cargo().args(["build", "--release", "--package", "blocker-user"]))?;
+    assets()?;
     shell::run(shell::cargo().args(["deb", "--no-build", "--package", "blocker-user"]))
         .context("cargo deb failed")?;
     Ok(())
@@ -34,4 +37,29 @@ fn ensure_cargo_deb() -> anyhow::Result<()> {
         "--locked",
     ]))
     .context("failed to install cargo-deb")
+}
+
+/// What the package ships that the repository does not hold as is: the unit with the packaged
+/// binary's path, and the man page generated from the CLI (`vendorwall manpage`), gzipped.
+fn assets() -> anyhow::Result<()> {
+    let root = shell::workspace_root();
+    let dir = root.join("target/deb-assets");
+    std::fs::create_dir_all(&dir)?;
+    let unit = std::fs::read_to_string(root.join("packaging/vendorwall.service"))?;
+    let packaged = unit.replace(
+        &format!("ExecStart={}", crate::install::BIN),
+        "ExecStart=/usr/sbin/vendorwall",
+    );
+    anyhow::ensure!(
+        packaged != unit,
+        "the unit's ExecStart is not {}",
+        crate::install::BIN
+    );
+    std::fs::write(dir.join("vendorwall.service"), packaged)?;
+    let man = shell::output(Command::new(root.join("target/release/vendorwall")).arg("manpage"))
+        .context("vendorwall manpage failed")?;
+    let page = dir.join("vendorwall.8");
+    std::fs::write(&page, man)?;
+    // -n: no name or time stamp inside, so the package is reproducible.
+    shell::run(Command::new("gzip").args(["-9", "-n", "-f"]).arg(&page))
 }

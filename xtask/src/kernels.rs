@@ -104,27 +104,13 @@ fn kernel(name: &str, dir: &Path, release: &str) -> Kernel {
 }
 
 fn ensure_tools() -> anyhow::Result<()> {
-    let missing: Vec<&str> = [
+    shell::ensure_packages(&[
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("busybox", "busybox-static"),
         ("depmod", "kmod"),
         ("xz", "xz-utils"),
         ("zstd", "zstd"),
-    ]
-    .into_iter()
-    .filter(|(bin, _)| shell::output(Command::new("which").arg(bin)).is_none())
-    .map(|(_, package)| package)
-    .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    shell::run(Command::new("apt-get").args(["update", "-qq"]))?;
-    shell::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    ])
 }
 
 /// `apt-get download` of the suite's current `linux-image-amd64` target, with apt state of

@@ -40,3 +40,21 @@ pub fn cargo() -> Command {
     cmd.current_dir(workspace_root());
     cmd
 }
+
+/// Installs, with apt, the packages of whichever `(command, package)` pairs have no command on
+/// `PATH`; nothing when all are there.
+pub fn ensure_packages(pairs: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = pairs
+        .iter()
+        .filter(|(bin, _)| output(Command::new("which").arg(bin)).is_none())
+        .map(|&(_, package)| package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}

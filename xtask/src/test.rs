@@ -44,6 +44,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .ok_or_else(|| anyhow::anyhow!("cargo deb produced no .deb in target/debian"))?;
+    // The packaging tests run lintian on the .deb.
+    shell::ensure_packages(&[("lintian", "lintian")])?;
     // The systemd tests boot the installed unit in a container on this cached rootfs.
     let rootfs = testbed::ensure()?;
     let env = [

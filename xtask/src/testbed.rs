@@ -50,24 +50,10 @@ pub fn ensure() -> anyhow::Result<PathBuf> {
 }
 
 fn ensure_tools() -> anyhow::Result<()> {
-    let missing: Vec<&str> = [
+    shell::ensure_packages(&[
         ("systemd-nspawn", "systemd-container"),
         ("debootstrap", "debootstrap"),
-    ]
-    .into_iter()
-    .filter(|(bin, _)| shell::output(Command::new("which").arg(bin)).is_none())
-    .map(|(_, package)| package)
-    .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    shell::run(Command::new("apt-get").args(["update", "-qq"]))?;
-    shell::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    ])
 }
 
 /// The first Debian (not security) archive in this machine's apt sources, deb822 or one-line.

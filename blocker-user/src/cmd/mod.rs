@@ -2,6 +2,7 @@
 pub mod check;
 pub mod events;
 pub mod lists;
+pub mod manpage;
 pub mod reload;
 pub mod run;
 pub mod status;

@@ -15,7 +15,7 @@ mod report;
 mod throughput;
 mod vendorwall;
 
-use std::{net::TcpListener, process::Command};
+use std::net::TcpListener;
 
 use anyhow::{Context as _, bail};
 
@@ -195,24 +195,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 fn ensure_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = [
+    shell::ensure_packages(&[
         ("nft", "nftables"),
         ("ipset", "ipset"),
         ("iptables", "iptables"),
-    ]
-    .into_iter()
-    .filter(|(bin, _)| shell::output(Command::new("which").arg(bin)).is_none())
-    .map(|(_, package)| package)
-    .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    shell::run(Command::new("apt-get").args(["update", "-qq"]))?;
-    shell::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq"])
-            .args(&missing),
-    )
+    ])
 }
 
 pub(super) fn human(n: usize) -> String {
