@@ -1,7 +1,8 @@
 //! The installed unit under a real systemd (Debian 12's 252, PID 1 of a container): it starts
 //! with the shipped lists, reloads, is restarted after SIGKILL and a watchdog timeout with no
 //! connection getting through, leaves enforcement in place when stopped, logs its events to the
-//! journal, and keeps retrying a start that keeps failing.
+//! journal, and keeps retrying a start that keeps failing. And the .deb's life there: install
+//! (enabled and started), upgrade under load, remove, purge.
 //!
 //! Every address used is loopback inside the container's own network namespace.
 
@@ -190,4 +191,107 @@ fn a_start_that_keeps_failing_keeps_being_retried() {
         "did not start once the configuration was fixed"
     );
     assert!(refused(&bed, LISTED));
+}
+
+/// `deb` rebuilt with a later version, as the next release's package would be.
+fn next_version(deb: &std::path::Path, dir: &vendorwall_e2e::TempDir) -> std::path::PathBuf {
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().expect("dpkg-deb");
+        assert!(out.status.success(), "{cmd:?}: {out:?}");
+    };
+    let tree = dir.path().join("tree");
+    run(Command::new("dpkg-deb").arg("-R").arg(deb).arg(&tree));
+    let control = tree.join("DEBIAN/control");
+    let text = std::fs::read_to_string(&control).expect("control");
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .expect("a Version field")
+        .to_owned();
+    std::fs::write(
+        &control,
+        text.replace(
+            &format!("Version: {version}"),
+            &format!("Version: {version}+next1"),
+        ),
+    )
+    .expect("write control");
+    let out = dir.path().join("next.deb");
+    run(Command::new("dpkg-deb").arg("-b").arg(&tree).arg(&out));
+    out
+}
+
+#[test]
+fn the_package_installs_upgrades_under_load_removes_and_purges() {
+    let deb = std::path::PathBuf::from(
+        std::env::var_os("VENDORWALL_DEB").expect("VENDORWALL_DEB is set by `cargo xtask test`"),
+    );
+    let scratch = vendorwall_e2e::TempDir::new("deb-next");
+    let next = next_version(&deb, &scratch);
+    let bed = Container::boot_clean("deb");
+    std::fs::copy(&deb, bed.root().join("root/vendorwall.deb")).expect("copy .deb");
+    std::fs::copy(&next, bed.root().join("root/vendorwall-next.deb")).expect("copy next .deb");
+
+    // Install: enabled and started by the maintainer scripts, with the shipped lists.
+    bed.ok("DEBIAN_FRONTEND=noninteractive dpkg -i /root/vendorwall.deb");
+    assert_eq!(bed.ok("systemctl is-enabled vendorwall").trim(), "enabled");
+    assert!(
+        eventually(Duration::from_secs(30), || active(&bed)),
+        "not started on install: {}",
+        bed.ok("journalctl -u vendorwall --no-pager | tail -20")
+    );
+    bed.ok("vendorwall status >/dev/null");
+
+    // The operator configures it (the conffile); the next release is installed under load.
+    bed.write("/etc/vendorwall/config.toml", CONFIG);
+    bed.write(BED_LIST, "127.0.9.0/24\n");
+    bed.ok("systemctl reload vendorwall");
+    assert!(refused(&bed, LISTED));
+    let hammer = hammer(&bed, LISTED);
+    let before = main_pid(&bed);
+    bed.ok("DEBIAN_FRONTEND=noninteractive dpkg -i /root/vendorwall-next.deb");
+    assert!(
+        eventually(Duration::from_secs(30), || active(&bed)
+            && main_pid(&bed) != before
+            && main_pid(&bed) != "0"),
+        "not restarted on upgrade"
+    );
+    let counts = hammer.stop();
+    assert_eq!(
+        counts.ok + counts.other,
+        0,
+        "connections got through during the upgrade: {counts:?}"
+    );
+    assert!(counts.refused > 0, "the hammer never ran: {counts:?}");
+    assert_eq!(
+        bed.ok("cat /etc/vendorwall/config.toml"),
+        CONFIG,
+        "the upgrade replaced the operator's configuration"
+    );
+
+    // Remove: the service stops, the enforcement stays (as the README says).
+    bed.ok("dpkg -r vendorwall");
+    assert!(!active(&bed), "still running after dpkg -r");
+    assert_eq!(
+        bed.sh("test -e /usr/sbin/vendorwall").status.code(),
+        Some(1)
+    );
+    assert!(refused(&bed, LISTED), "enforcement ended with dpkg -r");
+
+    // Purge: the enforcement, the state and the packaged configuration go; a file the operator
+    // added to /etc/vendorwall (the local list) stays, as dpkg leaves what it did not install.
+    bed.ok("dpkg --purge vendorwall");
+    assert!(!refused(&bed, LISTED), "still refused after purge");
+    assert_eq!(bed.ok(&format!("cat {BED_LIST}")), "127.0.9.0/24\n");
+    for gone in [
+        "/sys/fs/bpf/vendorwall",
+        "/etc/vendorwall/config.toml",
+        "/var/lib/vendorwall",
+    ] {
+        assert_eq!(
+            bed.sh(&format!("test -e {gone}")).status.code(),
+            Some(1),
+            "{gone} is left after purge"
+        );
+    }
 }

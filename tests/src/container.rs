@@ -35,6 +35,15 @@ impl Container {
     /// install --root` put there) copied into it, plus the test probe at
     /// `/usr/local/bin/vw-probe`, and bpffs mounted at `/sys/fs/bpf`.
     pub fn boot(tag: &str) -> Self {
+        Self::boot_with(tag, true)
+    }
+
+    /// A clean Debian 12 with only the probe added (for installing the .deb in it).
+    pub fn boot_clean(tag: &str) -> Self {
+        Self::boot_with(tag, false)
+    }
+
+    fn boot_with(tag: &str, installed: bool) -> Self {
         let rootfs = std::env::var_os("VENDORWALL_TESTBED_ROOTFS").map(PathBuf::from);
         let rootfs = rootfs.unwrap_or_else(|| {
             panic!("VENDORWALL_TESTBED_ROOTFS is not set: run the suite with `cargo xtask test`")
@@ -62,12 +71,15 @@ impl Container {
                 ))
                 .arg(&root),
         );
-        run_ok(
-            Command::new("cp")
-                .arg("-a")
-                .arg(install.join("."))
-                .arg(&root),
-        );
+        if installed {
+            run_ok(
+                Command::new("cp")
+                    .arg("-a")
+                    .arg(install.join("."))
+                    .arg(&root),
+            );
+        }
+        std::fs::create_dir_all(root.join("usr/local/bin")).expect("mkdir /usr/local/bin");
         std::fs::copy(crate::probe_bin(), root.join("usr/local/bin/vw-probe"))
             .expect("copy vw-probe into the container");
 
