@@ -324,8 +324,46 @@ impl Config {
         if !(0.0..=1.0).contains(&self.max_shrink) {
             return Err(invalid("max_shrink", "must be between 0 and 1".into()));
         }
-        if self.refresh_interval < Duration::from_secs(1) {
-            return Err(invalid("refresh_interval", "must be at least 1s".into()));
+        // Every duration within bounds the timers can hold: zero would panic a tokio interval,
+        // and a deadline past what an Instant can hold would panic the first tick.
+        const DAY: u64 = 24 * 3600;
+        for (key, value, min, max) in [
+            (
+                "refresh_interval",
+                self.refresh_interval,
+                Duration::from_secs(1),
+                Duration::from_secs(366 * DAY),
+            ),
+            (
+                "integrity_check_interval",
+                self.integrity_check_interval,
+                Duration::from_millis(100),
+                Duration::from_secs(DAY),
+            ),
+            (
+                "http.timeout",
+                self.http.timeout,
+                Duration::from_secs(1),
+                Duration::from_secs(DAY),
+            ),
+            (
+                "events.aggregate_window",
+                self.events.aggregate_window,
+                Duration::ZERO,
+                Duration::from_secs(DAY),
+            ),
+        ] {
+            if value < min || value > max {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{} is out of range: {} to {}",
+                        humantime::format_duration(value),
+                        humantime::format_duration(min),
+                        humantime::format_duration(max)
+                    ),
+                ));
+            }
         }
         let ring = self.maps.events_bytes;
         if !ring.is_power_of_two() || ring < 4096 {
@@ -364,6 +402,28 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_out_of_range_are_errors_naming_the_key() {
+        for (text, key) in [
+            (
+                "integrity_check_interval = \"0s\"",
+                "integrity_check_interval",
+            ),
+            ("refresh_interval = \"500ms\"", "refresh_interval"),
+            ("refresh_interval = \"1000000000y\"", "refresh_interval"),
+            ("[http]\ntimeout = \"0s\"", "http.timeout"),
+            (
+                "[events]\naggregate_window = \"400d\"",
+                "events.aggregate_window",
+            ),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        parse("integrity_check_interval = \"100ms\"\n[events]\naggregate_window = \"0s\"")
+            .expect("the bounds themselves are valid");
+    }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("/etc/vendorwall/config.toml"), text)

@@ -82,7 +82,9 @@ fn parse_since(text: &str) -> anyhow::Result<SystemTime> {
         return Ok(time);
     }
     match humantime::parse_duration(text) {
-        Ok(age) => Ok(SystemTime::now() - age),
+        Ok(age) => SystemTime::now().checked_sub(age).with_context(|| {
+            format!("--since {text:?}: further back than this system's clock reaches")
+        }),
         Err(_) => bail!("--since {text:?}: expected an RFC 3339 time or an age like 15m"),
     }
 }
@@ -140,4 +142,20 @@ fn row(cells: &[String; 9]) -> String {
         .join(" ")
         .trim_end()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_times_and_ages_and_refuses_the_unreachable() {
+        assert!(parse_since("15m").is_ok());
+        assert!(parse_since("2026-11-30T10:00:00Z").is_ok());
+        let err = parse_since("500000000000y")
+            .expect_err("too far back")
+            .to_string();
+        assert!(err.contains("--since"), "{err}");
+        assert!(parse_since("yesterday").is_err());
+    }
 }

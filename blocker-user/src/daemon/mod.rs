@@ -216,5 +216,29 @@ fn ms(duration: Duration) -> f64 {
 
 /// How long to wait between watchdog pings, when systemd asked for them.
 pub fn watchdog_period() -> Option<Duration> {
-    sd_notify::watchdog_enabled().map(|timeout| timeout / 2)
+    sd_notify::watchdog_enabled().and_then(ping_period)
+}
+
+/// Half the watchdog timeout, but at least 1 ms (a zero period would panic the timer); no
+/// pings for a zero timeout, which systemd never sets but a hand-written environment might.
+fn ping_period(timeout: Duration) -> Option<Duration> {
+    (!timeout.is_zero()).then(|| (timeout / 2).max(Duration::from_millis(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_ping_periods_are_never_zero() {
+        assert_eq!(ping_period(Duration::ZERO), None);
+        assert_eq!(
+            ping_period(Duration::from_micros(1)),
+            Some(Duration::from_millis(1))
+        );
+        assert_eq!(
+            ping_period(Duration::from_secs(30)),
+            Some(Duration::from_secs(15))
+        );
+    }
 }
