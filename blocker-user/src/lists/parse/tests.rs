@@ -205,31 +205,3 @@ fn a_header_row_before_the_data_is_not_a_malformed_line() {
     assert_eq!(p.entries.len(), 1);
     assert_eq!(p.skipped_count, 1, "only the line after the data started");
 }
-
-proptest::proptest! {
-    /// The aligned-prefix shortcut in `range_into` gives exactly the subnet walk's answer.
-    #[test]
-    fn ranges_match_the_subnet_walk(a: u32, b: u32, c: u128, d: u128) {
-        use std::net::{Ipv4Addr, Ipv6Addr};
-        let (s4, e4) = (Ipv4Addr::from(a.min(b)), Ipv4Addr::from(a.max(b)));
-        let (s6, e6) = (Ipv6Addr::from(c.min(d)), Ipv6Addr::from(c.max(d)));
-        // Also the aligned case, which random ends rarely hit.
-        let len = a % 33;
-        let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-        let aligned = (Ipv4Addr::from(b & mask), Ipv4Addr::from(b | !mask));
-        for (start, end) in [(s4.into(), e4.into()), (aligned.0.into(), aligned.1.into()), (s6.into(), e6.into())] {
-            let mut ours = Vec::new();
-            token::range_into(start, end, |n| ours.push(n)).expect("ordered");
-            let walk: Vec<IpNet> = match (start, end) {
-                (std::net::IpAddr::V4(s), std::net::IpAddr::V4(e)) => {
-                    ipnet::Ipv4Subnets::new(s, e, 0).map(IpNet::from).collect()
-                }
-                (std::net::IpAddr::V6(s), std::net::IpAddr::V6(e)) => {
-                    ipnet::Ipv6Subnets::new(s, e, 0).map(IpNet::from).collect()
-                }
-                _ => unreachable!(),
-            };
-            proptest::prop_assert_eq!(ours, walk);
-        }
-    }
-}

@@ -36,25 +36,10 @@ pub fn range_into(
 ) -> Result<(), &'static str> {
     match (start, end) {
         (IpAddr::V4(start), IpAddr::V4(end)) if start <= end => {
-            // Most published ranges (DShield's) are one aligned prefix: no subnet walk for those.
-            let (s, e) = (u32::from(start), u32::from(end));
-            let span = s ^ e;
-            if s & span == 0 && span.wrapping_add(1) & span == 0 {
-                let len = u8::try_from(span.leading_zeros()).unwrap_or(32);
-                push(Ipv4Net::new_assert(start, len).into());
-            } else {
-                Ipv4Subnets::new(start, end, 0).for_each(|net| push(net.into()));
-            }
+            Ipv4Subnets::new(start, end, 0).for_each(|net| push(net.into()));
         }
         (IpAddr::V6(start), IpAddr::V6(end)) if start <= end => {
-            let (s, e) = (u128::from(start), u128::from(end));
-            let span = s ^ e;
-            if s & span == 0 && span.wrapping_add(1) & span == 0 {
-                let len = u8::try_from(span.leading_zeros()).unwrap_or(128);
-                push(Ipv6Net::new_assert(start, len).into());
-            } else {
-                Ipv6Subnets::new(start, end, 0).for_each(|net| push(net.into()));
-            }
+            Ipv6Subnets::new(start, end, 0).for_each(|net| push(net.into()));
         }
         (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
             return Err("range ends before it starts");
