@@ -44,22 +44,31 @@ fn yes() -> bool {
 }
 
 impl ListState {
-    /// The view of a list that failed to load.
-    pub fn failed(list: &crate::lists::FailedList) -> Self {
+    /// What a list's configuration says, before any content: a list that failed to load
+    /// shows just this and its error.
+    fn configured(id: u16, spec: &crate::lists::ListSpec) -> Self {
         Self {
-            id: list.id,
-            name: list.spec.name.clone(),
-            vendor: list.spec.vendor.clone(),
-            action: format!("{:?}", list.spec.action).to_lowercase(),
-            sources: list.spec.sources.iter().map(ToString::to_string).collect(),
+            id,
+            name: spec.name.clone(),
+            vendor: spec.vendor.clone(),
+            action: format!("{:?}", spec.action).to_lowercase(),
+            sources: spec.sources.iter().map(ToString::to_string).collect(),
             raw_entries: 0,
             aggregated_entries: 0,
             last_refresh: None,
-            last_error: Some(list.error.clone()),
+            last_error: None,
             enforced: false,
             skipped_lines: 0,
             skipped: Vec::new(),
             exceptions: 0,
+        }
+    }
+
+    /// The view of a list that failed to load.
+    pub fn failed(list: &crate::lists::FailedList) -> Self {
+        Self {
+            last_error: Some(list.error.clone()),
+            ..Self::configured(list.id, &list.spec)
         }
     }
 
@@ -74,11 +83,6 @@ impl ListState {
     /// The view of a loaded list that `status` and `lists` show.
     pub fn of(list: &crate::lists::List) -> Self {
         Self {
-            id: list.id,
-            name: list.spec.name.clone(),
-            vendor: list.spec.vendor.clone(),
-            action: format!("{:?}", list.spec.action).to_lowercase(),
-            sources: list.spec.sources.iter().map(ToString::to_string).collect(),
             raw_entries: list.entries.len(),
             aggregated_entries: list.aggregated,
             last_refresh: list.refreshed_at.map(rfc3339),
@@ -87,6 +91,7 @@ impl ListState {
             skipped_lines: list.skipped_lines,
             skipped: list.skipped.clone(),
             exceptions: list.exceptions,
+            ..Self::configured(list.id, &list.spec)
         }
     }
 }
