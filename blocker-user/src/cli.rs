@@ -88,13 +88,17 @@ and the lists; lists are also refreshed on `refresh_interval` and when a local l
 changes. SIGINT/SIGTERM stop the daemon; enforcement stays."
     )]
     Run(RunArgs),
-    /// Say whether an address is blocked, by which list, prefix, file and line.
+    /// Say whether addresses are blocked, by which list, prefix, file and line.
     #[command(
-        long_about = "Say whether ADDR would be refused by the configured lists, \
-naming the list, vendor, matching prefix and the source file (or URL) and line it came \
-from, and what the pinned kernel maps answer when vendorwall is loaded. Exit status 0 when \
-blocked, 1 when not, 2 on error. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are checked as \
-IPv4, as the kernel does."
+        long_about = "Say what the kernel programs would do with a connection to each ADDR \
+under the configured lists, exceptions, exemptions and dry run: blocked, audited, excepted, \
+exempt or allowed, naming the list, vendor, matching prefix and the source file (or URL) and \
+line it came from, and what the pinned kernel maps answer when vendorwall is loaded. The \
+verdict is the kernel's, step by step: IPv6 addresses that embed an IPv4 address \
+(::ffff:a.b.c.d, ::a.b.c.d, and 64:ff9b::/96 and 2002::/16 when nat64 and 6to4 are on) are \
+looked up as that address first; the longest prefix decides; an enforce list wins over an \
+audit one. Exit status 0 when every address is blocked or audited, 1 when one is not, 2 on \
+error."
     )]
     Check(CheckArgs),
     /// Show what is attached, map fill levels, counters, lists and daemon health.
@@ -197,13 +201,18 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The address to check (IPv4 or IPv6).
-    pub addr: std::net::IpAddr,
+    /// The addresses to check (IPv4 or IPv6).
+    #[arg(required = true, value_name = "ADDR")]
+    pub addrs: Vec<std::net::IpAddr>,
+
+    /// Decide for a process in this cgroup (exempt cgroups are let through).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<std::path::PathBuf>,
 
     #[command(flatten)]
     pub lists: ListArgs,
 
-    /// Print one JSON object instead of a sentence.
+    /// Print one JSON object per address (one a line) instead of sentences.
     #[arg(long)]
     pub json: bool,
 }

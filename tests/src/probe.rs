@@ -235,7 +235,14 @@ impl Holder {
 
     /// Waits (at most 10 s) until the connection ends; returns the errno it ended with (None on
     /// EOF). Panics when it is still open.
-    pub fn ended(mut self) -> Option<i32> {
+    pub fn ended(self) -> Option<i32> {
+        let pid = self.pid;
+        self.ended_within(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("the connection of pid {pid} is still open"))
+    }
+
+    /// Like [`Self::ended`], but `None` when the connection is still open after `wait`.
+    pub fn ended_within(mut self, wait: std::time::Duration) -> Option<Option<i32>> {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut stdout = self.stdout.take().expect("ended() is called once");
         std::thread::spawn(move || {
@@ -243,11 +250,9 @@ impl Holder {
             let _ = stdout.read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("the connection of pid {} is still open", self.pid));
+        let line = rx.recv_timeout(wait).ok()?;
         let v: Value = serde_json::from_str(&line).expect("hold prints JSON");
-        v["errno"].as_i64().and_then(|e| i32::try_from(e).ok())
+        Some(v["errno"].as_i64().and_then(|e| i32::try_from(e).ok()))
     }
 }
 

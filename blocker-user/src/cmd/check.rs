@@ -1,5 +1,6 @@
-//! `vendorwall check ADDR`: which list, vendor, prefix and source line would refuse an address,
-//! and what the pinned kernel maps answer when vendorwall is loaded.
+//! `vendorwall check ADDR...`: what the kernel programs would do with a connection to each
+//! address (the shared `verdict`), which list, vendor, prefix and source line decide it, and
+//! what the pinned kernel maps answer when vendorwall is loaded.
 
 use std::{net::IpAddr, process::ExitCode};
 
@@ -9,19 +10,31 @@ use serde::Serialize;
 
 use crate::{
     cli::{CheckArgs, GlobalArgs},
-    kernel::{inspect, pins::PinRoot},
+    config::Config,
+    daemon::exempt,
+    kernel::{cgroup, inspect, pins::PinRoot, shadow::Shadow},
     lists::{ListSet, selection},
+    verdict::{Policy, Translations, Verdict, lookup_order},
 };
 
 #[derive(Serialize)]
-struct Verdict<'a> {
+struct Answer<'a> {
     addr: String,
+    /// `blocked`, `audited`, `excepted`, `exempt` or `allowed`.
+    verdict: &'static str,
+    /// True when the connection is refused.
     blocked: bool,
     list: Option<&'a str>,
     vendor: Option<&'a str>,
-    action: Option<String>,
+    /// The action after dry run.
+    action: Option<&'static str>,
+    /// The address looked up (the embedded IPv4 address of an IPv6 form).
+    looked_up: Option<String>,
+    /// The list entry holding it, and where it came from.
     prefix: Option<String>,
     source: Option<String>,
+    /// The kernel prefix (lists are aggregated) that matches.
+    kernel_prefix: Option<String>,
     /// The pinned kernel maps' answer: the list id matched, `null` when not loaded.
     kernel: Option<KernelAnswer>,
 }
@@ -51,82 +64,142 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     for err in &errors {
         eprintln!("vendorwall: warning: {}", crate::lists::error_chain(err));
     }
-    let matched = lists.lookup(args.addr);
-    let kernel = PinRoot::existing(&config.pin_dir)
-        .and_then(|root| Some(root.generation_dir(root.current()?)))
-        .map(|dir| kernel_answer(&dir, args.addr, &lists));
-    let verdict = Verdict {
-        addr: args.addr.to_string(),
-        blocked: matched.is_some(),
-        list: matched.map(|m| m.list.spec.name.as_str()),
-        vendor: matched.and_then(|m| m.list.spec.vendor.as_deref()),
-        action: matched.map(|m| format!("{:?}", m.list.spec.action).to_lowercase()),
-        prefix: matched.map(|m| m.prefix().to_string()),
-        source: matched.map(|m| m.source()),
-        kernel,
+    let cgroup_id = match &args.cgroup {
+        Some(path) => Some(
+            cgroup::id(path)
+                .with_context(|| format!("cannot read the cgroup {} (--cgroup)", path.display()))?,
+        ),
+        None => None,
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&verdict)?);
-    } else {
-        match matched {
-            Some(m) => println!(
-                "{} is blocked by list {}{}: {} ({}){}",
-                args.addr,
-                m.list.spec.name,
-                m.list
-                    .spec
-                    .vendor
-                    .as_deref()
-                    .map(|v| format!(" ({v})"))
-                    .unwrap_or_default(),
-                m.prefix(),
-                m.source(),
-                if verdict.action.as_deref() == Some("audit") {
-                    " [audit only]"
-                } else {
-                    ""
-                }
-            ),
-            None => println!(
-                "{} is not blocked ({} lists checked)",
-                args.addr,
-                lists.lists().len()
-            ),
-        }
-        if let Some(k) = &verdict.kernel {
-            println!(
-                "kernel: {}",
-                if k.blocked {
-                    format!(
-                        "matches list id {} ({})",
-                        k.list_id.unwrap_or(0),
-                        k.action.unwrap_or("?")
-                    )
-                } else {
-                    "no match in the pinned maps".to_owned()
-                }
-            );
+    let block = Shadow::of(&lists.kernel_set());
+    let exempt_ids = exempt::resolve(&config.exempt);
+    let policy = Policy::new(&block, &config, &exempt_ids);
+    let generation_dir = PinRoot::existing(&config.pin_dir)
+        .and_then(|root| Some(root.generation_dir(root.current()?)));
+    let mut all_listed = true;
+    for &addr in &args.addrs {
+        let verdict = policy.decide(addr, cgroup_id);
+        all_listed &= matches!(verdict, Verdict::Listed(_));
+        let kernel = generation_dir
+            .as_deref()
+            .map(|dir| kernel_answer(dir, addr, &config, &lists));
+        let answer = answer(addr, verdict, &lists, kernel);
+        if args.json {
+            println!("{}", serde_json::to_string(&answer)?);
+        } else {
+            print_sentence(&answer, &config, lists.lists().len());
         }
     }
-    Ok(if matched.is_some() {
+    Ok(if all_listed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-/// Longest-prefix lookup in the pinned tries: the kernel's own answer.
-fn kernel_answer(dir: &std::path::Path, addr: IpAddr, lists: &ListSet) -> KernelAnswer {
-    let addr = match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-        v4 => v4,
-    };
-    let value = match addr {
-        IpAddr::V4(v4) => inspect::block_v4(dir, v4.octets()),
-        IpAddr::V6(v6) => inspect::block_v6(dir, v6.octets()),
+fn answer<'a>(
+    addr: IpAddr,
+    verdict: Verdict,
+    lists: &'a ListSet,
+    kernel: Option<KernelAnswer>,
+) -> Answer<'a> {
+    let listed = verdict.listed();
+    let list = listed.and_then(|l| lists.by_id(l.list_id));
+    let entry = listed.and_then(|l| lists.entry(l.list_id, l.looked_up));
+    Answer {
+        addr: addr.to_string(),
+        verdict: verdict.word(),
+        blocked: verdict.refused(),
+        list: list.map(|l| l.spec.name.as_str()),
+        vendor: list.and_then(|l| l.spec.vendor.as_deref()),
+        action: listed.map(|l| action_word(l.action)),
+        looked_up: listed.map(|l| l.looked_up.to_string()),
+        prefix: entry.map(|m| m.prefix().to_string()),
+        source: entry.map(|m| m.source()),
+        kernel_prefix: listed.map(|l| l.prefix.to_string()),
+        kernel,
     }
-    .ok()
-    .flatten();
+}
+
+fn action_word(action: Action) -> &'static str {
+    match action {
+        Action::Enforce => "enforce",
+        Action::Audit => "audit",
+    }
+}
+
+fn print_sentence(a: &Answer<'_>, config: &Config, list_count: usize) {
+    let by = || {
+        format!(
+            "list {}{}: {} ({})",
+            a.list.unwrap_or("?"),
+            a.vendor.map(|v| format!(" ({v})")).unwrap_or_default(),
+            a.prefix.as_deref().unwrap_or("?"),
+            a.source.as_deref().unwrap_or("?"),
+        )
+    };
+    let via = match &a.looked_up {
+        Some(v4) if *v4 != a.addr => format!(" (as {v4})"),
+        _ => String::new(),
+    };
+    match a.verdict {
+        "blocked" => println!("{}{via} is blocked by {}", a.addr, by()),
+        "audited" => println!(
+            "{}{via} is audited, not blocked, by {}{}",
+            a.addr,
+            by(),
+            if config.dry_run {
+                " [dry run]"
+            } else {
+                " [audit only]"
+            }
+        ),
+        "excepted" => println!(
+            "{}{via} is allowed by an exception; it is listed in {}",
+            a.addr,
+            by()
+        ),
+        "exempt" => println!(
+            "{}{via} is allowed from this cgroup (exempt); it is listed in {}",
+            a.addr,
+            by()
+        ),
+        _ => println!("{} is not blocked ({list_count} lists checked)", a.addr),
+    }
+    if let Some(k) = &a.kernel {
+        println!(
+            "kernel: {}",
+            if k.blocked {
+                format!(
+                    "matches list id {} ({})",
+                    k.list_id.unwrap_or(0),
+                    k.action.unwrap_or("?")
+                )
+            } else {
+                "no match in the pinned maps".to_owned()
+            }
+        );
+    }
+}
+
+/// The pinned maps' own answer, looked up in the kernel's order (embedded IPv4 first).
+fn kernel_answer(
+    dir: &std::path::Path,
+    addr: IpAddr,
+    config: &Config,
+    lists: &ListSet,
+) -> KernelAnswer {
+    let value = lookup_order(addr, Translations::of(config))
+        .into_iter()
+        .flatten()
+        .find_map(|addr| {
+            match addr {
+                IpAddr::V4(v4) => inspect::block_v4(dir, v4.octets()),
+                IpAddr::V6(v6) => inspect::block_v6(dir, v6.octets()),
+            }
+            .ok()
+            .flatten()
+        });
     KernelAnswer {
         blocked: value.is_some(),
         list_id: value.map(|v| v.list_id),

@@ -287,7 +287,12 @@ fn drain(
     {
         read += 1;
         match events::decode(&item) {
-            Some(event) => pipeline.ingest(&event, &daemon.lists, now),
+            Some(event) => pipeline.ingest(
+                &event,
+                &daemon.lists,
+                crate::verdict::Translations::of(&daemon.config),
+                now,
+            ),
             None => warn!("ignoring a short event record ({} bytes)", item.len()),
         }
     }

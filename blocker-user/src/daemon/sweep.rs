@@ -5,7 +5,10 @@
 use tracing::{error, warn};
 
 use super::{Daemon, sockdiag};
-use crate::kernel::cgroup;
+use crate::{
+    kernel::cgroup,
+    verdict::{Policy, Verdict},
+};
 
 /// An established connection to an enforced range that the daemon terminated.
 #[derive(Clone, Debug)]
@@ -27,11 +30,14 @@ impl Daemon {
         if self.config.dry_run {
             return;
         }
+        let Some(block) = self.enforcer.block_set() else {
+            // Only after a failed sync, which skips the sweep: nothing to decide against.
+            return;
+        };
+        let policy = Policy::new(block, &self.config, &self.exempt_ids);
         let mut covered = Vec::new();
         collect_cgroup_ids(&self.cgroup_path, &mut covered);
-        covered.retain(|id| !self.exempt_ids.contains(id));
         covered.sort_unstable();
-        let exceptions = &self.config.exceptions.prefixes;
         let mut diag = match sockdiag::SockDiag::open() {
             Ok(diag) => diag,
             Err(err) => {
@@ -55,15 +61,19 @@ impl Daemon {
                     if !in_scope {
                         continue;
                     }
-                    let peer = socket.peer.ip();
-                    let Some(m) = self.lists.lookup(peer) else {
+                    // The programs' own verdict: what a new connection to this peer from
+                    // this cgroup would get (embedded IPv4 forms, exceptions, exemptions).
+                    let verdict = policy.decide(socket.peer.ip(), socket.cgroup_id);
+                    let Verdict::Listed(listed) = verdict else {
                         continue;
                     };
-                    if m.list.spec.action != crate::config::ListAction::Enforce
-                        || exceptions.iter().any(|e| e.contains(&peer))
-                    {
+                    if !verdict.refused() {
                         continue;
                     }
+                    let list = self.lists.by_id(listed.list_id);
+                    let entry = self.lists.entry(listed.list_id, listed.looked_up);
+                    let list_name = list
+                        .map_or_else(|| format!("#{}", listed.list_id), |l| l.spec.name.clone());
                     let pid = sockdiag::owner_of(socket.inode);
                     match diag.destroy(&socket) {
                         Ok(()) => {
@@ -76,15 +86,15 @@ impl Daemon {
                                 },
                                 socket.local,
                                 socket.peer,
-                                m.list.spec.name,
-                                m.prefix()
+                                list_name,
+                                listed.prefix
                             );
                             self.terminated.push(Termination {
                                 pid,
-                                list: m.list.spec.name.clone(),
-                                vendor: m.list.spec.vendor.clone(),
-                                prefix: m.prefix().to_string(),
-                                source: m.source(),
+                                list: list_name,
+                                vendor: list.and_then(|l| l.spec.vendor.clone()),
+                                prefix: entry.map_or(listed.prefix, |m| m.prefix()).to_string(),
+                                source: entry.map(|m| m.source()).unwrap_or_default(),
                                 socket,
                             });
                         }

@@ -11,21 +11,25 @@ use super::{
     decode::{comm, destination, protocol_name},
     window,
 };
-use crate::lists::ListSet;
+use crate::{lists::ListSet, verdict::Translations};
 
-/// Builds the record for `event`, looking up list names and the matching entry in `lists`, and
-/// the process's details (from /proc, through `cache`).
-pub fn describe(event: &BlockEvent, lists: &ListSet, cache: &mut ProcessCache) -> EventRecord {
+/// Builds the record for `event`: the list the kernel's value names, the entry of that list
+/// holding the destination (looked up as the kernel did, `translations` being the settings in
+/// force), and the process's details (from /proc, through `cache`).
+pub fn describe(
+    event: &BlockEvent,
+    lists: &ListSet,
+    translations: Translations,
+    cache: &mut ProcessCache,
+) -> EventRecord {
     let dst = destination(event);
-    // The kernel's trie returns only a list id (of an aggregated prefix); the userspace index
-    // names the exact entry, its list and its source line.
-    let matched = lists.lookup(dst);
     let guard = Hook::from_u8(event.hook) == Some(Hook::SockCreate);
-    // A raw-socket refusal has no destination, so no list entry explains it.
-    let matched = matched.filter(|_| !guard);
-    let list = matched
-        .map(|m| m.list)
-        .or_else(|| lists.by_id(event.list_id));
+    // The kernel's value names the list; the userspace index names the exact entry of that
+    // list and its source line. A raw-socket refusal has no destination, so no entry.
+    let matched = (!guard)
+        .then(|| lists.explain(event.list_id, dst, translations))
+        .flatten();
+    let list = lists.by_id(event.list_id);
     EventRecord {
         kind: "event",
         time: rfc3339(event.boot_ns),

@@ -14,7 +14,7 @@ use super::{
     window::{Admission, Window},
     window_key,
 };
-use crate::{config::EventsConfig, lists::ListSet};
+use crate::{config::EventsConfig, lists::ListSet, verdict::Translations};
 
 pub struct Pipeline {
     pub hub: Hub,
@@ -68,15 +68,22 @@ impl Pipeline {
     }
 
     /// Takes one kernel event: reported now if it is the first of its window, else counted.
-    pub fn ingest(&mut self, event: &BlockEvent, lists: &ListSet, now: Instant) {
+    /// `translations` are the settings in force, to name the entry of an embedded IPv4 match.
+    pub fn ingest(
+        &mut self,
+        event: &BlockEvent,
+        lists: &ListSet,
+        translations: Translations,
+        now: Instant,
+    ) {
         let cache = &mut self.cache;
         let admission = self
             .window
             .admit(window_key(event), event.boot_ns, now, || {
-                describe(event, lists, cache)
+                describe(event, lists, translations, cache)
             });
         if let Admission::Report = admission {
-            let record = describe(event, lists, &mut self.cache);
+            let record = describe(event, lists, translations, &mut self.cache);
             self.publish(&record);
         }
     }

@@ -36,6 +36,8 @@ pub struct Enforcer {
     /// them, so reloads diff against this copy instead of reading a million entries back; it is
     /// dropped (forcing a read-back) whenever a sync fails halfway.
     pub(super) block_shadow: Option<shadow::Shadow>,
+    /// The next sync reads the block tries back instead of trusting `block_shadow`.
+    pub(super) verify_block: bool,
     /// The mapped `BLOCK_SEEN_V4` bitmap.
     pub(super) seen: seen::SeenBitmap,
 }
@@ -125,6 +127,7 @@ impl Enforcer {
             sizes,
             adoption,
             block_shadow: None,
+            verify_block: false,
             seen,
         })
     }

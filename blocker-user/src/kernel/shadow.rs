@@ -3,7 +3,7 @@
 //! the daemon: an IPv4 entry is one u64 (address, length, list, action), 8 bytes where a
 //! `(IpNet, ListRef)` takes 22.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use blocker_common::ListRef;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -47,6 +47,40 @@ impl Shadow {
         shadow
     }
 
+    /// The longest prefix holding `addr`, as the kernel's lookup finds it (its tiers and trie
+    /// together are a longest-prefix match): one binary search per prefix length, which is
+    /// cheap enough for the sweep, `check` and tests, and costs no memory beside the copy.
+    pub fn longest_match(&self, addr: IpAddr) -> Option<(IpNet, ListRef)> {
+        match addr {
+            IpAddr::V4(v4) => {
+                let bits = u32::from(v4);
+                (0..=32u8).rev().find_map(|len| {
+                    let net = bits & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                    // Sorted by address, then length: the top 40 bits order the entries.
+                    let key = u64::from(net) << 8 | u64::from(len);
+                    let i = self.v4.binary_search_by_key(&key, |&b| b >> 24).ok()?;
+                    let (_, value) = unpack(self.v4[i] as u32);
+                    let net = Ipv4Net::new(Ipv4Addr::from(net), len).ok()?;
+                    Some((IpNet::V4(net), value))
+                })
+            }
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                (0..=128u8).rev().find_map(|len| {
+                    let net = bits & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                    let key = (net.to_be_bytes(), len);
+                    let i = self
+                        .v6
+                        .binary_search_by_key(&key, |&(a, b)| (a, (b >> 24) as u8))
+                        .ok()?;
+                    let (_, value) = unpack(self.v6[i].1);
+                    let net = Ipv6Net::new(Ipv6Addr::from(net), len).ok()?;
+                    Some((IpNet::V6(net), value))
+                })
+            }
+        }
+    }
+
     /// The entries in `IpNet` order (IPv4 first, then by address and length).
     pub fn iter(&self) -> impl Iterator<Item = (IpNet, ListRef)> + '_ {
         let v4 = self.v4.iter().filter_map(|&bits| {
@@ -83,5 +117,33 @@ mod tests {
         set.sort_unstable_by_key(|(n, _)| *n);
         let back: Vec<_> = Shadow::of(&set).iter().collect();
         assert_eq!(back, set);
+    }
+
+    #[test]
+    fn longest_match_prefers_the_most_specific_prefix() {
+        let mut set: Vec<(IpNet, ListRef)> = [
+            ("10.0.0.0/8", ListRef::new(1, Action::Enforce)),
+            ("10.1.0.0/16", ListRef::new(2, Action::Audit)),
+            ("10.1.2.3/32", ListRef::new(3, Action::Enforce)),
+            ("2001:db8::/32", ListRef::new(4, Action::Audit)),
+            ("2001:db8::1/128", ListRef::new(5, Action::Enforce)),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.parse().expect("net"), v))
+        .collect();
+        set.sort_unstable_by_key(|(n, _)| *n);
+        let shadow = Shadow::of(&set);
+        let list_of = |a: &str| {
+            shadow
+                .longest_match(a.parse().expect("addr"))
+                .map(|(n, v)| (n.to_string(), v.list_id))
+        };
+        assert_eq!(list_of("10.1.2.3"), Some(("10.1.2.3/32".into(), 3)));
+        assert_eq!(list_of("10.1.2.4"), Some(("10.1.0.0/16".into(), 2)));
+        assert_eq!(list_of("10.200.0.1"), Some(("10.0.0.0/8".into(), 1)));
+        assert_eq!(list_of("11.0.0.1"), None);
+        assert_eq!(list_of("2001:db8::1"), Some(("2001:db8::1/128".into(), 5)));
+        assert_eq!(list_of("2001:db8::2"), Some(("2001:db8::/32".into(), 4)));
+        assert_eq!(list_of("2001:db9::"), None);
     }
 }

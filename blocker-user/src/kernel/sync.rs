@@ -42,7 +42,10 @@ impl Enforcer {
         keep: &[u16],
     ) -> Result<SyncStats, KernelError> {
         // Taken now: if the apply fails halfway, the next sync reads the maps back.
-        let shadow = self.block_shadow.take();
+        let shadow = self
+            .block_shadow
+            .take()
+            .filter(|_| !std::mem::take(&mut self.verify_block));
         let diff = match shadow {
             // The common case: diff against the copy of what this generation last wrote.
             Some(shadow) if keep.is_empty() => {
@@ -80,7 +83,13 @@ impl Enforcer {
     /// Makes the next sync read the block tries back from the kernel instead of trusting the
     /// copy of the last sync: catches entries someone edited with `bpftool map`.
     pub fn verify_next_sync(&mut self) {
-        self.block_shadow = None;
+        self.verify_block = true;
+    }
+
+    /// What the block tries hold after the last successful sync (`None` after a failed one):
+    /// the set the userspace verdict (`crate::verdict`) decides against.
+    pub fn block_set(&self) -> Option<&shadow::Shadow> {
+        self.block_shadow.as_ref()
     }
 
     /// Makes the exception tries hold exactly `desired`.

@@ -24,50 +24,61 @@ pub fn aggregate(nets: &[IpNet]) -> Vec<IpNet> {
     IpNet::aggregate(&nets.to_vec())
 }
 
-/// The kernel's block set: aggregated prefixes, each with the list of the first raw entry (in
-/// load order) it covers, and enforce winning over audit.
+/// The kernel's block set: each list's prefixes aggregated on their own (so every kernel
+/// prefix names a list that really covers each of its addresses, and an event names the list
+/// the address is in), enforce winning over audit, and the first list in configuration order
+/// keeping a prefix two lists of the same action both hold.
 pub fn kernel_set(entries: &[Tagged]) -> KernelSet {
-    let nets_of = |action| -> Vec<IpNet> {
-        entries
+    let mut groups: std::collections::BTreeMap<(u8, u16), Vec<IpNet>> = Default::default();
+    for e in entries {
+        groups
+            .entry((action_rank(e.action), e.list_id))
+            .or_default()
+            .push(e.net);
+    }
+    let per_list: Vec<((u8, u16), Vec<IpNet>)> = groups
+        .into_iter()
+        .map(|(key, nets)| (key, aggregate(&nets)))
+        .collect();
+    // Every address some enforce list covers, as disjoint prefixes: an audit prefix inside one
+    // of them would win the longest-prefix match and let through what enforce refuses.
+    let enforced: Vec<IpNet> = sorted(aggregate(
+        &per_list
             .iter()
-            .filter(|e| e.action == action)
-            .map(|e| e.net)
-            .collect()
-    };
-    let enforce = sorted(aggregate(&nets_of(Action::Enforce)));
-    let audit: Vec<IpNet> = sorted(
-        aggregate(&nets_of(Action::Audit))
-            .into_iter()
-            .filter(|net| containing(&enforce, net).is_none())
-            .collect(),
-    );
-    let mut set: KernelSet = Vec::with_capacity(enforce.len() + audit.len());
-    for (prefixes, action) in [(&enforce, Action::Enforce), (&audit, Action::Audit)] {
-        let mut owner: Vec<Option<u16>> = vec![None; prefixes.len()];
-        for entry in entries.iter().filter(|e| e.action == action) {
-            // An audit entry under an enforce prefix has no audit prefix of its own.
-            if let Some(i) = containing_index(prefixes, &entry.net) {
-                owner[i].get_or_insert(entry.list_id);
-            }
-        }
+            .filter(|((rank, _), _)| *rank == 0)
+            .flat_map(|(_, nets)| nets.iter().copied())
+            .collect::<Vec<_>>(),
+    ));
+    let mut set: Vec<(IpNet, u8, ListRef)> = Vec::with_capacity(entries.len());
+    for ((rank, list_id), nets) in per_list {
+        let action = if rank == 0 {
+            Action::Enforce
+        } else {
+            Action::Audit
+        };
         set.extend(
-            prefixes
-                .iter()
-                .zip(owner)
-                .filter_map(|(net, list)| Some((*net, ListRef::new(list?, action)))),
+            nets.into_iter()
+                .filter(|net| action == Action::Enforce || containing(&enforced, net).is_none())
+                .map(|net| (net, rank, ListRef::new(list_id, action))),
         );
     }
-    set.sort_unstable_by_key(|(net, _)| *net);
-    set
+    // Enforce before audit, then the lower list id: the entry kept for a prefix held twice.
+    set.sort_unstable_by_key(|(net, rank, value)| (*net, *rank, value.list_id));
+    set.dedup_by_key(|(net, _, _)| *net);
+    set.into_iter()
+        .map(|(net, _, value)| (net, value))
+        .collect()
 }
 
-/// The prefix of `prefixes` (sorted, disjoint) that contains `net`, if any.
-fn containing(prefixes: &[IpNet], net: &IpNet) -> Option<IpNet> {
-    containing_index(prefixes, net).map(|i| prefixes[i])
+fn action_rank(action: Action) -> u8 {
+    match action {
+        Action::Enforce => 0,
+        Action::Audit => 1,
+    }
 }
 
 /// The position in `prefixes` (sorted, disjoint) of the prefix containing `net`.
-fn containing_index(prefixes: &[IpNet], net: &IpNet) -> Option<usize> {
+fn containing(prefixes: &[IpNet], net: &IpNet) -> Option<usize> {
     let i = prefixes.partition_point(|c| {
         family_rank(c) < family_rank(net)
             || (family_rank(c) == family_rank(net) && c.network() <= net.network())
@@ -141,13 +152,21 @@ mod tests {
     }
 
     #[test]
-    fn aggregated_prefix_takes_the_first_contributing_list() {
+    fn lists_are_aggregated_apart_and_the_first_keeps_a_shared_prefix() {
         let set = kernel_set(&[
             tagged("10.0.0.128/25", 3, Action::Enforce),
             tagged("10.0.0.0/25", 4, Action::Enforce),
+            tagged("10.0.1.0/25", 4, Action::Enforce),
+            tagged("10.0.1.128/25", 4, Action::Enforce),
+            tagged("10.0.1.0/24", 5, Action::Enforce),
+            tagged("10.0.1.0/24", 6, Action::Audit),
         ]);
-        assert_eq!(set.len(), 1);
-        assert_eq!(get(&set, "10.0.0.0/24").list_id, 3);
+        // Neighbours of two lists stay apart: 10.0.0.200 is list 3's, not list 4's.
+        assert_eq!(get(&set, "10.0.0.128/25").list_id, 3);
+        assert_eq!(get(&set, "10.0.0.0/25").list_id, 4);
+        // Within one list they merge; the same prefix in two lists goes to the first.
+        assert_eq!(get(&set, "10.0.1.0/24"), ListRef::new(4, Action::Enforce));
+        assert_eq!(set.len(), 3, "{set:?}");
     }
 
     /// Strategy: small IPv4 prefixes clustered in 10.0.0.0/16 so overlaps are common.

@@ -28,8 +28,8 @@ impl Default for PrefixIndex {
 }
 
 impl PrefixIndex {
-    /// Builds the index. When the same prefix appears more than once, the first payload wins,
-    /// as in the kernel map where the first list loaded keeps the key.
+    /// Builds the index. A prefix listed more than once keeps every payload, in order, so a
+    /// lookup restricted to one list still finds it.
     pub fn build(items: impl IntoIterator<Item = (IpNet, u32)>) -> Self {
         let mut index = Self::default();
         for (net, payload) in items {
@@ -43,47 +43,61 @@ impl PrefixIndex {
             }
         }
         for bucket in &mut index.v4 {
-            bucket.sort_by_key(|&(net, _)| net);
-            bucket.dedup_by_key(|&mut (net, _)| net);
+            bucket.sort_unstable();
         }
         for bucket in &mut index.v6 {
-            bucket.sort_by_key(|&(net, _)| net);
-            bucket.dedup_by_key(|&mut (net, _)| net);
+            bucket.sort_unstable();
         }
         index
     }
 
-    /// The most specific prefix covering `addr`, and its payload.
-    pub fn longest_match(&self, addr: IpAddr) -> Option<(IpNet, u32)> {
+    /// The most specific prefix covering `addr` with a payload in `payloads`, and the first
+    /// such payload.
+    pub fn longest_match_in(
+        &self,
+        addr: IpAddr,
+        payloads: std::ops::Range<u32>,
+    ) -> Option<(IpNet, u32)> {
         match addr {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4);
                 (0..=32u8).rev().find_map(|len| {
-                    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                    let bucket = &self.v4[usize::from(len)];
-                    let i = bucket
-                        .binary_search_by_key(&(bits & mask), |&(n, _)| n)
-                        .ok()?;
-                    let net =
-                        ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(bits & mask), len).ok()?;
-                    Some((IpNet::V4(net), bucket[i].1))
+                    let net = bits & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                    let payload = first_in(&self.v4[usize::from(len)], net, &payloads)?;
+                    let net = ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(net), len).ok()?;
+                    Some((IpNet::V4(net), payload))
                 })
             }
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6);
                 (0..=128u8).rev().find_map(|len| {
-                    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-                    let bucket = &self.v6[usize::from(len)];
-                    let i = bucket
-                        .binary_search_by_key(&(bits & mask), |&(n, _)| n)
-                        .ok()?;
-                    let net =
-                        ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(bits & mask), len).ok()?;
-                    Some((IpNet::V6(net), bucket[i].1))
+                    let net = bits & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                    let payload = first_in(&self.v6[usize::from(len)], net, &payloads)?;
+                    let net = ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(net), len).ok()?;
+                    Some((IpNet::V6(net), payload))
                 })
             }
         }
     }
+
+    /// The most specific prefix covering `addr`, and its first payload.
+    pub fn longest_match(&self, addr: IpAddr) -> Option<(IpNet, u32)> {
+        self.longest_match_in(addr, 0..u32::MAX)
+    }
+}
+
+/// The first payload in `payloads` stored for network `net` in a bucket sorted by (network,
+/// payload).
+fn first_in<T: Ord + Copy>(
+    bucket: &[(T, u32)],
+    net: T,
+    payloads: &std::ops::Range<u32>,
+) -> Option<u32> {
+    let i = bucket.partition_point(|&(n, p)| (n, p) < (net, payloads.start));
+    bucket
+        .get(i)
+        .filter(|&&(n, p)| n == net && payloads.contains(&p))
+        .map(|&(_, p)| p)
 }
 
 #[cfg(test)]
@@ -132,12 +146,25 @@ mod tests {
     }
 
     #[test]
-    fn first_payload_wins_for_duplicates() {
-        let index = PrefixIndex::build([(net("10.0.0.0/8"), 1), (net("10.0.0.0/8"), 2)]);
+    fn duplicates_keep_every_payload() {
+        let index = PrefixIndex::build([
+            (net("10.0.0.0/8"), 2),
+            (net("10.0.0.0/8"), 1),
+            (net("10.1.0.0/16"), 3),
+        ]);
         assert_eq!(
             index.longest_match(addr("10.0.0.1")),
             Some((net("10.0.0.0/8"), 1))
         );
-        assert_eq!(index.v4[8].len(), 1, "one entry for the duplicate prefix");
+        assert_eq!(
+            index.longest_match_in(addr("10.0.0.1"), 2..3),
+            Some((net("10.0.0.0/8"), 2))
+        );
+        // Restricted to payload 1's range, the /16 of payload 3 does not count.
+        assert_eq!(
+            index.longest_match_in(addr("10.1.0.1"), 1..2),
+            Some((net("10.0.0.0/8"), 1))
+        );
+        assert_eq!(index.longest_match_in(addr("10.1.0.1"), 4..9), None);
     }
 }

@@ -136,22 +136,30 @@ impl ListSet {
         self.lists.iter().map(|l| l.entries.len()).sum()
     }
 
-    /// The entry that decides `addr`, as the kernel would: IPv4-mapped IPv6 addresses
-    /// (`::ffff:a.b.c.d`) are looked up as their IPv4 address.
-    pub fn lookup(&self, addr: IpAddr) -> Option<Match<'_>> {
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
-        };
-        let (_, payload) = self.index.longest_match(addr)?;
-        // The list whose range of payloads holds this one.
-        let l = self
-            .starts
-            .partition_point(|&start| start <= payload)
-            .checked_sub(1)?;
-        let list = self.lists.get(l)?;
-        let entry = list.entries.get((payload - self.starts[l]) as usize)?;
+    /// The most specific entry of list `list_id` holding `addr`: which file and line put an
+    /// address the kernel matched into that list.
+    pub fn entry(&self, list_id: u16, addr: IpAddr) -> Option<Match<'_>> {
+        let l = self.lists.iter().position(|l| l.id == list_id)?;
+        let list = &self.lists[l];
+        let start = self.starts[l];
+        let end = start.saturating_add(u32::try_from(list.entries.len()).unwrap_or(u32::MAX));
+        let (_, payload) = self.index.longest_match_in(addr, start..end)?;
+        let entry = list.entries.get((payload - start) as usize)?;
         Some(Match { list, entry })
+    }
+
+    /// The entry of list `list_id` that explains the kernel matching `dst`: the addresses are
+    /// tried in the order the kernel looks them up (an embedded IPv4 address first).
+    pub fn explain(
+        &self,
+        list_id: u16,
+        dst: IpAddr,
+        translations: crate::verdict::Translations,
+    ) -> Option<Match<'_>> {
+        crate::verdict::lookup_order(dst, translations)
+            .into_iter()
+            .flatten()
+            .find_map(|addr| self.entry(list_id, addr))
     }
 
     /// The prefixes the kernel must hold, aggregated, with enforce winning over audit.
@@ -266,17 +274,29 @@ mod tests {
         let set = ListSet::load(&specs, &fetcher(), &ListGuards::default())
             .expect("loads")
             .0;
+        let none = crate::verdict::Translations::default();
         let m = set
-            .lookup("10.1.2.3".parse().expect("addr"))
+            .explain(2, "10.1.2.3".parse().expect("addr"), none)
             .expect("match");
         assert_eq!(m.list.spec.name, "b");
         assert_eq!(m.prefix().to_string(), "10.1.0.0/16");
         assert_eq!(m.source(), format!("{}:3", b.display()));
         let m = set
-            .lookup("::ffff:10.9.9.9".parse().expect("addr"))
+            .explain(1, "10.1.2.3".parse().expect("addr"), none)
+            .expect("list a holds it too");
+        assert_eq!(m.prefix().to_string(), "10.0.0.0/8");
+        let m = set
+            .explain(1, "::ffff:10.9.9.9".parse().expect("addr"), none)
             .expect("mapped match");
         assert_eq!(m.entry.line, 2);
-        assert!(set.lookup("192.0.2.1".parse().expect("addr")).is_none());
+        assert!(
+            set.explain(2, "10.9.9.9".parse().expect("addr"), none)
+                .is_none()
+        );
+        assert!(
+            set.explain(1, "192.0.2.1".parse().expect("addr"), none)
+                .is_none()
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
@@ -342,7 +362,10 @@ mod tests {
             error_chain(&errors[0]).contains("l.netset:2: invalid IP address"),
             "{errors:?}"
         );
-        assert!(next.lookup("10.0.0.1".parse().expect("addr")).is_some());
+        assert!(
+            next.entry(1, "10.0.0.1".parse().expect("addr")).is_some(),
+            "the previous content stays"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
