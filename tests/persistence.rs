@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vendorwall_e2e::{
-    TempDir, bpf, eventually, instance::Instance, list_file, listen, probe::Hammer, probe::run_in,
-    probe_bin,
+    TempDir, bpf, eventually, instance::Instance, link_ids, list_file, listen, probe::Hammer,
+    probe::run_in, probe_bin,
 };
 
 const LISTED: &str = "127.0.0.66";
@@ -21,16 +21,6 @@ fn map_id(status: &Value, map: &str) -> Option<u32> {
         .join(format!("g{generation}"))
         .join(map);
     blocker_user::kernel::inspect::map_id(&path)
-}
-
-fn link_ids(status: &Value) -> Vec<u32> {
-    status["links"]
-        .as_array()
-        .expect("links array")
-        .iter()
-        .filter_map(|l| l["kernel"]["link_id"].as_u64())
-        .map(|id| u32::try_from(id).expect("link id"))
-        .collect()
 }
 
 #[test]

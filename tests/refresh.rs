@@ -2,13 +2,20 @@
 //! listed is never reachable while lists are refreshed by every trigger, a failing source keeps
 //! its last good content, and URL and ASN sources work against servers on loopback.
 
-use std::time::Duration;
+use std::{
+    io::{Read as _, Write as _},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use vendorwall_e2e::{
-    eventually,
+    bpf, eventually,
     http::{HttpServer, Reply},
     instance::Instance,
-    listen,
+    link_ids, listen,
     probe::{Hammer, run_in},
     probe_bin,
 };
@@ -254,4 +261,100 @@ fn asn_sources_resolve_through_a_ripestat_style_endpoint() {
         verdict["kernel"]["blocked"], true,
         "the kernel agrees: {verdict:#}"
     );
+}
+
+/// A loopback server that answers its first request with `body` and then accepts every
+/// connection and never answers it; returns its port and how many connections it accepted.
+fn stalling_server(body: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            } else {
+                held.push(stream);
+            }
+        }
+    });
+    (port, accepted)
+}
+
+/// While a reload waits on a URL that never answers, the loop goes on: detached links are
+/// re-attached within the integrity interval, events are delivered, the watchdog is pinged,
+/// and further SIGHUPs are coalesced into one reload that follows, not queued.
+#[test]
+fn a_reload_waiting_on_a_silent_url_stalls_nothing() {
+    const INTEGRITY: Duration = Duration::from_millis(500);
+    // Margin for a probe run and a status read on a loaded machine.
+    const MARGIN: Duration = Duration::from_millis(1500);
+    let (port, accepted) = stalling_server("127.0.0.71\n");
+    let vw = Instance::new("stall");
+    let local = vw.write("local.netset", &format!("{LISTED}\n"));
+    vw.write_config(&format!(
+        "integrity_check_interval = \"500ms\"\n\
+         [http]\ntimeout = \"6s\"\n\
+         [[lists]]\nname = \"local\"\nsources = [\"{}\"]\n\
+         [[lists]]\nname = \"remote\"\nsources = [\"http://127.0.0.1:{port}/list\"]\n",
+        local.display()
+    ));
+    let mut args = vec!["WATCHDOG_USEC=2000000".to_owned()];
+    args.insert(0, "env".to_owned());
+    let mut daemon = vendorwall_e2e::daemon::Daemon::start_wrapped(&args, &vw.run_args(&[]));
+    let (_listener, port_66) = listen(&format!("{LISTED}:0"));
+    let target = format!("{LISTED}:{port_66}");
+    let before = reloads(&vw);
+
+    daemon.hangup();
+    assert!(
+        eventually(Duration::from_secs(5), || accepted.load(Ordering::SeqCst)
+            >= 2),
+        "the reload never asked the server"
+    );
+    // The reload now waits (up to the 6 s timeout) on the silent server.
+    let detached = std::time::Instant::now();
+    let (_, status) = vw.status();
+    for id in link_ids(&status) {
+        bpf::detach_link(id);
+    }
+    assert!(
+        eventually(INTEGRITY + MARGIN, || refused(&vw, &target)),
+        "detached links were not re-attached within {:?} while a reload waited",
+        INTEGRITY + MARGIN
+    );
+    let repaired_in = detached.elapsed();
+    let run = run_in(&probe_bin(), &vw.cgroup, &[("tcp", target.clone())]);
+    let pid = run.pid;
+    daemon.expect_event(Duration::from_secs(2), |e| e["pid"] == pid);
+    daemon.wait_for_notify("WATCHDOG=1", Duration::from_secs(2));
+    assert!(
+        accepted.load(Ordering::SeqCst) == 2 && reloads(&vw) == before,
+        "the checks above must have run while the first reload still waited"
+    );
+    // Two more requests while it waits: one reload follows, not two.
+    daemon.hangup();
+    std::thread::sleep(Duration::from_millis(100));
+    daemon.hangup();
+    assert!(
+        eventually(Duration::from_secs(20), || reloads(&vw) == before + 2),
+        "the coalesced reload did not follow the first"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        reloads(&vw),
+        before + 2,
+        "SIGHUPs were queued, not coalesced"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    eprintln!("re-attached {repaired_in:?} after the detach, during the reload");
 }

@@ -154,3 +154,14 @@ pub fn eventually(timeout: std::time::Duration, mut condition: impl FnMut() -> b
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// The kernel link ids `vendorwall status --json` reports.
+pub fn link_ids(status: &serde_json::Value) -> Vec<u32> {
+    status["links"]
+        .as_array()
+        .expect("links array")
+        .iter()
+        .filter_map(|l| l["kernel"]["link_id"].as_u64())
+        .map(|id| u32::try_from(id).expect("link id"))
+        .collect()
+}

@@ -57,8 +57,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let metrics = Metrics::new();
     let mut pipeline = Pipeline::start(&daemon.config.events, metrics)?;
     let result = runtime.block_on(serve(&mut daemon, &mut pipeline, global, args));
-    // Dropping the runtime drops the socket clients' hub handles, so the sinks can finish.
-    drop(runtime);
+    // Dropping the runtime drops the socket clients' hub handles, so the sinks can finish. A
+    // reload still waiting on a URL is abandoned, not waited for: it has touched nothing.
+    runtime.shutdown_timeout(Duration::from_millis(100));
     pipeline.finish();
     let _ = std::fs::remove_file(pid_file);
     let _ = std::fs::remove_file(run_dir.join(socket::SOCKET_FILE));
@@ -149,6 +150,7 @@ async fn serve(
     let mut windows = tokio::time::interval(Duration::from_secs(1));
     let mut last = daemon.enforcer.counters().unwrap_or_default();
     pipeline.metrics.observe_kernel(&Counters::default(), &last);
+    let mut reloads = Reloads::default();
 
     loop {
         let mut new_generation = false;
@@ -159,18 +161,21 @@ async fn serve(
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
-                new_generation = reload(daemon, "SIGHUP", Some((global, args)));
+                reloads.request(daemon, "SIGHUP", Some((global, args)));
             }
             _ = refresh.tick() => {
                 // The periodic refresh also re-reads the maps, so edits made behind our back
                 // are found and undone.
                 daemon.enforcer.verify_next_sync();
-                new_generation = reload(daemon, "refresh interval", None);
+                reloads.request(daemon, "refresh interval", None);
             }
             _ = watch.tick() => {
                 if daemon.lists_changed() {
-                    new_generation = reload(daemon, "list file changed", None);
+                    reloads.request(daemon, "list file changed", None);
                 }
+            }
+            built = reloads.finished() => {
+                new_generation = reloads.apply(daemon, built, global, args);
             }
             _ = integrity.tick() => {
                 new_generation = daemon.check_integrity();
@@ -244,33 +249,91 @@ async fn serve(
     Ok(())
 }
 
-/// Reloads, telling systemd; `from_args` re-reads the config file too (SIGHUP).
-fn reload(daemon: &mut Daemon, reason: &str, from_args: Option<(&GlobalArgs, &RunArgs)>) -> bool {
-    info!("reloading ({reason})");
-    notify(&[
-        crate::daemon::notify::NotifyState::Reloading,
-        crate::daemon::notify::NotifyState::monotonic_usec_now()
-            .unwrap_or(crate::daemon::notify::NotifyState::Status("reloading")),
-    ]);
-    let (config, specs) = match from_args {
-        Some((global, args)) => {
-            let config = daemon::effective_config(global, args);
-            let specs = config
-                .as_ref()
-                .ok()
-                .map(|c| selection::specs(c, &args.lists));
-            (Some(config), specs)
+/// The reload in progress (built on a blocking thread) and the one requested meanwhile.
+/// Requests made while one runs are coalesced into one that follows it: a reload reads
+/// everything again, so one is as good as many, and none is queued forever.
+#[derive(Default)]
+struct Reloads {
+    running: Option<tokio::task::JoinHandle<daemon::Built>>,
+    /// The next reload's reason, and whether it re-reads the config file (a SIGHUP does).
+    next: Option<(String, bool)>,
+}
+
+impl Reloads {
+    /// Starts a reload, or, while one runs, makes sure another follows it.
+    fn request(
+        &mut self,
+        daemon: &Daemon,
+        reason: &str,
+        from_args: Option<(&GlobalArgs, &RunArgs)>,
+    ) {
+        if self.running.is_some() {
+            info!("reload requested ({reason}) while one runs: another follows it");
+            let rereads = from_args.is_some();
+            match &mut self.next {
+                Some((_, reread)) => *reread |= rereads,
+                None => self.next = Some((reason.to_owned(), rereads)),
+            }
+            return;
         }
-        None => (None, None),
-    };
-    let new_generation = daemon.reload(config, specs);
-    let status = daemon.status_line();
-    info!("{status}");
-    notify(&[
-        crate::daemon::notify::NotifyState::Ready,
-        crate::daemon::notify::NotifyState::Status(&status),
-    ]);
-    new_generation
+        info!("reloading ({reason})");
+        notify(&[
+            crate::daemon::notify::NotifyState::Reloading,
+            crate::daemon::notify::NotifyState::monotonic_usec_now()
+                .unwrap_or(crate::daemon::notify::NotifyState::Status("reloading")),
+        ]);
+        let (config, specs) = match from_args {
+            Some((global, args)) => {
+                let config = daemon::effective_config(global, args);
+                let specs = config
+                    .as_ref()
+                    .ok()
+                    .map(|c| selection::specs(c, &args.lists));
+                (Some(config), specs)
+            }
+            None => (None, None),
+        };
+        let job = daemon.begin_reload(config, specs);
+        self.running = Some(tokio::task::spawn_blocking(move || job.build()));
+    }
+
+    /// Resolves when the running reload is built; never while none runs.
+    async fn finished(&mut self) -> Result<daemon::Built, tokio::task::JoinError> {
+        match self.running.as_mut() {
+            Some(handle) => handle.await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Applies a built reload (the kernel part, on the loop), tells systemd, and starts the
+    /// reload requested meanwhile. Returns true when a new generation replaced the old one.
+    fn apply(
+        &mut self,
+        daemon: &mut Daemon,
+        built: Result<daemon::Built, tokio::task::JoinError>,
+        global: &GlobalArgs,
+        args: &RunArgs,
+    ) -> bool {
+        self.running = None;
+        let new_generation = match built {
+            Ok(built) => daemon.finish_reload(built),
+            // A panic while parsing: nothing was applied, what is in force stays.
+            Err(err) => {
+                tracing::error!("reload failed, the previous lists stay in force: {err}");
+                false
+            }
+        };
+        let status = daemon.status_line();
+        info!("{status}");
+        notify(&[
+            crate::daemon::notify::NotifyState::Ready,
+            crate::daemon::notify::NotifyState::Status(&status),
+        ]);
+        if let Some((reason, reread)) = self.next.take() {
+            self.request(daemon, &reason, reread.then_some((global, args)));
+        }
+        new_generation
+    }
 }
 
 /// Hands up to `max` pending kernel events to the pipeline; returns how many it read.

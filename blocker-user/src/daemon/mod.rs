@@ -28,6 +28,7 @@ use std::{
     collections::HashMap,
     fs::File,
     path::PathBuf,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -42,7 +43,7 @@ use crate::{
 };
 pub use establish::establish;
 pub use overrides::effective_config;
-pub use reload::ReloadError;
+pub use reload::{Built, ReloadError, ReloadJob};
 use state::{DaemonState, ListState, Timings};
 pub use sweep::Termination;
 
@@ -50,7 +51,8 @@ pub use sweep::Termination;
 pub struct Daemon {
     pub config: Config,
     pub specs: Vec<ListSpec>,
-    pub lists: ListSet,
+    /// Shared with a reload being built off the loop, whose failing lists keep this content.
+    pub lists: Arc<ListSet>,
     pub enforcer: Enforcer,
     pub state: DaemonState,
     cgroup_path: PathBuf,
@@ -127,7 +129,7 @@ impl Daemon {
             },
             config,
             specs,
-            lists,
+            lists: Arc::new(lists),
             enforcer,
             cgroup_path,
             cgroup_file,

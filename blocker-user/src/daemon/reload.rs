@@ -1,19 +1,21 @@
 //! Reloading: re-read the config and the lists, and apply only the difference. A part that
 //! fails keeps what was in force and is reported as a [`ReloadError`].
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use tracing::{error, info};
 
 use super::{
     Daemon, establish,
     establish::{EstablishError, exceptions, settings},
-    exempt, family_counts, ms,
+    exempt, family_counts, ms, watch,
 };
 use crate::{
     config::{Config, ConfigError},
     kernel::{diff::SyncStats, pins},
-    lists::{ListError, ListSpec, aggregate::KernelSet, selection, selection::SelectionError},
+    lists::{
+        ListError, ListSet, ListSpec, aggregate::KernelSet, selection, selection::SelectionError,
+    },
 };
 
 /// What went wrong in one reload; each keeps the previous state of what it names in force.
@@ -31,54 +33,145 @@ pub enum ReloadError {
     Sync(#[source] EstablishError),
 }
 
-impl Daemon {
-    /// Re-reads the lists (and the config when `config` is given) and applies the difference.
-    /// Errors leave the previous content in force; they are logged and kept in the state.
-    /// Returns true when a new generation replaced the old one (the caller re-opens events).
-    pub fn reload(
-        &mut self,
-        config: Option<Result<Config, ConfigError>>,
-        specs: Option<Result<Vec<ListSpec>, SelectionError>>,
-    ) -> bool {
-        let started_ns = super::state::unix_ns();
-        let mut errors = Vec::new();
-        let mut new_generation = false;
-        if let Some(result) = config {
-            match result {
-                Ok(config) => self.config = self.keep_fixed(config, &mut errors),
-                Err(err) => errors.push(ReloadError::Config(err)),
-            }
-        }
-        if let Some(result) = specs {
-            match result {
-                Ok(specs) => self.specs = specs,
-                Err(err) => errors.push(ReloadError::Selection(err)),
-            }
-        }
-        let fetcher = selection::fetcher(&self.config);
-        let guards = selection::guards(&self.config);
+/// A reload's inputs, checked on the event loop; [`ReloadJob::build`] does the slow part
+/// (fetching, parsing, aggregating) on a blocking thread, so the loop keeps checking integrity,
+/// draining events and pinging the watchdog while a URL takes its time.
+pub struct ReloadJob {
+    config: Config,
+    specs: Vec<ListSpec>,
+    /// The lists in force: a list that fails to load keeps this content.
+    previous: Arc<ListSet>,
+    errors: Vec<ReloadError>,
+    started_ns: u64,
+    /// The list files as they were when the job began: an edit made while it runs is noticed
+    /// by the next watch tick.
+    watched: watch::Snapshot,
+}
+
+/// What a [`ReloadJob`] built: everything the short kernel apply needs.
+pub struct Built {
+    config: Config,
+    specs: Vec<ListSpec>,
+    /// `None` when the lists could not be reloaded at all: those in force stay.
+    lists: Option<ListSet>,
+    desired: KernelSet,
+    errors: Vec<ReloadError>,
+    lists_ms: f64,
+    aggregate_ms: f64,
+    started_ns: u64,
+    watched: watch::Snapshot,
+}
+
+impl ReloadJob {
+    /// Fetches, parses and aggregates. Touches nothing the daemon shares.
+    pub fn build(self) -> Built {
+        let Self {
+            config,
+            specs,
+            previous,
+            mut errors,
+            started_ns,
+            watched,
+        } = self;
+        let fetcher = selection::fetcher(&config);
+        let guards = selection::guards(&config);
         let phase = Instant::now();
-        let refreshed = self.lists.refresh(&self.specs, &fetcher, &guards);
-        self.state.timings.lists_ms = ms(phase.elapsed());
-        match refreshed {
+        let lists = match previous.refresh(&specs, &fetcher, &guards) {
             Ok((lists, list_errors)) => {
                 errors.extend(list_errors.into_iter().map(ReloadError::List));
-                self.lists = lists;
-                super::report::log_lists(&self.lists);
+                Some(lists)
             }
-            Err(err) => errors.push(ReloadError::List(err)),
+            Err(err) => {
+                errors.push(ReloadError::List(err));
+                None
+            }
+        };
+        let lists_ms = ms(phase.elapsed());
+        let phase = Instant::now();
+        let desired = lists.as_ref().unwrap_or(&previous).kernel_set();
+        Built {
+            config,
+            specs,
+            lists,
+            desired,
+            errors,
+            lists_ms,
+            aggregate_ms: ms(phase.elapsed()),
+            started_ns,
+            watched,
         }
+    }
+}
+
+impl Daemon {
+    /// Begins a reload of the lists (and of the config when `config` is given): takes the new
+    /// config and selection (or records why not, keeping the running ones) and returns the
+    /// job to build off the loop, then hand to [`Self::finish_reload`].
+    pub fn begin_reload(
+        &self,
+        config: Option<Result<Config, ConfigError>>,
+        specs: Option<Result<Vec<ListSpec>, SelectionError>>,
+    ) -> ReloadJob {
+        let started_ns = super::state::unix_ns();
+        let mut errors = Vec::new();
+        let config = match config {
+            Some(Ok(config)) => self.keep_fixed(config, &mut errors),
+            Some(Err(err)) => {
+                errors.push(ReloadError::Config(err));
+                self.config.clone()
+            }
+            None => self.config.clone(),
+        };
+        let specs = match specs {
+            Some(Ok(specs)) => specs,
+            Some(Err(err)) => {
+                errors.push(ReloadError::Selection(err));
+                self.specs.clone()
+            }
+            None => self.specs.clone(),
+        };
+        ReloadJob {
+            watched: watch::snapshot(&specs),
+            config,
+            specs,
+            previous: self.lists.clone(),
+            errors,
+            started_ns,
+        }
+    }
+
+    /// Applies what a job built: the short part that touches the kernel and shared state.
+    /// Errors leave the previous content in force; they are logged and kept in the state.
+    /// Returns true when a new generation replaced the old one (the caller re-opens events).
+    pub fn finish_reload(&mut self, built: Built) -> bool {
+        let Built {
+            config,
+            specs,
+            lists,
+            desired,
+            mut errors,
+            lists_ms,
+            aggregate_ms,
+            started_ns,
+            watched,
+        } = built;
+        self.config = config;
+        self.specs = specs;
+        if let Some(lists) = lists {
+            self.lists = Arc::new(lists);
+            super::report::log_lists(&self.lists);
+        }
+        self.state.timings.lists_ms = lists_ms;
+        self.state.timings.aggregate_ms = aggregate_ms;
         self.exempt_ids = exempt::resolve(&self.config.exempt);
         let sizes_changed = pins::map_specs(&self.config.maps).iter().any(|spec| {
             spec.mismatch(&self.enforcer.generation_dir().join(spec.name))
                 .is_some()
         });
-        let phase = Instant::now();
-        let desired = self.lists.kernel_set();
         let counts = family_counts(&desired);
-        self.state.timings.aggregate_ms = ms(phase.elapsed());
         self.state.reloads += 1;
         self.state.last_reload_started_ns = started_ns;
+        let mut new_generation = false;
         let phase = Instant::now();
         let result = if sizes_changed {
             info!("map sizes changed: migrating to a new generation");
@@ -105,7 +198,7 @@ impl Daemon {
         for err in &self.state.errors {
             error!("{err}");
         }
-        self.watched = self.snapshot_watched();
+        self.watched = watched;
         new_generation
     }
 
