@@ -402,3 +402,30 @@ fn the_probe_user_can_run_the_probe_from_any_checkout() {
     // Without `go` on stdin it exits 2 with its usage message: it ran.
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// `status`, `reload` and `unload` run by a user who may not read the pins or signal the
+/// daemon say so and exit 2, instead of "NOT in place" or "no daemon is running".
+#[test]
+fn commands_run_without_privileges_say_permission_denied() {
+    use std::os::unix::process::CommandExt as _;
+    let dir = TempDir::new("unprivileged");
+    let vw = Instance::new("unprivileged");
+    let _daemon = vw.start(&[list(&dir, "unprivileged", &[LISTED_V4])], &[]);
+    // Pins are created readable by root only, as on a real host.
+    for sub in ["status", "reload", "unload"] {
+        let out = std::process::Command::new(vendorwall_e2e::vendorwall_bin_for_users())
+            .args(vw.global_args())
+            .arg(sub)
+            .uid(PROBE_UID)
+            .output()
+            .expect("run vendorwall as the probe user");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{sub}: {out:?}");
+        assert!(
+            stderr.contains("permission denied") && stderr.contains("run as root"),
+            "{sub}: {stderr}"
+        );
+    }
+    let (code, status) = vw.status();
+    assert_eq!(code, 0, "enforcement still in place: {status:#}");
+}

@@ -389,3 +389,106 @@ fn detached_links_are_noticed_and_reattached() {
     });
     assert!(counted, "{last:#}");
 }
+
+/// Runs `vendorwall <args>` that is expected to exit on its own within 10 s: (code, stderr).
+fn run_to_exit(args: &[String]) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(vendorwall_e2e::vendorwall_bin())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn vendorwall");
+    let exited = eventually(Duration::from_secs(10), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        exited.then(|| out.status.code()).flatten(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_second_daemon_on_the_same_pins_exits_2_naming_the_first_and_changes_nothing() {
+    let dir = TempDir::new("second");
+    let lists = [list_file(&dir, "second", &[LISTED])];
+    let other = [list_file(&dir, "other", &["127.0.0.67"])];
+    let vw = Instance::new("second");
+    let daemon = vw.start(&lists, &[]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let (_, before) = vw.status();
+    let first = daemon.pid();
+    // The same pins from another run directory (the pin lock), then the same run directory
+    // too (the run-directory lock is taken first).
+    let elsewhere = dir.path().join("other-run");
+    let mut args = vw.run_args(&other);
+    let at = args
+        .iter()
+        .position(|a| a == "--run-dir")
+        .expect("--run-dir")
+        + 1;
+    args[at] = elsewhere.display().to_string();
+    for (args, what) in [
+        (args, "pin directory"),
+        (vw.run_args(&other), "run directory"),
+    ] {
+        let (code, stderr) = run_to_exit(&args);
+        assert_eq!(code, Some(2), "a second daemon did not exit 2: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "another vendorwall daemon (pid {first}) already runs with {what}"
+            )),
+            "{stderr}"
+        );
+    }
+    let (code, after) = vw.status();
+    assert_eq!(code, 0, "{after:#}");
+    assert_eq!(after["generation"], before["generation"], "{after:#}");
+    assert_eq!(link_ids(&after), link_ids(&before));
+    assert_eq!(after["daemon"]["pid"], first);
+    assert_eq!(
+        after["fill"], before["fill"],
+        "the second daemon wrote into the maps"
+    );
+    let target = format!("{LISTED}:{port}");
+    assert!(run_in(&probe_bin(), &vw.cgroup, &[("tcp", target)]).attempts[0].refused());
+    drop(daemon);
+}
+
+#[test]
+fn reload_and_unload_never_signal_a_process_that_took_over_the_pid() {
+    let dir = TempDir::new("reuse");
+    let lists = [list_file(&dir, "reuse", &[LISTED])];
+    let vw = Instance::new("reuse");
+    let daemon = vw.start(&lists, &[]);
+    let _ = daemon.kill9();
+    // After a kill -9 the pid file stays; say the pid now belongs to an unrelated process.
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn sleep");
+    std::fs::write(
+        vw.run_dir().join("vendorwall.pid"),
+        format!("{}\n", stranger.id()),
+    )
+    .expect("write pid file");
+    let (code, out, err) = vw.cli(&["reload"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(&format!("pid {} in", stranger.id())) && err.contains("another process now"),
+        "{err}"
+    );
+    let (code, out, err) = vw.cli(&["unload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("another process now"), "{out}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        stranger.try_wait().expect("try_wait").is_none(),
+        "a SIGHUP or SIGTERM reached the process that took over the pid"
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}

@@ -94,35 +94,46 @@ pub fn repo_root() -> PathBuf {
 /// directory under the temporary directory that every user may traverse.
 pub fn probe_bin() -> PathBuf {
     static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    COPY.get_or_init(|| {
-        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-        let built = vendorwall_bin().with_file_name("vw-probe");
-        let meta = std::fs::metadata(&built)
-            .unwrap_or_else(|err| panic!("{}: {err} (build it first)", built.display()));
-        // Named by the build's size and time: a rebuilt probe gets a new copy, and test
-        // processes running at once share one without racing (rename is atomic).
-        let dir = std::env::temp_dir().join(format!(
-            "vendorwall-probe-{}-{}.{}",
-            meta.len(),
-            meta.mtime(),
-            meta.mtime_nsec()
-        ));
-        let copy = dir.join("vw-probe");
-        if !copy.exists() {
-            std::fs::create_dir_all(&dir)
-                .unwrap_or_else(|err| panic!("mkdir {}: {err}", dir.display()));
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
-                .expect("chmod probe dir");
-            let partial = dir.join(format!("vw-probe.{}", std::process::id()));
-            std::fs::copy(&built, &partial)
-                .unwrap_or_else(|err| panic!("copy {}: {err}", built.display()));
-            std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
-                .expect("chmod probe");
-            std::fs::rename(&partial, &copy).expect("move probe into place");
-        }
-        copy
-    })
-    .clone()
+    COPY.get_or_init(|| world_executable(&vendorwall_bin().with_file_name("vw-probe")))
+        .clone()
+}
+
+/// The `vendorwall` binary under test, as a path every user can execute (see [`probe_bin`]).
+pub fn vendorwall_bin_for_users() -> PathBuf {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| world_executable(&vendorwall_bin()))
+        .clone()
+}
+
+/// A copy of `built` in a directory every user may traverse, made once per build.
+fn world_executable(built: &Path) -> PathBuf {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let name = built.file_name().expect("a binary has a file name");
+    let meta = std::fs::metadata(built)
+        .unwrap_or_else(|err| panic!("{}: {err} (build it first)", built.display()));
+    // Named by the build's size and time: a rebuilt binary gets a new copy, and test
+    // processes running at once share one without racing (rename is atomic).
+    let dir = std::env::temp_dir().join(format!(
+        "vendorwall-{}-{}-{}.{}",
+        name.to_string_lossy(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    ));
+    let copy = dir.join(name);
+    if !copy.exists() {
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|err| panic!("mkdir {}: {err}", dir.display()));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod copy dir");
+        let partial = dir.join(format!("{}.{}", name.to_string_lossy(), std::process::id()));
+        std::fs::copy(built, &partial)
+            .unwrap_or_else(|err| panic!("copy {}: {err}", built.display()));
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod copy");
+        std::fs::rename(&partial, &copy).expect("move copy into place");
+    }
+    copy
 }
 
 /// Writes `<name>.netset` holding `lines` (after a comment line) into `dir`.

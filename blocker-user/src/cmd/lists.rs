@@ -7,15 +7,21 @@ use anyhow::Context as _;
 
 use crate::{
     cli::{GlobalArgs, JsonArgs, ListArgs},
-    daemon::state::{self, ListState},
+    daemon::{
+        identity::RunningDaemon,
+        state::{self, ListState},
+    },
     lists::{ListSet, selection},
 };
 
 pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     let config = global.config()?;
-    let (origin, lists) = match state::running_pid(&config.run_dir)
-        .and_then(|_| state::read_state(&config.run_dir))
-    {
+    let running = match RunningDaemon::find(&config.run_dir) {
+        Ok(_) => state::read_state(&config.run_dir),
+        Err(err) if err.is_permission() => return Err(err.into()),
+        Err(_) => None,
+    };
+    let (origin, lists) = match running {
         Some(daemon) => (format!("daemon pid {}", daemon.pid), daemon.lists),
         None => (
             "loaded now; no daemon is running".to_owned(),

@@ -1,33 +1,29 @@
-//! `vendorwall reload`: SIGHUP the running daemon and wait until it reports the reload done.
+//! `vendorwall reload`: SIGHUP the running daemon (verified first, see `daemon::identity`) and
+//! wait until it reports the reload done.
 
 use std::{
     process::ExitCode,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
-use crate::{cli::GlobalArgs, daemon::state};
+use crate::{
+    cli::GlobalArgs,
+    daemon::{identity::RunningDaemon, state},
+};
 
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let config = global.config()?;
-    let Some(pid) = state::running_pid(&config.run_dir) else {
-        bail!(
-            "no daemon is running (no live pid in {})",
-            config.run_dir.display()
-        );
-    };
+    let daemon = RunningDaemon::find(&config.run_dir)?;
+    let pid = daemon.pid;
     let before = state::read_state(&config.run_dir).map_or(0, |s| s.reloads);
     // A reload already under way (a watched file changed) may finish after the signal: only
     // one that started after it answers this request.
     let signalled_ns = state::unix_ns();
-    rustix::process::Pid::from_raw(pid)
-        .ok_or(rustix::io::Errno::SRCH)
-        .and_then(|p| rustix::process::kill_process(p, rustix::process::Signal::HUP))
-        .map_err(std::io::Error::from)
-        .with_context(|| format!("failed to signal pid {pid}"))?;
+    daemon.signal(rustix::process::Signal::HUP)?;
     let deadline = Instant::now() + RELOAD_TIMEOUT;
     while Instant::now() < deadline {
         if let Some(now) = state::read_state(&config.run_dir)

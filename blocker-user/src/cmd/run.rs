@@ -43,6 +43,8 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
         tracing::debug!("open-file limit: {limit}");
     }
     let specs = selection::specs(&config, &args.lists).context("failed to select the lists")?;
+    // Before anything is loaded: a second daemon on the same pins must change nothing.
+    let _lock = daemon::lock::acquire(&config.run_dir, &config.pin_dir)?;
     let run_dir = config.run_dir.clone();
     let mut daemon = Daemon::start(config, specs, args.verbose)?;
     let pid_file = state::write_pid(&run_dir)

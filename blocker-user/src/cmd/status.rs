@@ -8,7 +8,10 @@ use serde::Serialize;
 
 use crate::{
     cli::{GlobalArgs, JsonArgs},
-    daemon::state::{self, DaemonState},
+    daemon::{
+        identity::RunningDaemon,
+        state::{self, DaemonState},
+    },
     kernel::{Counters, inspect, pins::PinRoot},
 };
 
@@ -30,14 +33,22 @@ struct Status {
 
 pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     let config = global.config()?;
+    readable(&config.pin_dir)?;
     let root = PinRoot::existing(&config.pin_dir);
     let generation = root.as_ref().and_then(PinRoot::current);
     let dir = root
         .as_ref()
         .zip(generation)
         .map(|(root, g)| root.generation_dir(g));
+    if let Some(dir) = &dir {
+        readable(&dir.join(blocker_common::map_names::COUNTERS))?;
+    }
     let links = dir.as_deref().map(inspect::links).unwrap_or_default();
-    let daemon_running = state::running_pid(&config.run_dir).is_some();
+    let daemon_running = match RunningDaemon::find(&config.run_dir) {
+        Ok(_) => true,
+        Err(err) if err.is_permission() => return Err(err.into()),
+        Err(_) => false,
+    };
     let daemon = state::read_state(&config.run_dir);
     let not_enforced = daemon
         .as_ref()
@@ -66,6 +77,23 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Reading the pins takes root: a user who may not read them hears that, instead of a wrong
+/// "NOT in place" (exit 2, not 1).
+fn readable(path: &std::path::Path) -> anyhow::Result<()> {
+    use rustix::{
+        fs::{Access, AtFlags, CWD, accessat},
+        io::Errno,
+    };
+    match accessat(CWD, path, Access::READ_OK, AtFlags::EACCESS) {
+        Err(Errno::ACCESS | Errno::PERM) => anyhow::bail!(
+            "permission denied: cannot read {}: run as root",
+            path.display()
+        ),
+        // Missing is an answer (nothing loaded), not an error.
+        _ => Ok(()),
+    }
 }
 
 fn print_human(s: &Status) {

@@ -8,25 +8,24 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{cli::GlobalArgs, daemon::state, kernel::pins::PinRoot};
+use crate::{
+    cli::GlobalArgs,
+    daemon::{
+        identity::{DaemonError, RunningDaemon},
+        state,
+    },
+    kernel::pins::PinRoot,
+};
 
 pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let config = global.config()?;
-    if let Some(pid) = state::running_pid(&config.run_dir) {
-        println!("stopping daemon pid {pid}");
-        if let Some(p) = rustix::process::Pid::from_raw(pid) {
-            // A daemon that exits meanwhile is what we want; the wait below tells the rest.
-            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while state::running_pid(&config.run_dir).is_some() {
-            if Instant::now() > deadline {
-                bail!(
-                    "daemon pid {pid} did not stop; stop it (systemctl stop vendorwall) and retry"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    match RunningDaemon::find(&config.run_dir) {
+        Ok(daemon) => stop(&daemon)?,
+        // Signalling nothing is better than signalling a stranger: a stale pid file is only
+        // reported, and the pins are removed all the same.
+        Err(err) if err.is_permission() => return Err(err.into()),
+        Err(DaemonError::NoPidFile(_)) => {}
+        Err(err) => println!("{err}"),
     }
     let Some(root) = PinRoot::existing(&config.pin_dir) else {
         println!(
@@ -48,4 +47,19 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     );
     let _ = std::fs::remove_file(config.run_dir.join(state::STATE_FILE));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stops the daemon (SIGTERM through its pidfd) and waits for it to exit.
+fn stop(daemon: &RunningDaemon) -> anyhow::Result<()> {
+    let pid = daemon.pid;
+    println!("stopping daemon pid {pid}");
+    daemon.signal(rustix::process::Signal::TERM)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon.exited() {
+        if Instant::now() > deadline {
+            bail!("daemon pid {pid} did not stop; stop it (systemctl stop vendorwall) and retry");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }

@@ -13,8 +13,10 @@
 
 pub mod establish;
 pub mod exempt;
+pub mod identity;
 pub mod integrity;
 pub mod limits;
+pub mod lock;
 pub mod notify;
 pub mod overrides;
 pub mod reload;
@@ -120,6 +122,8 @@ impl Daemon {
         let mut daemon = Self {
             state: DaemonState {
                 pid: std::process::id(),
+                identity: identity::Identity::of_self()
+                    .context("cannot read this process's start time in /proc")?,
                 version: env!("CARGO_PKG_VERSION").into(),
                 started: now.clone(),
                 heartbeat: now,

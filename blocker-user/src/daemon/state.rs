@@ -100,6 +100,9 @@ impl ListState {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct DaemonState {
     pub pid: u32,
+    /// What tells this process apart from a later one given the same pid.
+    #[serde(default)]
+    pub identity: super::identity::Identity,
     pub version: String,
     pub started: String,
     /// Updated at least every few seconds while the daemon runs.
@@ -172,15 +175,6 @@ pub fn write_pid(run_dir: &Path) -> std::io::Result<PathBuf> {
     let path = run_dir.join(PID_FILE);
     write_atomic(&path, format!("{}\n", std::process::id()).as_bytes())?;
     Ok(path)
-}
-
-/// The pid in the pid file, if that process is alive.
-pub fn running_pid(run_dir: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(run_dir.join(PID_FILE)).ok()?;
-    let pid: i32 = text.trim().parse().ok()?;
-    let alive = rustix::process::Pid::from_raw(pid)
-        .is_some_and(|p| rustix::process::test_kill_process(p).is_ok());
-    alive.then_some(pid)
 }
 
 /// Now as Unix time in nanoseconds (0 if the clock is before 1970).
