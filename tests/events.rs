@@ -351,3 +351,73 @@ fn idle_clients_cannot_exhaust_the_metrics_endpoint() {
     std::io::Read::read_to_string(&mut stream, &mut response).expect("response");
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
 }
+
+/// One unprivileged user connecting to 20,000 different listed addresses gets at most the
+/// configured lines a second, the counts over all lines still sum to exactly 20,000, and
+/// vendorwall's own tamper warning, raised while those lines are produced, is not suppressed.
+#[test]
+fn a_local_user_cannot_flood_the_log() {
+    const FLOOD: u32 = 20_000;
+    const PER_UID: u64 = 20;
+    let dir = TempDir::new("flood");
+    let lists = [list_file(&dir, "flood", &["127.88.0.0/16"])];
+    let vw = Instance::new("flood");
+    vw.write_config(&format!(
+        "[events]\naggregate_window = \"0s\"\nmax_lines_per_second = 100\n\
+         max_lines_per_second_per_uid = {PER_UID}\n"
+    ));
+    let daemon = vw.start(&lists, &[]);
+    let ops: Vec<(&str, String)> = (0..FLOOD)
+        .map(|i| {
+            (
+                "udp-connect",
+                format!("127.88.{}.{}:9", i / 250, 1 + i % 250),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let run = run_in(&probe_bin(), &vw.cgroup, &ops);
+    let refused = run.attempts.iter().filter(|a| a.refused()).count();
+    assert_eq!(refused, FLOOD as usize, "every attempt is refused");
+    // While the daemon still turns the flood into lines: tamper with enforcement.
+    let (_, status) = vw.status();
+    for id in vendorwall_e2e::link_ids(&status) {
+        vendorwall_e2e::bpf::detach_link(id);
+    }
+    let mut lines = Vec::new();
+    let mut total = 0;
+    while total < u64::from(FLOOD) && started.elapsed() < Duration::from_secs(20) {
+        for line in daemon.events_within(Duration::from_millis(200)) {
+            if line["pid"] == run.pid || line["uid"] == PROBE_UID {
+                total += line["count"].as_u64().expect("count");
+                lines.push(line);
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    assert_eq!(total, u64::from(FLOOD), "counts over all lines are exact");
+    // Per second: the budget's lines plus one summary for this process and list.
+    assert!(
+        lines.len() as u64 <= seconds * (PER_UID + 1),
+        "{} lines in {seconds} s",
+        lines.len()
+    );
+    let summary = lines
+        .iter()
+        .find(|l| l["limited"].is_object())
+        .expect("a summary of what went beyond the budget");
+    assert_eq!(summary["repeat"], true, "{summary:#}");
+    assert!(
+        summary["limited"]["destinations"].as_u64() > Some(1000),
+        "{summary:#}"
+    );
+    let repaired = vendorwall_e2e::eventually(Duration::from_secs(5), || {
+        vw.status().1["daemon"]["reattachments"].as_u64() >= Some(1)
+    });
+    assert!(repaired, "the detached links were not re-attached");
+    let (_, stderr) = daemon.stop();
+    assert!(
+        stderr.contains("ENFORCEMENT TAMPERED WITH"),
+        "the tamper warning was lost: {stderr}"
+    );
+}

@@ -261,6 +261,11 @@ pub struct EventsConfig {
     pub aggregate_window: Duration,
     /// Events kept in memory for `vendorwall events` without `--follow`.
     pub keep: usize,
+    /// Event lines a second, over all users (0: no limit). Attempts beyond it are summarised
+    /// per process and list, once a second, with exact counts.
+    pub max_lines_per_second: u32,
+    /// Event lines a second for one uid (0: no limit), so one user cannot use up the total.
+    pub max_lines_per_second_per_uid: u32,
 }
 
 impl Default for EventsConfig {
@@ -270,6 +275,8 @@ impl Default for EventsConfig {
             file: None,
             aggregate_window: Duration::from_secs(10),
             keep: 1000,
+            max_lines_per_second: 200,
+            max_lines_per_second_per_uid: 50,
         }
     }
 }

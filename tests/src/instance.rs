@@ -9,8 +9,9 @@ use std::{
 
 use crate::{TempDir, cgroup::ChildCgroup, daemon::Daemon};
 
-/// Every test config starts with this: aggregation off, so each attempt is one event line.
-pub const BASE_CONFIG: &str = "[events]\naggregate_window = \"0s\"\n";
+/// Every test config starts with this: aggregation and the line budget off, so each attempt is
+/// one event line.
+pub const BASE_CONFIG: &str = "[events]\naggregate_window = \"0s\"\nmax_lines_per_second = 0\nmax_lines_per_second_per_uid = 0\n";
 
 pub struct Instance {
     pub cgroup: ChildCgroup,

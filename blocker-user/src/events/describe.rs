@@ -60,6 +60,7 @@ pub fn describe(
         comm: comm(&event.comm),
         cgroup_id: event.cgroup_id,
         process: cache.process(event.pid),
+        limited: None,
     }
 }
 

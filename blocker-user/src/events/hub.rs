@@ -99,6 +99,7 @@ mod tests {
             comm: "x".into(),
             cgroup_id: 0,
             process: super::super::ProcessInfo::default(),
+            limited: None,
         }
     }
 

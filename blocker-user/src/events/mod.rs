@@ -3,6 +3,7 @@
 //! repeats in a `window`, and publish through the `hub` to the `sinks` (stdout, file, socket
 //! subscribers, metrics). `pipeline` wires these together for the daemon.
 
+pub mod budget;
 pub mod cache;
 pub mod clock;
 pub mod decode;

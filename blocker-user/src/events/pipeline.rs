@@ -7,7 +7,9 @@ use anyhow::Context as _;
 use blocker_common::BlockEvent;
 
 use super::{
-    EventRecord, describe,
+    EventRecord,
+    budget::{Budget, Limits},
+    describe,
     hub::Hub,
     sinks::{metrics::Metrics, writer::spawn_writer},
     summary,
@@ -20,6 +22,7 @@ pub struct Pipeline {
     pub hub: Hub,
     pub metrics: Metrics,
     window: Window<EventRecord>,
+    budget: Budget,
     cache: super::cache::ProcessCache,
     writers: Vec<std::thread::JoinHandle<()>>,
 }
@@ -62,6 +65,10 @@ impl Pipeline {
             hub,
             metrics,
             window: Window::new(config.aggregate_window),
+            budget: Budget::new(Limits {
+                total: config.max_lines_per_second,
+                per_uid: config.max_lines_per_second_per_uid,
+            }),
             cache: super::cache::ProcessCache::default(),
             writers,
         })
@@ -84,7 +91,7 @@ impl Pipeline {
             });
         if let Admission::Report = admission {
             let record = describe(event, lists, translations, &mut self.cache);
-            self.publish(&record);
+            self.publish_within_budget(&record, now);
         }
     }
 
@@ -127,15 +134,26 @@ impl Pipeline {
             comm,
             cgroup_id: t.socket.cgroup_id.unwrap_or(0),
             process,
+            limited: None,
         };
         self.publish(&record);
     }
 
-    /// Publishes the summaries of windows that closed.
+    /// Publishes the summaries of windows that closed, and of attempts beyond the budget.
     pub fn tick(&mut self, now: Instant) {
         self.cache.expire(now);
         for repeats in self.window.expire(now) {
-            self.publish(&summary(repeats));
+            self.publish_within_budget(&summary(repeats), now);
+        }
+        for limited in self.budget.summaries() {
+            self.publish(&limited);
+        }
+    }
+
+    /// Publishes an attempt's line if the budget allows, else counts it into a summary.
+    fn publish_within_budget(&mut self, record: &EventRecord, now: Instant) {
+        if self.budget.admit(record, now) {
+            self.publish(record);
         }
     }
 
@@ -147,8 +165,12 @@ impl Pipeline {
     /// Publishes every open summary, closes the hub and waits for the sinks to write everything.
     /// Other clones of the hub (socket clients) must be gone for the sinks to finish.
     pub fn finish(mut self) {
+        let now = Instant::now();
         for repeats in self.window.flush() {
-            self.publish(&summary(repeats));
+            self.publish_within_budget(&summary(repeats), now);
+        }
+        for limited in self.budget.summaries() {
+            self.publish(&limited);
         }
         drop(self.hub);
         for writer in self.writers {

@@ -47,4 +47,17 @@ pub struct EventRecord {
     pub cgroup_id: u64,
     #[serde(flatten)]
     pub process: ProcessInfo,
+    /// Present on the summary of attempts beyond the line budget (`events.max_lines_per_second`
+    /// and `events.max_lines_per_second_per_uid`): `count` of them, from `time` to `last`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limited: Option<Limited>,
+}
+
+/// What a budget summary adds to a line.
+#[derive(Clone, Debug, Serialize)]
+pub struct Limited {
+    /// Distinct destinations among the summarised attempts (`dst` is the first).
+    pub destinations: u64,
+    /// True when there were more than could be counted (65536): `destinations` is a minimum.
+    pub more_destinations: bool,
 }
