@@ -39,7 +39,7 @@ fn reloads(vw: &Instance) -> u64 {
 #[test]
 fn a_listed_address_is_never_reachable_while_lists_refresh() {
     let vw = Instance::new("hammer");
-    let list = vw.write("churn.netset", &format!("{LISTED}\n"));
+    let list = vw.write("churn.netset", &format!("{LISTED}\n::1\n"));
     // A second list comes from a URL whose content changes every round too.
     let server = HttpServer::start(Reply {
         status: 200,
@@ -53,20 +53,42 @@ fn a_listed_address_is_never_reachable_while_lists_refresh() {
     ));
     let mut daemon = vw.start(&[], &[]);
     let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let (_listener6, port6) = listen("[::1]:0");
     let hammer = Hammer::start(
         &probe_bin(),
         &vw.cgroup,
         &format!("{LISTED}:{port}"),
         HAMMER_MAX,
     );
+    let hammer6 = Hammer::start(
+        &probe_bin(),
+        &vw.cgroup,
+        &format!("[::1]:{port6}"),
+        HAMMER_MAX,
+    );
 
+    // The prefixes holding the watched addresses move between tiers every round (IPv4: the
+    // hosts hash, the trie, the /24 hash, the trie again), so each round deletes the entry
+    // that held the address and inserts another: with deletes applied first, the hammers
+    // would get through in between.
+    let tiers_v4 = [
+        "127.0.0.66/32",
+        "127.0.0.64/30",
+        "127.0.0.0/24",
+        "127.0.0.0/16",
+    ];
+    let tiers_v6 = ["::1/128", "::/126", "::/120", "::/112"];
     for round in 0..12u32 {
-        // Each round rewrites the file with a different set of other prefixes around the one
-        // that stays, changes what the URL serves, then triggers a refresh three different ways.
+        // Each round rewrites the file with a different set of other prefixes around the ones
+        // that hold the watched addresses, changes what the URL serves, then triggers a
+        // refresh three different ways.
         let others: Vec<String> = (0..50).map(|i| format!("10.{round}.{i}.0/24")).collect();
+        let tier = round as usize % tiers_v4.len();
         let text = format!(
-            "{}\n{LISTED}\n{}\n",
+            "{}\n{}\n{}\n{}\n",
             others[..25].join("\n"),
+            tiers_v4[tier],
+            tiers_v6[tier],
             others[25..].join("\n")
         );
         std::fs::write(&list, text).expect("rewrite list");
@@ -93,15 +115,19 @@ fn a_listed_address_is_never_reachable_while_lists_refresh() {
         }
     }
     daemon.wait_for_notify("READY=1", Duration::from_secs(5));
-    let counts = hammer.stop();
-    assert_eq!(
-        counts.ok, 0,
-        "a connection got through during a refresh: {counts:?}"
-    );
-    assert!(counts.refused > 100, "the hammer barely ran: {counts:?}");
+    for (counts, family) in [(hammer.stop(), "IPv4"), (hammer6.stop(), "IPv6")] {
+        assert_eq!(
+            counts.ok, 0,
+            "an {family} connection got through during a refresh: {counts:?}"
+        );
+        assert!(
+            counts.refused > 100,
+            "the {family} hammer barely ran: {counts:?}"
+        );
+    }
     let (_, status) = vw.status();
     let lists = &status["daemon"]["lists"];
-    assert_eq!(lists[0]["raw_entries"], 51, "{status:#}");
+    assert_eq!(lists[0]["raw_entries"], 52, "{status:#}");
     assert_eq!(lists[1]["raw_entries"], 2, "{status:#}");
     assert!(
         server.requests().len() >= 12,

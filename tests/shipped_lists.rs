@@ -1,7 +1,7 @@
 //! The shipped vendor lists (issue 3): every list parses, every prefix is canonical, and every
 //! manifest names its source and the date of its data. Needs no root.
 
-use std::path::Path;
+use std::{net::IpAddr, path::Path};
 
 use blocker_user::lists::{manifest::Manifest, parse};
 
@@ -70,16 +70,46 @@ fn every_shipped_list_parses_is_canonical_and_has_provenance() {
                 parsed.warnings
             );
             assert!(!parsed.entries.is_empty(), "{}: empty", list.display());
-            for entry in &parsed.entries {
+            // The parser truncates host bits and reads many spellings; the shipped text
+            // itself must already be canonical, so what a reviewer reads is what is enforced.
+            for (n, line) in text.lines().enumerate() {
+                let token = line.split('#').next().unwrap_or_default().trim();
+                if token.is_empty() {
+                    continue;
+                }
                 assert_eq!(
-                    entry.net,
-                    entry.net.trunc(),
-                    "{}:{}",
+                    canonical(token).as_deref(),
+                    Some(token),
+                    "{}:{}: not a canonical prefix",
                     list.display(),
-                    entry.line
+                    n + 1
                 );
             }
         }
     }
     assert!(defaults >= 1, "at least one list must be on by default");
+}
+
+/// The canonical text of a prefix or address (host bits clear, shortest form), if it is one.
+fn canonical(token: &str) -> Option<String> {
+    if token.contains('/') {
+        let net: ipnet::IpNet = token.parse().ok()?;
+        Some(net.trunc().to_string())
+    } else {
+        Some(token.parse::<IpAddr>().ok()?.to_string())
+    }
+}
+
+#[test]
+fn the_canonical_check_refuses_host_bits_and_odd_spellings() {
+    assert_eq!(
+        canonical("77.74.176.0/21").as_deref(),
+        Some("77.74.176.0/21")
+    );
+    assert_ne!(
+        canonical("77.74.177.0/21").as_deref(),
+        Some("77.74.177.0/21")
+    );
+    assert_ne!(canonical("2001:DB8::/32").as_deref(), Some("2001:DB8::/32"));
+    assert_ne!(canonical("010.1.2.3").as_deref(), Some("010.1.2.3"));
 }

@@ -436,6 +436,30 @@ mod tests {
         Config::parse(Path::new("/etc/vendorwall/config.toml"), text)
     }
 
+    /// packaging/config.toml documents every key commented out: with the comment markers
+    /// removed it must be a valid config (a top-level key after a table would land in it).
+    #[test]
+    fn the_packaged_config_uncommented_is_valid() {
+        let text: String = include_str!("../../packaging/config.toml")
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(key, _)| {
+                            key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        }) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config = parse(&text).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(config.integrity_check_interval, Duration::from_secs(2));
+        assert_eq!(config.lists.len(), 3);
+    }
+
     #[test]
     fn empty_config_is_the_defaults() {
         let config = parse("").expect("empty is valid");

@@ -125,7 +125,7 @@ impl Drop for Listener {
 }
 
 /// Counts from a hammer run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct HammerCounts {
     /// Connections that got through.
     pub ok: u64,
@@ -170,19 +170,68 @@ impl Hammer {
         Self { child, stdout }
     }
 
+    /// The counts so far (the loop goes on).
+    pub fn mark(&mut self) -> HammerCounts {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            stdin
+                .write_all(b"mark\n")
+                .expect("ask the hammer for its counts");
+        }
+        self.read_counts()
+    }
+
+    /// Waits until the loop has made `attempts` more attempts than `since` shows (at most
+    /// 30 s); returns the counts then. A phase of a test thus provably overlaps the loop.
+    pub fn wait_for(&mut self, since: HammerCounts, attempts: u64) -> HammerCounts {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let now = self.mark();
+            if now.total() >= since.total() + attempts {
+                return now;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the hammer made too few attempts: {since:?} then {now:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Stops the loop and returns its counts.
     pub fn stop(mut self) -> HammerCounts {
         if let Some(stdin) = self.child.stdin.as_mut() {
             let _ = stdin.write_all(b"stop\n");
         }
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("hammer result");
+        let counts = self.read_counts();
         let _ = self.child.wait();
+        counts
+    }
+
+    fn read_counts(&mut self) -> HammerCounts {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("hammer counts");
         let v: Value = serde_json::from_str(&line).expect("hammer prints JSON");
         HammerCounts {
             ok: v["ok"].as_u64().unwrap_or(u64::MAX),
             refused: v["refused"].as_u64().unwrap_or(0),
             other: v["other"].as_u64().unwrap_or(0),
+        }
+    }
+}
+
+impl HammerCounts {
+    pub fn total(&self) -> u64 {
+        self.ok
+            .saturating_add(self.refused)
+            .saturating_add(self.other)
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: HammerCounts) -> HammerCounts {
+        HammerCounts {
+            ok: self.ok.saturating_sub(earlier.ok),
+            refused: self.refused.saturating_sub(earlier.refused),
+            other: self.other.saturating_sub(earlier.other),
         }
     }
 }

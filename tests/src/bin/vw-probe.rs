@@ -194,14 +194,26 @@ fn uring_connect(addr: SocketAddr) -> std::io::Result<()> {
 }
 
 /// Connects again and again until `stop` arrives on stdin (or the time is up), then prints
-/// `{"op":"hammer","ok":N,"refused":N,"other":N}`. Runs after `go` like the other ops.
+/// `{"op":"hammer","ok":N,"refused":N,"other":N}`. Each `mark` line on stdin prints the counts
+/// so far as `{"op":"mark",...}`, so a test can count the attempts made in each phase. Runs
+/// after `go` like the other ops.
 fn hammer(addr: &str, millis: &str) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    };
     let (Ok(addr), Ok(millis)) = (addr.parse::<SocketAddr>(), millis.parse::<u64>()) else {
         eprintln!("vw-probe: usage: vw-probe hammer ADDR MILLIS");
         std::process::exit(2);
     };
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop_reader = stop.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
+    let print = |op: &str, counts: &[AtomicU64; 3]| {
+        let [ok, refused, other] = counts.each_ref().map(|c| c.load(Ordering::SeqCst));
+        println!("{{\"op\":\"{op}\",\"ok\":{ok},\"refused\":{refused},\"other\":{other}}}");
+        let _ = std::io::stdout().flush();
+    };
+    let (stop_reader, marks) = (stop.clone(), counts.clone());
     std::thread::spawn(move || {
         let mut line = String::new();
         while std::io::stdin()
@@ -209,25 +221,27 @@ fn hammer(addr: &str, millis: &str) {
             .read_line(&mut line)
             .is_ok_and(|n| n > 0)
         {
-            if line.trim() == "stop" {
-                break;
+            match line.trim() {
+                "stop" => break,
+                "mark" => print("mark", &marks),
+                _ => {}
             }
             line.clear();
         }
-        stop_reader.store(true, std::sync::atomic::Ordering::SeqCst);
+        stop_reader.store(true, Ordering::SeqCst);
     });
     println!("hammering");
     let _ = std::io::stdout().flush();
     let deadline = std::time::Instant::now() + Duration::from_millis(millis);
-    let (mut ok, mut refused, mut other) = (0u64, 0u64, 0u64);
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < deadline {
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-            Ok(_) => ok += 1,
-            Err(err) if err.raw_os_error() == Some(libc::EPERM) => refused += 1,
-            Err(_) => other += 1,
-        }
+    while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+        let slot = match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(_) => 0,
+            Err(err) if err.raw_os_error() == Some(libc::EPERM) => 1,
+            Err(_) => 2,
+        };
+        counts[slot].fetch_add(1, Ordering::SeqCst);
     }
-    println!("{{\"op\":\"hammer\",\"ok\":{ok},\"refused\":{refused},\"other\":{other}}}");
+    print("hammer", &counts);
 }
 
 /// `cargo xtask bench`'s inner loop: COUNT operations of KIND (`tcp`: connect to a listener and
