@@ -403,8 +403,9 @@ fn the_probe_user_can_run_the_probe_from_any_checkout() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
-/// `status`, `reload` and `unload` run by a user who may not read the pins or signal the
-/// daemon say so and exit 2, instead of "NOT in place" or "no daemon is running".
+/// `status`, `reload`, `unload` and `events` run by a user who may not read the pins, signal the
+/// daemon or use its socket
+/// say so and exit 2, instead of "NOT in place" or "no daemon is running".
 #[test]
 fn commands_run_without_privileges_say_permission_denied() {
     use std::os::unix::process::CommandExt as _;
@@ -412,7 +413,7 @@ fn commands_run_without_privileges_say_permission_denied() {
     let vw = Instance::new("unprivileged");
     let _daemon = vw.start(&[list(&dir, "unprivileged", &[LISTED_V4])], &[]);
     // Pins are created readable by root only, as on a real host.
-    for sub in ["status", "reload", "unload"] {
+    for sub in ["status", "reload", "unload", "events"] {
         let out = std::process::Command::new(vendorwall_e2e::vendorwall_bin_for_users())
             .args(vw.global_args())
             .arg(sub)

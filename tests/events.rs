@@ -255,6 +255,26 @@ fn the_metrics_endpoint_parses_and_counts_match_the_attempts() {
             .any(|(n, _, _)| n == "vendorwall_events_dropped_total"),
         "{body}"
     );
+    let value = |name: &str| samples.iter().find(|(n, _, _)| n == name).map(|s| s.2);
+    assert_eq!(value("vendorwall_enforcing"), Some(1.0), "{body}");
+    assert_eq!(
+        value("vendorwall_refresh_interval_seconds"),
+        Some(6.0 * 3600.0),
+        "{body}"
+    );
+    // Every metric the shipped alert rules use is exported.
+    let rules = std::fs::read_to_string(
+        vendorwall_e2e::repo_root().join("deploy/prometheus/vendorwall.rules.yml"),
+    )
+    .expect("alert rules");
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("vendorwall_") {
+            assert!(
+                samples.iter().any(|(n, _, _)| n == word),
+                "the rules use {word}, which the endpoint does not export:\n{body}"
+            );
+        }
+    }
 }
 
 /// A daemon enforcing one list (`LISTED`) with the metrics endpoint on a free loopback port.

@@ -30,6 +30,13 @@ fn files_under(dir: &Path, base: &Path, out: &mut BTreeSet<String>) {
 
 /// Where the package puts what `cargo xtask install` puts under /usr/local and /etc/systemd.
 fn packaged_path(installed: &str) -> String {
+    // Debian compresses manual pages and keeps zsh completions of packages apart.
+    if let Some(page) = installed.strip_prefix("/usr/local/share/man/") {
+        return format!("/usr/share/man/{page}.gz");
+    }
+    if let Some(file) = installed.strip_prefix("/usr/local/share/zsh/site-functions/") {
+        return format!("/usr/share/zsh/vendor-completions/{file}");
+    }
     for (from, to) in [
         ("/usr/local/bin/", "/usr/sbin/"),
         ("/etc/systemd/system/", "/usr/lib/systemd/system/"),
@@ -62,12 +69,11 @@ fn the_deb_carries_the_installed_files_at_debians_paths_and_is_lintian_clean() {
     let mut installed = BTreeSet::new();
     files_under(&root, &root, &mut installed);
     let mut expected: BTreeSet<String> = installed.iter().map(|p| packaged_path(p)).collect();
-    // What only a package carries: its documentation, the manual page and the override of
-    // the one lintian tag that assumes an upload to the Debian archive.
+    // What only a package carries: its documentation and the override of the one lintian
+    // tag that assumes an upload to the Debian archive.
     for extra in [
         "/usr/share/doc/vendorwall/copyright",
         "/usr/share/doc/vendorwall/changelog.Debian.gz",
-        "/usr/share/man/man8/vendorwall.8.gz",
         "/usr/share/lintian/overrides/vendorwall",
     ] {
         expected.insert(extra.to_owned());
@@ -82,6 +88,11 @@ fn the_deb_carries_the_installed_files_at_debians_paths_and_is_lintian_clean() {
         "/etc/vendorwall/config.toml",
         "/usr/local/share/vendorwall/blocklists/kaspersky.toml",
         "/usr/local/share/vendorwall/blocklists/kaspersky.netset",
+        "/usr/local/share/man/man8/vendorwall.8",
+        "/usr/local/share/man/man8/vendorwall-check.8",
+        "/usr/local/share/bash-completion/completions/vendorwall",
+        "/usr/local/share/zsh/site-functions/_vendorwall",
+        "/usr/local/share/fish/vendor_completions.d/vendorwall.fish",
     ] {
         assert!(
             installed.contains(required),
@@ -247,4 +258,118 @@ fn the_daemon_enforces_with_only_the_units_capabilities() {
         "not enforcing with {caps:?}: {:?}",
         run.attempts[0]
     );
+}
+
+/// Every manual page `cargo xtask install` puts in place renders with `man -l` without a
+/// warning, there is one per subcommand, and each shell loads its completion script.
+#[test]
+fn manual_pages_render_and_completions_load() {
+    let root = env_path("VENDORWALL_INSTALL_ROOT");
+    let man8 = root.join("usr/local/share/man/man8");
+    let mut pages: Vec<String> = std::fs::read_dir(&man8)
+        .unwrap_or_else(|err| panic!("{}: {err}", man8.display()))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    let mut expected: Vec<String> = [
+        "check", "events", "lists", "reload", "run", "status", "unload",
+    ]
+    .iter()
+    .map(|s| format!("vendorwall-{s}.8"))
+    .collect();
+    expected.push("vendorwall.8".into());
+    expected.sort();
+    assert_eq!(pages, expected);
+    for page in &pages {
+        let out = Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(man8.join(page))
+            .env("MANWIDTH", "80")
+            .env("MANPAGER", "cat")
+            .output()
+            .expect("run man (man-db)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{page}: {warnings}");
+        assert!(
+            warnings.trim().is_empty(),
+            "{page} has warnings: {warnings}"
+        );
+        let name = page.trim_end_matches(".8");
+        assert!(
+            text.contains("NAME") && text.contains(name) && text.contains("SYNOPSIS"),
+            "{page} did not render:\n{text}"
+        );
+    }
+    let share = root.join("usr/local/share");
+    let bash = share.join("bash-completion/completions/vendorwall");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p vendorwall",
+            bash.display()
+        ))
+        .output()
+        .expect("run bash");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("vendorwall"),
+        "bash did not register the completion: {out:?}"
+    );
+    let zsh = share.join("zsh/site-functions/_vendorwall");
+    let fish = share.join("fish/vendor_completions.d/vendorwall.fish");
+    for (shell, args, script) in [("zsh", ["-n"], &zsh), ("fish", ["--no-execute"], &fish)] {
+        let out = Command::new(shell)
+            .args(args)
+            .arg(script)
+            .output()
+            .unwrap_or_else(|err| panic!("run {shell}: {err}"));
+        assert!(
+            out.status.success(),
+            "{shell} rejects {}: {out:?}",
+            script.display()
+        );
+        let text = std::fs::read_to_string(script).expect("completion script");
+        assert!(
+            text.contains("check") && text.contains("cgroup"),
+            "{shell} script lacks subcommands"
+        );
+    }
+    // fish can say what it would complete: the subcommand from its first letters.
+    let out = Command::new("fish")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -C 'vendorwall ch'",
+            fish.display()
+        ))
+        .output()
+        .expect("run fish");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("check"),
+        "fish does not complete `vendorwall ch`: {out:?}"
+    );
+}
+
+/// The Prometheus alert rules are valid and pass their unit tests (`promtool`, from Debian's
+/// prometheus package, which `cargo xtask test` unpacks without installing).
+#[test]
+fn the_prometheus_rules_check_and_pass_their_tests() {
+    let promtool = env_path("VENDORWALL_PROMTOOL");
+    let dir = vendorwall_e2e::repo_root().join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "vendorwall.rules.yml"],
+        ["test", "rules", "vendorwall.rules.test.yml"],
+    ] {
+        let out = Command::new(&promtool)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|err| panic!("run {}: {err}", promtool.display()));
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -322,14 +322,17 @@ fn stalling_server(body: &'static str) -> (u16, Arc<AtomicUsize>) {
 #[test]
 fn a_reload_waiting_on_a_silent_url_stalls_nothing() {
     const INTEGRITY: Duration = Duration::from_millis(500);
-    // Margin for a probe run and a status read on a loaded machine.
-    const MARGIN: Duration = Duration::from_millis(1500);
+    // Margin for the re-attach itself (programs loaded and verified: 0.1 s here, 1 to 3 s
+    // under the kernel matrix's emulation with other tests running), polled on the state
+    // file rather than with probe runs. Still far inside the 10 s the reload waits: the
+    // check below proves the re-attach happened while it waited.
+    const MARGIN: Duration = Duration::from_secs(4);
     let (port, accepted) = stalling_server("127.0.0.71\n");
     let vw = Instance::new("stall");
     let local = vw.write("local.netset", &format!("{LISTED}\n"));
     vw.write_config(&format!(
         "integrity_check_interval = \"500ms\"\n\
-         [http]\ntimeout = \"6s\"\n\
+         [http]\ntimeout = \"10s\"\n\
          [[lists]]\nname = \"local\"\nsources = [\"{}\"]\n\
          [[lists]]\nname = \"remote\"\nsources = [\"http://127.0.0.1:{port}/list\"]\n",
         local.display()
@@ -347,18 +350,31 @@ fn a_reload_waiting_on_a_silent_url_stalls_nothing() {
             >= 2),
         "the reload never asked the server"
     );
-    // The reload now waits (up to the 6 s timeout) on the silent server.
-    let detached = std::time::Instant::now();
+    // The reload now waits (up to the 10 s timeout) on the silent server.
     let (_, status) = vw.status();
+    let state_file = vw.run_dir().join("state.json");
+    let reattachments = || {
+        std::fs::read_to_string(&state_file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["reattachments"].as_u64())
+            .unwrap_or(0)
+    };
+    let detached = std::time::Instant::now();
     for id in link_ids(&status) {
         bpf::detach_link(id);
     }
-    assert!(
-        eventually(INTEGRITY + MARGIN, || refused(&vw, &target)),
-        "detached links were not re-attached within {:?} while a reload waited",
-        INTEGRITY + MARGIN
-    );
+    if !eventually(INTEGRITY + MARGIN, || reattachments() >= 1) {
+        let waited = detached.elapsed();
+        let (_, stderr) = daemon.stop();
+        panic!(
+            "detached links were not re-attached within {:?} while a reload waited ({waited:?}); \
+             daemon stderr:\n{stderr}",
+            INTEGRITY + MARGIN
+        );
+    }
     let repaired_in = detached.elapsed();
+    assert!(refused(&vw, &target), "re-attached, yet not refusing");
     let run = run_in(&probe_bin(), &vw.cgroup, &[("tcp", target.clone())]);
     let pid = run.pid;
     daemon.expect_event(Duration::from_secs(2), |e| e["pid"] == pid);
@@ -372,7 +388,7 @@ fn a_reload_waiting_on_a_silent_url_stalls_nothing() {
     std::thread::sleep(Duration::from_millis(100));
     daemon.hangup();
     assert!(
-        eventually(Duration::from_secs(20), || reloads(&vw) == before + 2),
+        eventually(Duration::from_secs(30), || reloads(&vw) == before + 2),
         "the coalesced reload did not follow the first"
     );
     std::thread::sleep(Duration::from_secs(1));

@@ -124,9 +124,27 @@ every pinned map and link, then say what was removed. Under systemd, stop the un
 it is not restarted: `systemctl stop vendorwall && vendorwall unload`."
     )]
     Unload,
-    /// Print the vendorwall(8) manual page (roff) on standard output: for packagers.
+    /// Print the vendorwall(8) manual page (roff), or write every page to a directory: for
+    /// packagers.
     #[command(hide = true)]
-    Manpage,
+    Manpage(ManpageArgs),
+    /// Print the shell completion script for bash, zsh or fish: for packagers.
+    #[command(hide = true)]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManpageArgs {
+    /// Write vendorwall.8 and one vendorwall-COMMAND.8 per subcommand into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Which list files to use instead of the configured lists.

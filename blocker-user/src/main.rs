@@ -28,7 +28,8 @@ fn main() -> ExitCode {
         Command::Events(args) => cmd::events::run(global, args),
         Command::Reload => cmd::reload::run(global),
         Command::Unload => cmd::unload::run(global),
-        Command::Manpage => cmd::manpage::run(),
+        Command::Manpage(args) => cmd::manpage::run(args),
+        Command::Completions(args) => cmd::manpage::completions(args),
     };
     match result {
         Ok(code) => code,

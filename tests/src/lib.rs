@@ -127,8 +127,15 @@ fn world_executable(built: &Path) -> PathBuf {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
             .expect("chmod copy dir");
         let partial = dir.join(format!("{}.{}", name.to_string_lossy(), std::process::id()));
-        std::fs::copy(built, &partial)
-            .unwrap_or_else(|err| panic!("copy {}: {err}", built.display()));
+        // Copied by another process: a file this process held open for writing would be
+        // inherited by children other test threads fork meanwhile, and their exec of the copy
+        // would fail with ETXTBSY ("Text file busy").
+        let copied = std::process::Command::new("cp")
+            .arg(built)
+            .arg(&partial)
+            .status()
+            .unwrap_or_else(|err| panic!("run cp: {err}"));
+        assert!(copied.success(), "cp {} failed", built.display());
         std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
             .expect("chmod copy");
         std::fs::rename(&partial, &copy).expect("move copy into place");

@@ -40,7 +40,7 @@ fn ensure_cargo_deb() -> anyhow::Result<()> {
 }
 
 /// What the package ships that the repository does not hold as is: the unit with the packaged
-/// binary's path, and the man page generated from the CLI (`vendorwall manpage`), gzipped.
+/// binary's path, and the man pages generated from the CLI (`vendorwall manpage`), gzipped.
 fn assets() -> anyhow::Result<()> {
     let root = shell::workspace_root();
     let dir = root.join("target/deb-assets");
@@ -56,10 +56,17 @@ fn assets() -> anyhow::Result<()> {
         crate::install::BIN
     );
     std::fs::write(dir.join("vendorwall.service"), packaged)?;
-    let man = shell::output(Command::new(root.join("target/release/vendorwall")).arg("manpage"))
-        .context("vendorwall manpage failed")?;
-    let page = dir.join("vendorwall.8");
-    std::fs::write(&page, man)?;
-    // -n: no name or time stamp inside, so the package is reproducible.
-    shell::run(Command::new("gzip").args(["-9", "-n", "-f"]).arg(&page))
+    crate::generated::write()?;
+    let man = dir.join("man");
+    let _ = std::fs::remove_dir_all(&man);
+    std::fs::create_dir_all(&man)?;
+    for (page, _) in crate::generated::files() {
+        if page.extension().is_some_and(|e| e == "8") {
+            let copy = man.join(page.file_name().context("page name")?);
+            std::fs::copy(&page, &copy)?;
+            // -n: no name or time stamp inside, so the package is reproducible.
+            shell::run(Command::new("gzip").args(["-9", "-n", "-f"]).arg(&copy))?;
+        }
+    }
+    Ok(())
 }

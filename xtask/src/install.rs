@@ -1,5 +1,5 @@
-//! `cargo xtask install | uninstall`: put the binary, unit, default config and shipped lists in
-//! the standard places (under `--root` for a staging directory), or take them away again.
+//! `cargo xtask install | uninstall`: put the binary, unit, default config, shipped lists, man
+//! pages and shell completions in the standard places (under `--root` for a staging directory), or take them away again.
 //! The same file list drives the .deb (`deb.rs`), and a test checks both agree.
 
 use std::{
@@ -81,6 +81,14 @@ pub fn plan(root: &Path) -> anyhow::Result<Vec<Item>> {
             config: false,
         });
     }
+    for (source, dest) in crate::generated::files() {
+        items.push(Item {
+            source,
+            dest,
+            mode: 0o644,
+            config: false,
+        });
+    }
     for item in &mut items {
         item.dest = under(root, &item.dest);
     }
@@ -95,6 +103,7 @@ fn under(root: &Path, path: &Path) -> PathBuf {
 pub fn install(args: &Args) -> anyhow::Result<()> {
     bootstrap::ensure()?;
     shell::run(shell::cargo().args(["build", "--release", "--package", "blocker-user"]))?;
+    crate::generated::write()?;
     for item in plan(&args.root)? {
         if item.config && item.dest.exists() {
             println!("kept     {} (already configured)", item.dest.display());

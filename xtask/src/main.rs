@@ -3,12 +3,14 @@
 mod bench;
 mod bootstrap;
 mod deb;
+mod generated;
 mod install;
 mod kernels;
 mod run;
 mod shell;
 mod test;
 mod testbed;
+mod tools;
 mod vm;
 
 use std::process::ExitCode;

@@ -8,7 +8,7 @@ use anyhow::bail;
 use crate::{bootstrap, deb, install, kernels, shell, testbed, vm};
 
 /// The end-to-end tests the kernel matrix runs on every kernel.
-const MATRIX_TESTS: [&str; 4] = ["enforcement", "bypass", "persistence", "refresh"];
+const MATRIX_TESTS: [&str; 5] = ["enforcement", "bypass", "persistence", "refresh", "verdict"];
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,14 +44,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .ok_or_else(|| anyhow::anyhow!("cargo deb produced no .deb in target/debian"))?;
-    // The packaging tests run lintian on the .deb.
-    shell::ensure_packages(&[("lintian", "lintian")])?;
+    // The packaging tests run lintian on the .deb, render the manual pages, load the
+    // completions in each shell, and check the Prometheus rules with promtool.
+    shell::ensure_packages(&[
+        ("lintian", "lintian"),
+        ("man", "man-db"),
+        ("zsh", "zsh"),
+        ("fish", "fish"),
+    ])?;
+    let promtool = crate::tools::promtool()?;
     // The systemd tests boot the installed unit in a container on this cached rootfs.
     let rootfs = testbed::ensure()?;
     let env = [
         ("VENDORWALL_DEB", deb),
         ("VENDORWALL_INSTALL_ROOT", staging),
         ("VENDORWALL_TESTBED_ROOTFS", rootfs),
+        ("VENDORWALL_PROMTOOL", promtool),
     ];
     let selected = selected_kernels(args)?;
     // Made before any test runs, so a download failure says so instead of failing tests.

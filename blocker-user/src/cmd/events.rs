@@ -33,12 +33,23 @@ pub fn run(global: &GlobalArgs, args: &EventsArgs) -> anyhow::Result<ExitCode> {
     let config = global.config()?;
     let path = config.run_dir.join(SOCKET_FILE);
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    let mut stream = UnixStream::connect(&path).with_context(|| {
-        format!(
-            "failed to connect to {} (is the daemon running?)",
-            path.display()
-        )
-    })?;
+    let mut stream = match UnixStream::connect(&path) {
+        Ok(stream) => stream,
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            bail!(
+                "permission denied: cannot connect to {} (root only): run as root",
+                path.display()
+            )
+        }
+        Err(err) => {
+            return Err(err).with_context(|| {
+                format!(
+                    "failed to connect to {} (is the daemon running?)",
+                    path.display()
+                )
+            });
+        }
+    };
     writeln!(stream, "{{\"follow\":{}}}", args.follow).context("failed to send the request")?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -7,6 +7,15 @@ use super::{Daemon, exempt};
 use crate::kernel::inspect;
 
 impl Daemon {
+    /// Whether every link of this generation is attached to our cgroup (read from the kernel).
+    pub fn enforcing(&self) -> bool {
+        let links = inspect::links(&self.enforcer.generation_dir());
+        !links.is_empty()
+            && links
+                .iter()
+                .all(|l| l.kernel.is_some_and(|k| k.cgroup_id == self.cgroup_id))
+    }
+
     /// Checks that this generation's links are attached to our cgroup; re-attaches (a new
     /// generation) when someone detached them. Also re-resolves exempt units, whose cgroups are
     /// recreated when they restart. Returns true when a new generation was established.

@@ -56,6 +56,8 @@ pub struct Metrics {
     map_fill: Family<MapLabel, Gauge>,
     map_capacity: Family<MapLabel, Gauge>,
     reattachments: Gauge,
+    enforcing: Gauge,
+    refresh_interval: Gauge,
 }
 
 impl Default for Metrics {
@@ -85,6 +87,8 @@ impl Metrics {
             map_fill: Family::default(),
             map_capacity: Family::default(),
             reattachments: Gauge::default(),
+            enforcing: Gauge::default(),
+            refresh_interval: Gauge::default(),
         };
         registry.register(
             "blocked",
@@ -166,6 +170,16 @@ impl Metrics {
             "Times detached links were found and re-attached",
             m.reattachments.clone(),
         );
+        registry.register(
+            "enforcing",
+            "1 when every program of the current generation is attached to the cgroup",
+            m.enforcing.clone(),
+        );
+        registry.register(
+            "refresh_interval_seconds",
+            "The configured list refresh interval, to judge a list's age by",
+            m.refresh_interval.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             ..m
@@ -244,6 +258,13 @@ impl Metrics {
         self.map_capacity
             .get_or_create(&label)
             .set(i64::from(capacity));
+    }
+
+    /// Whether enforcement is in place, and the refresh interval lists' ages compare against.
+    pub fn set_enforcing(&self, enforcing: bool, refresh_interval: std::time::Duration) {
+        self.enforcing.set(i64::from(enforcing));
+        self.refresh_interval
+            .set(i64::try_from(refresh_interval.as_secs()).unwrap_or(i64::MAX));
     }
 
     pub fn set_reattachments(&self, n: u64) {
