@@ -254,6 +254,9 @@ impl Default for AsnConfig {
 pub struct EventsConfig {
     /// Write events as JSON lines on stdout.
     pub stdout: bool,
+    /// Send events to journald natively, with `VENDORWALL_*` fields, instead of JSON lines on
+    /// stdout. Unset: when stdout is the journal (as under systemd).
+    pub journal: Option<bool>,
     /// Also append events to this file.
     pub file: Option<PathBuf>,
     /// Repeats of the same (process, destination, list) inside this window become one line.
@@ -272,6 +275,7 @@ impl Default for EventsConfig {
     fn default() -> Self {
         Self {
             stdout: true,
+            journal: None,
             file: None,
             aggregate_window: Duration::from_secs(10),
             keep: 1000,

@@ -32,7 +32,16 @@ impl Pipeline {
     pub fn start(config: &EventsConfig, metrics: Metrics) -> anyhow::Result<Self> {
         let hub = Hub::new(config.keep);
         let mut writers = Vec::new();
-        if config.stdout {
+        let journal = config
+            .journal
+            .unwrap_or_else(super::sinks::journal::stdout_is_journal);
+        if journal {
+            let m = metrics.clone();
+            writers.push(super::sinks::journal::spawn_journal(
+                hub.subscribe(),
+                move |n| m.observe_missed("journal", n),
+            ));
+        } else if config.stdout {
             let m = metrics.clone();
             writers.push(spawn_writer(
                 hub.subscribe(),
