@@ -350,10 +350,11 @@ fn manual_pages_render_and_completions_load() {
     );
 }
 
-/// The Prometheus alert rules are valid and pass their unit tests (`promtool`, from Debian's
-/// prometheus package, which `cargo xtask test` unpacks without installing).
+/// The Prometheus alert rules are valid and pass their unit tests, and every query of the
+/// Grafana dashboard parses (`promtool`, from Debian's prometheus package, which
+/// `cargo xtask test` unpacks without installing).
 #[test]
-fn the_prometheus_rules_check_and_pass_their_tests() {
+fn the_prometheus_rules_and_the_dashboard_queries_check() {
     let promtool = env_path("VENDORWALL_PROMTOOL");
     let dir = vendorwall_e2e::repo_root().join("deploy/prometheus");
     for args in [
@@ -372,4 +373,40 @@ fn the_prometheus_rules_check_and_pass_their_tests() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // Each panel query as a recording rule, so promtool parses it as Prometheus would.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            vendorwall_e2e::repo_root().join("deploy/grafana/vendorwall.json"),
+        )
+        .expect("dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(|e| e.replace("$instance", ".*")))
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, expr) in exprs.iter().enumerate() {
+        rules += &format!(
+            "      - record: vendorwall:panel_{i}\n        expr: {}\n",
+            serde_json::to_string(expr).expect("quoted")
+        );
+    }
+    let dir = TempDir::new("dashboard");
+    let file = dir.write("dashboard.rules.yml", &rules);
+    let out = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "a dashboard query does not parse:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -317,29 +317,29 @@ fn stalling_server(body: &'static str) -> (u16, Arc<AtomicUsize>) {
 }
 
 /// While a reload waits on a URL that never answers, the loop goes on: detached links are
-/// re-attached within the integrity interval, events are delivered, the watchdog is pinged,
-/// and further SIGHUPs are coalesced into one reload that follows, not queued.
+/// noticed within the integrity interval and re-attached, the watchdog is pinged, events are
+/// delivered, and further SIGHUPs are coalesced into one reload that follows, not queued.
 #[test]
 fn a_reload_waiting_on_a_silent_url_stalls_nothing() {
     const INTEGRITY: Duration = Duration::from_millis(500);
-    // Margin for the re-attach itself (programs loaded and verified: 0.1 s here, 1 to 3 s
-    // under the kernel matrix's emulation with other tests running), polled on the state
-    // file rather than with probe runs. Still far inside the 10 s the reload waits: the
-    // check below proves the re-attach happened while it waited.
-    const MARGIN: Duration = Duration::from_secs(4);
+    // For a busy machine or the kernel matrix's emulation, where the check itself takes time.
+    const MARGIN: Duration = Duration::from_secs(2);
+    // How long the reload waits on the silent server: longer than everything checked while it
+    // waits, including a re-attach (a program load takes up to 10 s under emulation).
+    const HANG: Duration = Duration::from_secs(25);
     let (port, accepted) = stalling_server("127.0.0.71\n");
     let vw = Instance::new("stall");
     let local = vw.write("local.netset", &format!("{LISTED}\n"));
     vw.write_config(&format!(
         "integrity_check_interval = \"500ms\"\n\
-         [http]\ntimeout = \"10s\"\n\
+         [http]\ntimeout = \"{}s\"\n\
          [[lists]]\nname = \"local\"\nsources = [\"{}\"]\n\
          [[lists]]\nname = \"remote\"\nsources = [\"http://127.0.0.1:{port}/list\"]\n",
+        HANG.as_secs(),
         local.display()
     ));
-    let mut args = vec!["WATCHDOG_USEC=2000000".to_owned()];
-    args.insert(0, "env".to_owned());
-    let mut daemon = vendorwall_e2e::daemon::Daemon::start_wrapped(&args, &vw.run_args(&[]));
+    let wrapper = ["env".to_owned(), "WATCHDOG_USEC=2000000".to_owned()];
+    let mut daemon = vendorwall_e2e::daemon::Daemon::start_wrapped(&wrapper, &vw.run_args(&[]));
     let (_listener, port_66) = listen(&format!("{LISTED}:0"));
     let target = format!("{LISTED}:{port_66}");
     let before = reloads(&vw);
@@ -350,37 +350,34 @@ fn a_reload_waiting_on_a_silent_url_stalls_nothing() {
             >= 2),
         "the reload never asked the server"
     );
-    // The reload now waits (up to the 10 s timeout) on the silent server.
+    let asked = std::time::Instant::now();
+    // The reload now waits on the silent server. Tamper with enforcement meanwhile.
     let (_, status) = vw.status();
-    let state_file = vw.run_dir().join("state.json");
-    let reattachments = || {
-        std::fs::read_to_string(&state_file)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["reattachments"].as_u64())
-            .unwrap_or(0)
-    };
     let detached = std::time::Instant::now();
     for id in link_ids(&status) {
         bpf::detach_link(id);
     }
-    if !eventually(INTEGRITY + MARGIN, || reattachments() >= 1) {
-        let waited = detached.elapsed();
+    let noticed = eventually(INTEGRITY + MARGIN, || {
+        daemon.stderr_so_far().contains("ENFORCEMENT TAMPERED WITH")
+    });
+    let noticed_in = detached.elapsed();
+    if !noticed {
         let (_, stderr) = daemon.stop();
         panic!(
-            "detached links were not re-attached within {:?} while a reload waited ({waited:?}); \
-             daemon stderr:\n{stderr}",
+            "the detach was not noticed within {:?} while a reload waited; stderr:\n{stderr}",
             INTEGRITY + MARGIN
         );
     }
-    let repaired_in = detached.elapsed();
-    assert!(refused(&vw, &target), "re-attached, yet not refusing");
-    let run = run_in(&probe_bin(), &vw.cgroup, &[("tcp", target.clone())]);
-    let pid = run.pid;
-    daemon.expect_event(Duration::from_secs(2), |e| e["pid"] == pid);
     daemon.wait_for_notify("WATCHDOG=1", Duration::from_secs(2));
     assert!(
-        accepted.load(Ordering::SeqCst) == 2 && reloads(&vw) == before,
+        eventually(HANG / 2, || refused(&vw, &target)),
+        "not re-attached while the reload waited"
+    );
+    let run = run_in(&probe_bin(), &vw.cgroup, &[("tcp", target.clone())]);
+    let pid = run.pid;
+    daemon.expect_event(Duration::from_secs(5), |e| e["pid"] == pid);
+    assert!(
+        asked.elapsed() < HANG && accepted.load(Ordering::SeqCst) == 2 && reloads(&vw) == before,
         "the checks above must have run while the first reload still waited"
     );
     // Two more requests while it waits: one reload follows, not two.
@@ -388,7 +385,7 @@ fn a_reload_waiting_on_a_silent_url_stalls_nothing() {
     std::thread::sleep(Duration::from_millis(100));
     daemon.hangup();
     assert!(
-        eventually(Duration::from_secs(30), || reloads(&vw) == before + 2),
+        eventually(HANG * 3, || reloads(&vw) == before + 2),
         "the coalesced reload did not follow the first"
     );
     std::thread::sleep(Duration::from_secs(1));
@@ -398,5 +395,5 @@ fn a_reload_waiting_on_a_silent_url_stalls_nothing() {
         "SIGHUPs were queued, not coalesced"
     );
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
-    eprintln!("re-attached {repaired_in:?} after the detach, during the reload");
+    eprintln!("tampering noticed {noticed_in:?} after the detach, during the reload");
 }

@@ -254,6 +254,9 @@ impl Default for AsnConfig {
 pub struct EventsConfig {
     /// Write events as JSON lines on stdout.
     pub stdout: bool,
+    /// The line format of stdout, the file and the socket: `vendorwall` (the documented
+    /// record), `ecs` (Elastic Common Schema) or `ocsf` (OCSF Network Activity).
+    pub format: crate::events::formats::LineFormat,
     /// Send events to journald natively, with `VENDORWALL_*` fields, instead of JSON lines on
     /// stdout. Unset: when stdout is the journal (as under systemd).
     pub journal: Option<bool>,
@@ -275,6 +278,7 @@ impl Default for EventsConfig {
     fn default() -> Self {
         Self {
             stdout: true,
+            format: crate::events::formats::LineFormat::Vendorwall,
             journal: None,
             file: None,
             aggregate_window: Duration::from_secs(10),

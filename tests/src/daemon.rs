@@ -23,6 +23,8 @@ pub struct Daemon {
     /// Every sd_notify datagram received so far.
     notifications: Vec<String>,
     stderr: std::thread::JoinHandle<String>,
+    /// What the daemon wrote on stderr so far, line by line as it comes.
+    stderr_so_far: std::sync::Arc<std::sync::Mutex<String>>,
     _dir: TempDir,
 }
 
@@ -67,10 +69,19 @@ impl Daemon {
                 }
             }
         });
+        let stderr_so_far = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr_so_far.clone();
         let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
+            let mut reader = BufReader::new(&mut stderr);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if let Ok(mut text) = sink.lock() {
+                    text.push_str(&line);
+                }
+                line.clear();
+            }
+            let _ = reader.read_to_string(&mut line);
+            sink.lock().map(|text| text.clone()).unwrap_or_default()
         });
         let mut daemon = Self {
             child,
@@ -78,6 +89,7 @@ impl Daemon {
             notify,
             notifications: Vec::new(),
             stderr,
+            stderr_so_far,
             _dir: dir,
         };
         daemon.wait_for_notify("READY=1", READY_TIMEOUT);
@@ -103,6 +115,14 @@ impl Daemon {
             }
         }
         panic!("vendorwall did not send {needle} within {timeout:?}");
+    }
+
+    /// What the daemon has written on stderr so far (it keeps running).
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr_so_far
+            .lock()
+            .map(|text| text.clone())
+            .unwrap_or_default()
     }
 
     /// Every sd_notify datagram received by the waits so far.

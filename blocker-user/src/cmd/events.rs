@@ -50,7 +50,13 @@ pub fn run(global: &GlobalArgs, args: &EventsArgs) -> anyhow::Result<ExitCode> {
             });
         }
     };
-    writeln!(stream, "{{\"follow\":{}}}", args.follow).context("failed to send the request")?;
+    // Always vendorwall's own lines: the filters below read its field names.
+    writeln!(
+        stream,
+        "{{\"follow\":{},\"format\":\"vendorwall\"}}",
+        args.follow
+    )
+    .context("failed to send the request")?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if !args.json {

@@ -115,7 +115,11 @@ async fn serve(
             daemon.config.run_dir.display()
         )
     })?;
-    tokio::spawn(socket::serve(listener, pipeline.hub.clone()));
+    tokio::spawn(socket::serve(
+        listener,
+        pipeline.hub.clone(),
+        daemon.config.events.format,
+    ));
     if let Some(addr) = daemon.config.metrics.listen {
         // A taken port costs the operator the endpoint, never the enforcement: logged, not fatal.
         match http::bind(addr).await {

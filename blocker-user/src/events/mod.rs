@@ -8,6 +8,7 @@ pub mod cache;
 pub mod clock;
 pub mod decode;
 pub mod describe;
+pub mod formats;
 pub mod hub;
 pub mod pipeline;
 pub mod process;

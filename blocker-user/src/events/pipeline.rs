@@ -47,6 +47,7 @@ impl Pipeline {
                 hub.subscribe(),
                 std::io::stdout(),
                 "stdout",
+                config.format,
                 move |n| {
                     m.observe_missed("stdout", n);
                 },
@@ -67,6 +68,7 @@ impl Pipeline {
                 hub.subscribe(),
                 std::io::BufWriter::new(file),
                 "file",
+                config.format,
                 move |n| m.observe_missed("file", n),
             ));
         }

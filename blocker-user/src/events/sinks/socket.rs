@@ -12,7 +12,10 @@ use tokio::{
     sync::broadcast::error::RecvError,
 };
 
-use crate::events::hub::{Hub, missed_line};
+use crate::events::{
+    formats::LineFormat,
+    hub::{Hub, missed_line},
+};
 
 pub const SOCKET_FILE: &str = "events.sock";
 
@@ -20,6 +23,9 @@ pub const SOCKET_FILE: &str = "events.sock";
 #[serde(default)]
 pub struct Request {
     pub follow: bool,
+    /// The line format for this client (`vendorwall`, `ecs`, `ocsf`); `[events] format`
+    /// when absent. `vendorwall events` always asks for `vendorwall`.
+    pub format: Option<LineFormat>,
 }
 
 /// Binds the socket (replacing a stale one) with mode 0600.
@@ -35,11 +41,11 @@ pub fn bind(run_dir: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-pub async fn serve(listener: UnixListener, hub: Hub) {
+pub async fn serve(listener: UnixListener, hub: Hub, format: LineFormat) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(handle(stream, hub.clone()));
+                tokio::spawn(handle(stream, hub.clone(), format));
             }
             Err(err) => {
                 tracing::warn!("events socket: accept failed: {err}");
@@ -49,7 +55,7 @@ pub async fn serve(listener: UnixListener, hub: Hub) {
     }
 }
 
-async fn handle(stream: UnixStream, hub: Hub) {
+async fn handle(stream: UnixStream, hub: Hub, default_format: LineFormat) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read);
@@ -62,10 +68,14 @@ async fn handle(stream: UnixStream, hub: Hub) {
         Ok(Ok(_)) => serde_json::from_str(line.trim()).unwrap_or_default(),
         _ => return,
     };
+    let format = request.format.unwrap_or(default_format);
     // Subscribe before sending the backlog, so nothing falls between the two.
     let mut rx = hub.subscribe();
     for line in hub.recent() {
-        if write_line(&mut write, &line).await.is_err() {
+        if write_line(&mut write, &format.convert(&line))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -74,7 +84,7 @@ async fn handle(stream: UnixStream, hub: Hub) {
     }
     loop {
         let line = match rx.recv().await {
-            Ok(line) => line.to_string(),
+            Ok(line) => format.convert(&line),
             Err(RecvError::Lagged(n)) => missed_line(n, "socket"),
             Err(RecvError::Closed) => return,
         };

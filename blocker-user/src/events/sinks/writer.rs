@@ -5,21 +5,25 @@ use std::io::Write;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::events::hub::{Line, missed_line};
+use crate::events::{
+    formats::LineFormat,
+    hub::{Line, missed_line},
+};
 
-/// Writes every line from `rx` to `out` on a thread of its own, until the hub is dropped. A
-/// writer that falls behind writes a `missed` line with the exact number it lost; `on_missed`
-/// is told too (for metrics).
+/// Writes every line from `rx` to `out`, in `format`, on a thread of its own, until the hub
+/// is dropped. A writer that falls behind writes a `missed` line with the exact number it lost;
+/// `on_missed` is told too (for metrics).
 pub fn spawn_writer<W: Write + Send + 'static>(
     mut rx: broadcast::Receiver<Line>,
     mut out: W,
     sink: &'static str,
+    format: LineFormat,
     on_missed: impl Fn(u64) + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         loop {
             let line = match rx.blocking_recv() {
-                Ok(line) => line.to_string(),
+                Ok(line) => format.convert(&line),
                 Err(RecvError::Lagged(n)) => {
                     on_missed(n);
                     missed_line(n, sink)
