@@ -98,7 +98,7 @@ fn check_ecs(line: &Value, schema: &HashMap<String, Field>) {
                 }
                 "long" | "integer" | "unsigned_long" => v.is_u64() || v.is_i64(),
                 "ip" => v.as_str().is_some_and(|s| s.parse::<IpAddr>().is_ok()),
-                "date" => v.as_str().is_some_and(|s| humantime_ok(s)),
+                "date" => v.as_str().is_some_and(rfc3339_utc),
                 "boolean" => v.is_boolean(),
                 other => panic!("{path}: type {other} not handled by this test"),
             };
@@ -114,7 +114,7 @@ fn check_ecs(line: &Value, schema: &HashMap<String, Field>) {
     }
 }
 
-fn humantime_ok(s: &str) -> bool {
+fn rfc3339_utc(s: &str) -> bool {
     // RFC 3339 with a zone: what Elasticsearch's default date format takes.
     s.len() >= 20 && s.ends_with('Z') && s.as_bytes()[10] == b'T'
 }

@@ -41,17 +41,6 @@ fn configured(tag: &str) -> Container {
     bed
 }
 
-/// One TCP connect from inside the container's cgroup tree: whether it was refused (EPERM).
-fn refused(bed: &Container, addr: &str) -> bool {
-    let out = bed.ok(&format!(
-        "mkdir -p /sys/fs/cgroup/vw-probe && echo $$ > /sys/fs/cgroup/vw-probe/cgroup.procs \
-         && echo go | vw-probe tcp {addr}"
-    ));
-    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("probe output {out:?}: {e}"));
-    line["errno"].as_i64() == Some(i64::from(libc::EPERM))
-}
-
 /// A hammer on `addr` running in its own cgroup inside the container.
 fn hammer(bed: &Container, addr: &str) -> Hammer {
     let cmd: Command = bed.command(&format!(
@@ -96,8 +85,8 @@ fn the_unit_starts_reloads_restarts_and_stops_under_real_systemd() {
     for name in ["kaspersky", "huawei", "bed"] {
         assert!(lists.contains(&name), "{name} not enforced: {lists:?}");
     }
-    assert!(refused(&bed, LISTED), "a listed address got through");
-    assert!(!refused(&bed, UNLISTED), "an unlisted address was refused");
+    assert!(bed.refused(LISTED), "a listed address got through");
+    assert!(!bed.refused(UNLISTED), "an unlisted address was refused");
 
     let hammer = hammer(&bed, LISTED);
 
@@ -105,7 +94,7 @@ fn the_unit_starts_reloads_restarts_and_stops_under_real_systemd() {
     bed.write(BED_LIST, "127.0.9.0/24\n127.0.7.0/24\n");
     bed.ok("systemctl reload vendorwall");
     assert!(
-        eventually(Duration::from_secs(10), || refused(&bed, ADDED)),
+        eventually(Duration::from_secs(10), || bed.refused(ADDED)),
         "a reload did not apply the added range"
     );
 
@@ -139,7 +128,7 @@ fn the_unit_starts_reloads_restarts_and_stops_under_real_systemd() {
     // `systemctl stop` ends the daemon, not the enforcement.
     bed.ok("systemctl stop vendorwall");
     assert!(!active(&bed));
-    assert!(refused(&bed, LISTED), "enforcement ended with the service");
+    assert!(bed.refused(LISTED), "enforcement ended with the service");
 
     let counts = hammer.stop();
     assert_eq!(
@@ -216,7 +205,7 @@ fn a_start_that_keeps_failing_keeps_being_retried() {
         eventually(Duration::from_secs(30), || active(&bed)),
         "did not start once the configuration was fixed"
     );
-    assert!(refused(&bed, LISTED));
+    assert!(bed.refused(LISTED));
 }
 
 /// `deb` rebuilt with a later version, as the next release's package would be.
@@ -272,7 +261,7 @@ fn the_package_installs_upgrades_under_load_removes_and_purges() {
     bed.write("/etc/vendorwall/config.toml", CONFIG);
     bed.write(BED_LIST, "127.0.9.0/24\n");
     bed.ok("systemctl reload vendorwall");
-    assert!(refused(&bed, LISTED));
+    assert!(bed.refused(LISTED));
     let hammer = hammer(&bed, LISTED);
     let before = main_pid(&bed);
     bed.ok("DEBIAN_FRONTEND=noninteractive dpkg -i /root/vendorwall-next.deb");
@@ -302,12 +291,12 @@ fn the_package_installs_upgrades_under_load_removes_and_purges() {
         bed.sh("test -e /usr/sbin/vendorwall").status.code(),
         Some(1)
     );
-    assert!(refused(&bed, LISTED), "enforcement ended with dpkg -r");
+    assert!(bed.refused(LISTED), "enforcement ended with dpkg -r");
 
     // Purge: the enforcement, the state and the packaged configuration go; a file the operator
     // added to /etc/vendorwall (the local list) stays, as dpkg leaves what it did not install.
     bed.ok("dpkg --purge vendorwall");
-    assert!(!refused(&bed, LISTED), "still refused after purge");
+    assert!(!bed.refused(LISTED), "still refused after purge");
     assert_eq!(bed.ok(&format!("cat {BED_LIST}")), "127.0.9.0/24\n");
     for gone in [
         "/sys/fs/bpf/vendorwall",

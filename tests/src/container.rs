@@ -196,6 +196,18 @@ impl Container {
     }
 
     /// A `systemctl show` property of a unit.
+    /// One TCP connect from inside the container's cgroup tree (a cgroup of its own under the
+    /// container's root): whether it was refused (EPERM).
+    pub fn refused(&self, addr: &str) -> bool {
+        let out = self.ok(&format!(
+            "mkdir -p /sys/fs/cgroup/vw-probe && echo $$ > /sys/fs/cgroup/vw-probe/cgroup.procs \
+             && echo go | vw-probe tcp {addr}"
+        ));
+        let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("probe output {out:?}: {e}"));
+        line["errno"].as_i64() == Some(i64::from(libc::EPERM))
+    }
+
     pub fn property(&self, unit: &str, property: &str) -> String {
         self.ok(&format!("systemctl show -p {property} --value {unit}"))
             .trim()

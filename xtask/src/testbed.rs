@@ -13,8 +13,12 @@ use anyhow::Context as _;
 use crate::shell;
 
 const SUITE: &str = "bookworm";
-/// What the tests use inside: systemd itself, journalctl, ps, ip.
-const INCLUDE: &str = "systemd,systemd-sysv,dbus,procps,iproute2";
+/// What the tests use inside: systemd itself, journalctl, ps, ip, and Debian's ansible-core
+/// (with python3-apt for its apt module) to run the Ansible role on the booted system;
+/// python3-cffi-backend by name, as debootstrap does not resolve the virtual package
+/// python3-cryptography needs.
+const INCLUDE: &str =
+    "systemd,systemd-sysv,dbus,procps,iproute2,ansible-core,python3-apt,python3-cffi-backend";
 const CACHE: &str = "/var/cache/vendorwall/testbed";
 /// Written last: a rootfs without it is an interrupted debootstrap and is made again.
 const COMPLETE: &str = ".vendorwall-testbed-complete";
