@@ -142,29 +142,11 @@ mod tests {
 
     fn record(uid: u32, pid: u32, dst: &str) -> EventRecord {
         EventRecord {
-            kind: "event",
-            time: "t".into(),
-            last: "t".into(),
-            count: 1,
-            repeat: false,
-            action: "blocked",
-            list: "l".into(),
-            vendor: None,
-            prefix: None,
-            source: None,
             dst: dst.into(),
-            port: 1,
-            protocol: "tcp".into(),
-            hook: "connect4",
             pid,
             tid: pid,
             uid,
-            user: None,
-            gid: 0,
-            comm: String::new(),
-            cgroup_id: 0,
-            process: Default::default(),
-            limited: None,
+            ..EventRecord::sample()
         }
     }
 

@@ -77,29 +77,8 @@ mod tests {
 
     fn record(n: u64) -> EventRecord {
         EventRecord {
-            kind: "event",
-            time: String::new(),
-            last: String::new(),
             count: n,
-            repeat: false,
-            action: "blocked",
-            list: "l".into(),
-            vendor: None,
-            prefix: None,
-            source: None,
-            dst: "192.0.2.1".into(),
-            port: 1,
-            protocol: "tcp".into(),
-            hook: "connect4",
-            pid: 1,
-            tid: 1,
-            uid: 0,
-            user: None,
-            gid: 0,
-            comm: "x".into(),
-            cgroup_id: 0,
-            process: super::super::ProcessInfo::default(),
-            limited: None,
+            ..EventRecord::sample()
         }
     }
 

@@ -61,3 +61,35 @@ pub struct Limited {
     /// True when there were more than could be counted (65536): `destinations` is a minimum.
     pub more_destinations: bool,
 }
+
+#[cfg(test)]
+impl EventRecord {
+    /// One blocked connect4 attempt of pid 1 to 192.0.2.1, for tests to adjust.
+    pub fn sample() -> Self {
+        Self {
+            kind: "event",
+            time: String::new(),
+            last: String::new(),
+            count: 1,
+            repeat: false,
+            action: "blocked",
+            list: "l".into(),
+            vendor: None,
+            prefix: None,
+            source: None,
+            dst: "192.0.2.1".into(),
+            port: 1,
+            protocol: "tcp".into(),
+            hook: "connect4",
+            pid: 1,
+            tid: 1,
+            uid: 0,
+            user: None,
+            gid: 0,
+            comm: "x".into(),
+            cgroup_id: 0,
+            process: ProcessInfo::default(),
+            limited: None,
+        }
+    }
+}
