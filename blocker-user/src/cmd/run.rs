@@ -387,7 +387,7 @@ fn observe(daemon: &mut Daemon, pipeline: &Pipeline) {
     let metrics = &pipeline.metrics;
     metrics.observe_lists(&daemon.lists);
     metrics.set_reattachments(daemon.state.reattachments);
-    metrics.set_enforcing(daemon.enforcing(), daemon.config.refresh_interval);
+    metrics.set_enforcing(daemon.links_attached, daemon.config.refresh_interval);
     let (v4, v6) = daemon.kernel_counts;
     metrics.observe_map("block_v4", v4, daemon.config.maps.block_v4);
     metrics.observe_map("block_v6", v6, daemon.config.maps.block_v6);

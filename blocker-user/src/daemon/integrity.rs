@@ -7,15 +7,6 @@ use super::{Daemon, exempt};
 use crate::kernel::inspect;
 
 impl Daemon {
-    /// Whether every link of this generation is attached to our cgroup (read from the kernel).
-    pub fn enforcing(&self) -> bool {
-        let links = inspect::links(&self.enforcer.generation_dir());
-        !links.is_empty()
-            && links
-                .iter()
-                .all(|l| l.kernel.is_some_and(|k| k.cgroup_id == self.cgroup_id))
-    }
-
     /// Checks that this generation's links are attached to our cgroup; re-attaches (a new
     /// generation) when someone detached them. Also re-resolves exempt units, whose cgroups are
     /// recreated when they restart. Returns true when a new generation was established.
@@ -26,6 +17,7 @@ impl Daemon {
             .filter(|l| l.kernel.is_none_or(|k| k.cgroup_id != self.cgroup_id))
             .map(|l| l.program)
             .collect();
+        self.links_attached = !links.is_empty() && broken.is_empty();
         let mut new_generation = false;
         if !broken.is_empty() {
             error!(

@@ -66,6 +66,10 @@ pub struct Daemon {
     exempt_ids: Vec<u64>,
     /// Prefixes in the block tries after the last sync (IPv4, IPv6).
     pub kernel_counts: (usize, usize),
+    /// Whether every link was attached to our cgroup at the last integrity check (or since a
+    /// generation was attached): what the `vendorwall_enforcing` metric reports, without a
+    /// second scan of the links.
+    pub links_attached: bool,
     /// Connections terminated by the last sweep, for the event pipeline to report.
     pub terminated: Vec<Termination>,
 }
@@ -142,6 +146,7 @@ impl Daemon {
             watched: HashMap::new(),
             exempt_ids,
             kernel_counts,
+            links_attached: true,
             terminated: Vec::new(),
         };
         daemon.sweep_established();

@@ -243,6 +243,7 @@ impl Daemon {
             self.log_level,
         )?;
         self.enforcer = enforcer;
+        self.links_attached = true;
         Ok(stats)
     }
 }
