@@ -37,6 +37,19 @@ pub mod map_names {
     pub const EVENTS: &str = "EVENTS";
     /// Per-CPU array of `u64` counters indexed by [`super::Counter`].
     pub const COUNTERS: &str = "COUNTERS";
+    /// Hash of listed domain names: key [`super::DomainKey`] (the name in DNS wire form,
+    /// lower case, zero-padded), value [`super::DomainRef`]. The DNS learner looks up every
+    /// suffix of an answered name here.
+    pub const DOMAINS: &str = "DOMAINS";
+    /// LRU hash of IPv4 addresses learned from DNS answers to listed names: key `[u8; 4]`,
+    /// value [`super::Learned`].
+    pub const LEARNED_V4: &str = "LEARNED_V4";
+    /// LRU hash of learned IPv6 addresses: key `[u8; 16]`, value [`super::Learned`].
+    pub const LEARNED_V6: &str = "LEARNED_V6";
+    /// Array of `[u8; 8]`: one byte per bucket of learned addresses ([`super::learned_slot_v4`],
+    /// [`super::learned_slot_v6`]), set by the learner and never cleared while pinned, so an
+    /// address in no learned bucket costs one array read on the connect path.
+    pub const LEARNED_SEEN: &str = "LEARNED_SEEN";
 }
 
 /// Names of the programs in the eBPF object.
@@ -50,6 +63,9 @@ pub mod program_names {
     /// Optional: drops egress packets to blocked ranges (raw sockets, anything the address
     /// hooks do not see).
     pub const EGRESS: &str = "vw_egress";
+    /// The DNS learner (cgroup_skb ingress): learns the addresses of listed names from DNS
+    /// answers. Needs `bpf_loop` (Linux 5.17).
+    pub const DNS_INGRESS: &str = "vw_dns_ingress";
 }
 
 /// What the kernel does when a destination matches a list.
@@ -118,7 +134,77 @@ pub const fn seen_v4_slot(addr: [u8; 4]) -> (u32, u64) {
 pub struct Settings {
     /// Bit set of `SETTING_*` flags.
     pub flags: u32,
+    /// A learned address is kept at least this long (seconds), whatever the answer's TTL.
+    pub learned_min_ttl_s: u32,
+    /// ... and at most this long, whatever TTL a (possibly hostile) answer claims.
+    pub learned_max_ttl_s: u32,
     pub _pad: u32,
+}
+
+/// Longest listed domain name, in DNS wire form (length-prefixed labels, no root byte): 64
+/// bytes hold every vendor name seen so far (the longest shipped is 30) and keep the learner's
+/// per-suffix key build at eight word copies.
+pub const DOMAIN_KEY_LEN: usize = 64;
+
+/// Key of the `DOMAINS` map: a listed name in DNS wire form, lower case, zero-padded.
+/// `kaspersky.com` is `\x09kaspersky\x03com` followed by zeros.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DomainKey {
+    pub wire: [u8; DOMAIN_KEY_LEN],
+}
+
+/// Value of the `DOMAINS` map: which list names the domain, its action, and the domain's
+/// number in the daemon's table (for events and `check`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainRef {
+    pub list_id: u16,
+    /// An [`Action`] as `u8`.
+    pub action: u8,
+    /// `DOMAIN_*` flags.
+    pub flags: u8,
+    /// Index of the name in the daemon's domain table; 0 is never used.
+    pub domain_id: u32,
+}
+
+/// The list allows learning loopback, private, link-local and unspecified answers.
+pub const DOMAIN_LEARN_PRIVATE: u8 = 1 << 0;
+
+/// Value of the learned-address maps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Learned {
+    pub list_id: u16,
+    /// An [`Action`] as `u8`.
+    pub action: u8,
+    pub _pad: u8,
+    /// The listed domain (from [`DomainRef`]) whose answer held the address.
+    pub domain_id: u32,
+    /// `bpf_ktime_get_boot_ns()` of the last answer that carried the address.
+    pub learned_ns: u64,
+    /// Boot-clock time after which the programs ignore the entry (the daemon deletes it).
+    pub expires_ns: u64,
+}
+
+/// Words in `LEARNED_SEEN` (one byte per bucket, 2^21 buckets: 2 MiB).
+pub const LEARNED_SEEN_WORDS: u32 = 1 << 18;
+
+/// The bucket of a learned IPv4 address: its /21. Returns (word, byte in word).
+#[inline(always)]
+pub const fn learned_slot_v4(addr: [u8; 4]) -> (u32, u32) {
+    let bucket = ((addr[0] as u32) << 13) | ((addr[1] as u32) << 5) | ((addr[2] as u32) >> 3);
+    (bucket >> 3, bucket & 7)
+}
+
+/// The bucket of a learned IPv6 address: a multiplicative hash of its /64.
+#[inline(always)]
+pub const fn learned_slot_v6(addr: [u8; 16]) -> (u32, u32) {
+    let net = u64::from_be_bytes([
+        addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
+    ]);
+    let bucket = ((net ^ (net >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 43) as u32;
+    (bucket >> 3, bucket & 7)
 }
 
 /// Treat `64:ff9b::/96` (NAT64 well-known prefix) destinations as the embedded IPv4 address.
@@ -144,10 +230,18 @@ pub enum Counter {
     RawSocketsRefused = 4,
     /// Packets dropped by the optional egress backstop.
     EgressDropped = 5,
+    /// DNS responses the learner parsed to the end (listed or not).
+    DnsResponses = 6,
+    /// DNS responses the learner skipped as malformed or beyond its limits.
+    DnsMalformed = 7,
+    /// Addresses written (or refreshed) in the learned maps.
+    Learned = 8,
+    /// Answers to listed names not learned: loopback, private, link-local, unspecified.
+    LearnedRefused = 9,
 }
 
 /// Number of slots in the `COUNTERS` array.
-pub const COUNTER_SLOTS: u32 = 6;
+pub const COUNTER_SLOTS: u32 = 10;
 
 /// The hook that saw the connection attempt.
 #[repr(u8)]
@@ -223,7 +317,16 @@ pub struct BlockEvent {
     pub list_id: u16,
     /// The calling task's `comm`, NUL-padded.
     pub comm: [u8; COMM_LEN],
+    /// When the match came from a learned address: the listed domain's number; else 0.
+    /// (Appended after `comm` so records of older programs, 72 bytes, still decode.)
+    pub domain_id: u32,
+    pub _pad: u32,
+    /// When the match came from a learned address: when it was learned (boot clock).
+    pub learned_ns: u64,
 }
+
+/// Size of the event records of programs older than the DNS learner.
+pub const BLOCK_EVENT_V1_LEN: usize = 72;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -232,6 +335,9 @@ mod pod {
     unsafe impl aya::Pod for super::ListRef {}
     unsafe impl aya::Pod for super::Settings {}
     unsafe impl aya::Pod for super::BlockEvent {}
+    unsafe impl aya::Pod for super::DomainKey {}
+    unsafe impl aya::Pod for super::DomainRef {}
+    unsafe impl aya::Pod for super::Learned {}
 }
 
 #[cfg(test)]
@@ -241,9 +347,13 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<ListRef>(), 4);
-        assert_eq!(core::mem::size_of::<Settings>(), 8);
-        // 8+8 + 4*4 + 16 + 2+1+1+1+1+2 + 16 = 72, a multiple of the 8-byte alignment.
-        assert_eq!(core::mem::size_of::<BlockEvent>(), 72);
+        assert_eq!(core::mem::size_of::<Settings>(), 16);
+        // 8+8 + 4*4 + 16 + 2+1+1+1+1+2 + 16 = 72, then domain 4+4 and learned_ns 8.
+        assert_eq!(core::mem::size_of::<BlockEvent>(), 88);
+        assert_eq!(core::mem::offset_of!(BlockEvent, domain_id), BLOCK_EVENT_V1_LEN);
+        assert_eq!(core::mem::size_of::<DomainRef>(), 8);
+        assert_eq!(core::mem::size_of::<Learned>(), 24);
+        assert_eq!(core::mem::size_of::<DomainKey>(), DOMAIN_KEY_LEN);
     }
 
     #[test]
@@ -259,6 +369,15 @@ mod tests {
         assert_eq!(Hook::from_u8(0), None);
         assert_eq!(Action::from_u8(Action::Audit as u8), Some(Action::Audit));
         assert_eq!(Action::from_u8(7), None);
+    }
+
+    #[test]
+    fn learned_buckets_stay_in_the_array() {
+        assert_eq!(learned_slot_v4([255, 255, 255, 255]), (LEARNED_SEEN_WORDS - 1, 7));
+        assert_eq!(learned_slot_v4([0, 0, 7, 1]), (0, 0));
+        assert_eq!(learned_slot_v4([0, 0, 8, 0]), (0, 1));
+        let (word, byte) = learned_slot_v6([0xff; 16]);
+        assert!(word < LEARNED_SEEN_WORDS && byte < 8);
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! vendorwall's kernel programs: `cgroup_sock_addr` hooks on connect4/6 and sendmsg4/6 that refuse
 //! (EPERM) destinations found in the block tries and report every match on a ring buffer.
 //!
-//! Verdict order, checked only once a block-list prefix matched: exempt cgroup -> allow-list
-//! (exceptions) -> list action (enforce or audit). An unlisted IPv4 destination costs one array
-//! read (the /24 bitmap); an unlisted IPv6 destination one trie lookup.
+//! Verdict order, checked only once a block-list prefix or a learned address matched: exempt
+//! cgroup -> allow-list (exceptions) -> list action (enforce or audit). An unlisted IPv4
+//! destination costs two array reads (the /24 bitmap, the learned buckets); an unlisted IPv6
+//! destination one trie lookup and one array read. Addresses are learned from DNS answers by
+//! the `dns` module's ingress program.
 //!
 //! # Minimum kernel version
-//! 5.8 (ring buffer, `bpf_ktime_get_boot_ns`); links need 5.7.
+//! 5.8 (ring buffer, `bpf_ktime_get_boot_ns`); links need 5.7. The DNS learner needs 5.17.
 #![no_std]
 #![no_main]
+
+mod dns;
 
 use aya_ebpf::{
     helpers::{
@@ -24,13 +28,14 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use blocker_common::{
-    Action, BlockEvent, COMM_LEN, COUNTER_SLOTS, Counter, FAMILY_INET, FAMILY_INET6, Hook, ListRef,
-    SEEN_V4_WORDS, SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings, seen_v4_slot,
+    Action, BlockEvent, COMM_LEN, COUNTER_SLOTS, Counter, FAMILY_INET, FAMILY_INET6, Hook, Learned,
+    ListRef, SEEN_V4_WORDS, SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings,
+    learned_slot_v4, learned_slot_v6, seen_v4_slot,
 };
 
 /// `BPF_F_NO_PREALLOC`: hash entries are allocated when written, so capacity costs nothing
 /// until used.
-const NO_PREALLOC: u32 = 1;
+pub(crate) const NO_PREALLOC: u32 = 1;
 /// `BPF_F_MMAPABLE`: the daemon maps the array and writes the words in place.
 const MMAPABLE: u32 = 1 << 10;
 
@@ -59,7 +64,7 @@ static ALLOW_V6: LpmTrie<[u8; 16], ListRef> = LpmTrie::with_max_entries(1 << 14,
 #[map]
 static EXEMPT_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(1 << 12, 0);
 #[map]
-static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 #[map]
@@ -111,9 +116,10 @@ fn check_v4(ctx: &SockAddrContext, hook: Hook) -> i32 {
     let (ip, port) = unsafe { ((*ctx.sock_addr).user_ip4, (*ctx.sock_addr).user_port) };
     // `user_ip4` holds the address in network order; its in-memory bytes are the key bytes.
     let ip = ip.to_ne_bytes();
-    let Some(list) = block_v4(ip) else {
+    let found = match_v4(ip);
+    if found.list.list_id == 0 {
         return ALLOW;
-    };
+    }
     let mut addr = [0u8; 16];
     addr[..4].copy_from_slice(&ip);
     let dest = Destination {
@@ -124,7 +130,102 @@ fn check_v4(ctx: &SockAddrContext, hook: Hook) -> i32 {
     if ALLOW_V4.get(Key::new(32, ip)).is_some() {
         return ALLOW;
     }
-    verdict(ctx, hook, list, &dest)
+    verdict(ctx, hook, &found, &dest)
+}
+
+/// What a destination matched: a block-list prefix, or an address learned for a listed name
+/// (`domain_id` non-zero). A zero `list_id` is no match (an `Option` would carry an
+/// uninitialized payload the verifier rejects, see `block_v4`).
+struct Match {
+    list: ListRef,
+    domain_id: u32,
+    learned_ns: u64,
+}
+
+const NO_MATCH: Match = Match {
+    list: ListRef::new(0, Action::Enforce),
+    domain_id: 0,
+    learned_ns: 0,
+};
+
+/// The prefix tiers first; the learned addresses when no prefix matched, or when the prefix's
+/// list only audits and a learned name enforces (enforce wins over audit, as between lists).
+#[inline(always)]
+fn match_v4(ip: [u8; 4]) -> Match {
+    let prefix = block_v4(ip).unwrap_or(ListRef::new(0, Action::Enforce));
+    if prefix.list_id != 0 && prefix.action == Action::Enforce as u8 {
+        return Match { list: prefix, ..NO_MATCH };
+    }
+    let learned = learned_v4(ip);
+    prefer_learned(prefix, &learned)
+}
+
+#[inline(always)]
+fn prefer_learned(prefix: ListRef, learned: &Learned) -> Match {
+    if learned.domain_id != 0
+        && (prefix.list_id == 0 || learned.action == Action::Enforce as u8)
+    {
+        return Match {
+            list: ListRef {
+                list_id: learned.list_id,
+                action: learned.action,
+                prefix_len: 0,
+            },
+            domain_id: learned.domain_id,
+            learned_ns: learned.learned_ns,
+        };
+    }
+    Match { list: prefix, ..NO_MATCH }
+}
+
+const NOT_LEARNED: Learned = Learned {
+    list_id: 0,
+    action: 0,
+    _pad: 0,
+    domain_id: 0,
+    learned_ns: 0,
+    expires_ns: 0,
+};
+
+/// The unexpired learned entry of `ip`, or a zeroed one. The bucket byte first: most
+/// destinations are in no learned bucket and cost one inlined array read.
+#[inline(always)]
+fn learned_v4(ip: [u8; 4]) -> Learned {
+    if !learned_bucket(learned_slot_v4(ip)) {
+        return NOT_LEARNED;
+    }
+    // SAFETY: the key is plain bytes; the value is copied out at once.
+    let entry = unsafe { dns::LEARNED_V4.get(&ip) }.map_or(NOT_LEARNED, |l| *l);
+    unexpired(entry)
+}
+
+#[inline(always)]
+fn learned_v6(ip: [u8; 16]) -> Learned {
+    if !learned_bucket(learned_slot_v6(ip)) {
+        return NOT_LEARNED;
+    }
+    // SAFETY: as in learned_v4.
+    let entry = unsafe { dns::LEARNED_V6.get(&ip) }.map_or(NOT_LEARNED, |l| *l);
+    unexpired(entry)
+}
+
+#[inline(always)]
+fn learned_bucket((word, byte): (u32, u32)) -> bool {
+    dns::LEARNED_SEEN
+        .get(word)
+        .is_some_and(|bytes| bytes[(byte & 7) as usize] != 0)
+}
+
+/// Expiry is the kernel's to enforce: an entry past its time stops applying even while the
+/// daemon, which deletes it, is down.
+#[inline(always)]
+fn unexpired(entry: Learned) -> Learned {
+    // SAFETY: helper without arguments.
+    if entry.domain_id != 0 && entry.expires_ns > unsafe { bpf_ktime_get_boot_ns() } {
+        entry
+    } else {
+        NOT_LEARNED
+    }
 }
 
 #[inline(always)]
@@ -165,22 +266,30 @@ fn check_v6(ctx: &SockAddrContext, hook: Hook) -> i32 {
         embedded_by_translation(&addr)
     };
     if let Some(ip) = embedded_v4 {
-        if let Some(list) = block_v4(ip) {
+        let found = match_v4(ip);
+        if found.list.list_id != 0 {
             if ALLOW_V4.get(Key::new(32, ip)).is_some() {
                 return ALLOW;
             }
-            return verdict(ctx, hook, list, &dest);
+            return verdict(ctx, hook, &found, &dest);
         }
     }
 
-    let Some(list) = BLOCK_V6.get(Key::new(128, addr)) else {
-        return ALLOW;
+    let prefix = BLOCK_V6
+        .get(Key::new(128, addr))
+        .map_or(ListRef::new(0, Action::Enforce), |l| *l);
+    let found = if prefix.list_id != 0 && prefix.action == Action::Enforce as u8 {
+        Match { list: prefix, ..NO_MATCH }
+    } else {
+        prefer_learned(prefix, &learned_v6(addr))
     };
-    let list = *list;
+    if found.list.list_id == 0 {
+        return ALLOW;
+    }
     if ALLOW_V6.get(Key::new(128, addr)).is_some() {
         return ALLOW;
     }
-    verdict(ctx, hook, list, &dest)
+    verdict(ctx, hook, &found, &dest)
 }
 
 /// `SOCK_RAW`, as the kernel numbers it.
@@ -210,7 +319,7 @@ pub fn vw_sock_create(ctx: SockContext) -> i32 {
     };
     emit_event(
         Hook::SockCreate,
-        ListRef::new(0, Action::Enforce),
+        &NO_MATCH,
         Action::Enforce,
         cgroup_id,
         protocol as u8,
@@ -325,9 +434,11 @@ fn embedded_by_translation(addr: &[u8; 16]) -> Option<[u8; 4]> {
     (flags & flag != 0).then_some(embedded)
 }
 
-/// A block-list prefix matched and no exception applies: decide, count and report.
+/// A block-list prefix or learned address matched and no exception applies: decide, count and
+/// report.
 #[inline(always)]
-fn verdict(ctx: &SockAddrContext, hook: Hook, list: ListRef, dest: &Destination) -> i32 {
+fn verdict(ctx: &SockAddrContext, hook: Hook, found: &Match, dest: &Destination) -> i32 {
+    let list = found.list;
     // SAFETY: helper without arguments, always valid in this program type.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     // SAFETY: the key is a plain u64 and the value is only tested for presence.
@@ -348,7 +459,7 @@ fn verdict(ctx: &SockAddrContext, hook: Hook, list: ListRef, dest: &Destination)
     });
     // SAFETY: the kernel gives a valid `bpf_sock_addr`; `protocol` is readable on these hooks.
     let protocol = unsafe { (*ctx.sock_addr).protocol };
-    emit_event(hook, list, action, cgroup_id, protocol as u8, dest);
+    emit_event(hook, found, action, cgroup_id, protocol as u8, dest);
     debug!(
         ctx,
         "vendorwall: {} hook={} list={} port={}",
@@ -369,7 +480,7 @@ fn verdict(ctx: &SockAddrContext, hook: Hook, list: ListRef, dest: &Destination)
 #[inline(always)]
 fn emit_event(
     hook: Hook,
-    list: ListRef,
+    found: &Match,
     action: Action,
     cgroup_id: u64,
     protocol: u8,
@@ -397,8 +508,11 @@ fn emit_event(
         protocol,
         hook: hook as u8,
         action: action as u8,
-        list_id: list.list_id,
+        list_id: found.list.list_id,
         comm,
+        domain_id: found.domain_id,
+        _pad: 0,
+        learned_ns: found.learned_ns,
     });
     entry.submit(0);
 }
@@ -410,7 +524,7 @@ fn port_from_ctx(user_port: u32) -> u16 {
 }
 
 #[inline(always)]
-fn bump(counter: Counter) {
+pub(crate) fn bump(counter: Counter) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
         // SAFETY: per-CPU slot; cgroup_sock_addr programs run with migration disabled, so no
         // other writer can touch this CPU's copy concurrently.

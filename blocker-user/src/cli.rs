@@ -93,7 +93,9 @@ changes. SIGINT/SIGTERM stop the daemon; enforcement stays."
         long_about = "Say what the kernel programs would do with a connection to each ADDR \
 under the configured lists, exceptions, exemptions and dry run: blocked, audited, excepted, \
 exempt or allowed, naming the list, vendor, matching prefix and the source file (or URL) and \
-line it came from, and what the pinned kernel maps answer when vendorwall is loaded. The \
+line it came from, and what the pinned kernel maps answer when vendorwall is loaded. An \
+address learned from a DNS answer names the listed domain it was learned from; a NAME is \
+answered with the listed domain covering it, its list, and the addresses learned for it. The \
 verdict is the kernel's, step by step: IPv6 addresses that embed an IPv4 address \
 (::ffff:a.b.c.d, ::a.b.c.d, and 64:ff9b::/96 and 2002::/16 when nat64 and 6to4 are on) are \
 looked up as that address first; the longest prefix decides; an enforce list wins over an \
@@ -219,9 +221,10 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The addresses to check (IPv4 or IPv6).
-    #[arg(required = true, value_name = "ADDR")]
-    pub addrs: Vec<std::net::IpAddr>,
+    /// The addresses (IPv4 or IPv6) or domain names to check. For a name: the listed name
+    /// covering it, its list, and the addresses learned for it.
+    #[arg(required = true, value_name = "ADDR|NAME")]
+    pub addrs: Vec<String>,
 
     /// Decide for a process in this cgroup (exempt cgroups are let through).
     #[arg(long, value_name = "PATH")]

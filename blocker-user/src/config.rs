@@ -114,6 +114,7 @@ pub struct Config {
     pub asn: AsnConfig,
     pub events: EventsConfig,
     pub metrics: MetricsConfig,
+    pub names: NamesConfig,
     /// How often the daemon checks that its links are still attached (and re-resolves exempt
     /// units). Watchdog pings follow systemd's WATCHDOG_USEC instead.
     #[serde(with = "humantime_serde")]
@@ -146,6 +147,7 @@ impl Default for Config {
             asn: AsnConfig::default(),
             events: EventsConfig::default(),
             metrics: MetricsConfig::default(),
+            names: NamesConfig::default(),
             integrity_check_interval: Duration::from_secs(2),
         }
     }
@@ -169,6 +171,13 @@ pub struct ListConfig {
     /// The files' format: `auto` (detected per file), `columns`, `ipset`, `csv`,
     /// `spamhaus-json`.
     pub format: crate::lists::Format,
+    /// Domain names whose DNS answers are learned and blocked (each matches itself and every
+    /// name below it), added to the manifest's.
+    pub domains: Vec<String>,
+    /// Files (or URLs) of domain names: one a line, `#` comments, hosts-file lines accepted.
+    pub domain_sources: Vec<String>,
+    /// Learn answers in loopback, private, link-local and unspecified ranges too.
+    pub learn_private: bool,
     /// A malformed line fails the list (which then keeps its last good content) instead of
     /// being skipped and counted.
     pub strict: bool,
@@ -201,6 +210,11 @@ pub struct MapsConfig {
     pub exempt_cgroups: u32,
     /// Ring buffer size in bytes: a power of two, a multiple of the page size.
     pub events_bytes: u32,
+    /// Listed domain names the learner can hold.
+    pub domains: u32,
+    /// Addresses learned from DNS answers, per family; beyond it the least recently used
+    /// are evicted.
+    pub learned: u32,
 }
 
 impl Default for MapsConfig {
@@ -212,6 +226,8 @@ impl Default for MapsConfig {
             allow_v6: 1 << 14,
             exempt_cgroups: 1 << 12,
             events_bytes: 1 << 22,
+            domains: 1 << 16,
+            learned: 1 << 14,
         }
     }
 }
@@ -289,6 +305,69 @@ impl Default for EventsConfig {
     }
 }
 
+/// The DNS learner: addresses of listed domain names learned from DNS answers in the kernel.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamesConfig {
+    /// Attach the learner (when the kernel can run it: Linux 5.17 or newer).
+    pub learn: bool,
+    /// A learned address is blocked at least this long after the last answer that carried it
+    /// (applications keep answers longer than their TTL).
+    #[serde(with = "humantime_serde")]
+    pub learned_min_ttl: Duration,
+    /// ... and at most this long, whatever TTL the answer claims.
+    #[serde(with = "humantime_serde")]
+    pub learned_max_ttl: Duration,
+    /// Resolve every listed name at start and reload, so the first connection is refused even
+    /// when the answer was cached before vendorwall started.
+    pub warm_start: bool,
+    /// Where warm-start queries go: `system` (the nameservers of /etc/resolv.conf) or an
+    /// address such as `127.0.0.53:53`.
+    pub resolver: Resolver,
+    /// Flush systemd-resolved's cache at start and reload (when it runs), so answers it cached
+    /// before vendorwall started are asked again, through the learner.
+    pub flush_resolved: bool,
+}
+
+impl Default for NamesConfig {
+    fn default() -> Self {
+        Self {
+            learn: true,
+            learned_min_ttl: Duration::from_secs(3600),
+            learned_max_ttl: Duration::from_secs(24 * 3600),
+            warm_start: true,
+            resolver: Resolver::System,
+            flush_resolved: true,
+        }
+    }
+}
+
+/// Where the daemon's own queries go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Resolver {
+    #[default]
+    System,
+    Address(SocketAddr),
+}
+
+impl<'de> Deserialize<'de> for Resolver {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text == "system" {
+            return Ok(Self::System);
+        }
+        let addr = text
+            .parse::<SocketAddr>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is neither \"system\" nor an address (ip or ip:port)"
+                ))
+            })?;
+        Ok(Self::Address(addr))
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
@@ -362,6 +441,18 @@ impl Config {
                 Duration::from_secs(DAY),
             ),
             (
+                "names.learned_min_ttl",
+                self.names.learned_min_ttl,
+                Duration::from_secs(1),
+                Duration::from_secs(30 * DAY),
+            ),
+            (
+                "names.learned_max_ttl",
+                self.names.learned_max_ttl,
+                Duration::from_secs(1),
+                Duration::from_secs(30 * DAY),
+            ),
+            (
                 "events.aggregate_window",
                 self.events.aggregate_window,
                 Duration::ZERO,
@@ -393,15 +484,41 @@ impl Config {
             ("maps.allow_v4", self.maps.allow_v4),
             ("maps.allow_v6", self.maps.allow_v6),
             ("maps.exempt_cgroups", self.maps.exempt_cgroups),
+            ("maps.domains", self.maps.domains),
+            ("maps.learned", self.maps.learned),
         ] {
             if size == 0 {
                 return Err(invalid(key, "must be at least 1".into()));
             }
         }
+        if self.names.learned_max_ttl < self.names.learned_min_ttl {
+            return Err(invalid(
+                "names.learned_max_ttl",
+                "must be at least names.learned_min_ttl".into(),
+            ));
+        }
+        if let Resolver::Address(addr) = &self.names.resolver
+            && addr.port() == 0
+        {
+            return Err(invalid("names.resolver", "port 0".into()));
+        }
         for (i, list) in self.lists.iter().enumerate() {
             let key = format!("lists[{i}]");
-            if list.manifest.is_none() && list.sources.is_empty() && list.asns.is_empty() {
-                return Err(invalid(&key, "needs a manifest, sources or asns".into()));
+            if list.manifest.is_none()
+                && list.sources.is_empty()
+                && list.asns.is_empty()
+                && list.domains.is_empty()
+                && list.domain_sources.is_empty()
+            {
+                return Err(invalid(
+                    &key,
+                    "needs a manifest, sources, asns, domains or domain_sources".into(),
+                ));
+            }
+            for (j, name) in list.domains.iter().enumerate() {
+                if let Err(err) = crate::names::Domain::parse(name) {
+                    return Err(invalid(&format!("{key}.domains[{j}]"), err.to_string()));
+                }
             }
             if list.manifest.is_none() && list.name.is_none() {
                 return Err(invalid(

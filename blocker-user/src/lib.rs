@@ -12,4 +12,5 @@ pub mod daemon;
 pub mod events;
 pub mod kernel;
 pub mod lists;
+pub mod names;
 pub mod verdict;

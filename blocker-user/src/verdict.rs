@@ -8,18 +8,26 @@
 //!    settings are on) is first looked up as that IPv4 address; only when no IPv4 prefix holds
 //!    it is the IPv6 address itself looked up;
 //! 2. the longest block prefix decides the list and its action (the kernel set already lets
-//!    enforce win over audit, see `lists::aggregate`);
+//!    enforce win over audit, see `lists::aggregate`); an address learned from a DNS answer to
+//!    a listed name decides when no prefix holds it, or when the prefix only audits and the
+//!    learned name enforces;
 //! 3. an exception (allow-list) covering the address looked up, in the same family, allows;
 //! 4. an exempt cgroup allows;
 //! 5. dry run turns a refusal into an audit.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
 use blocker_common::Action;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use crate::{config::Config, kernel::shadow::Shadow};
+use crate::{
+    config::Config,
+    kernel::{learned::LearnedEntry, shadow::Shadow},
+};
 
 /// What the programs do with one destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +52,8 @@ pub struct Listed {
     pub list_id: u16,
     /// The action after dry run: what the program returns and reports.
     pub action: Action,
+    /// Non-zero when the address was learned from an answer to this listed name.
+    pub domain_id: u32,
 }
 
 impl Verdict {
@@ -98,7 +108,12 @@ pub struct Policy<'a> {
     pub exempt: &'a [u64],
     pub translations: Translations,
     pub dry_run: bool,
+    /// Unexpired learned addresses, as the kernel's learned maps hold them.
+    pub learned: &'a HashMap<IpAddr, LearnedEntry>,
 }
+
+static NONE_LEARNED: std::sync::LazyLock<HashMap<IpAddr, LearnedEntry>> =
+    std::sync::LazyLock::new(HashMap::new);
 
 impl<'a> Policy<'a> {
     /// The policy of `config` over `block`, with the exempt cgroups resolved to `exempt`.
@@ -109,21 +124,27 @@ impl<'a> Policy<'a> {
             exempt,
             translations: Translations::of(config),
             dry_run: config.dry_run,
+            learned: &NONE_LEARNED,
         }
+    }
+
+    /// The same policy with the learned addresses of the kernel's maps.
+    pub fn with_learned(self, learned: &'a HashMap<IpAddr, LearnedEntry>) -> Self {
+        Self { learned, ..self }
     }
 
     /// The verdict for a connection to `dst` from cgroup `cgroup` (`None`: a cgroup that is
     /// not exempt).
     pub fn decide(&self, dst: IpAddr, cgroup: Option<u64>) -> Verdict {
-        let (prefix, value, looked_up) = match lookup_order(dst, self.translations)
-            .into_iter()
-            .flatten()
-            .find_map(|addr| self.block.longest_match(addr).map(|(n, v)| (n, v, addr)))
-        {
-            Some(found) => found,
-            None => return Verdict::Unlisted,
+        let Some((prefix, list_id, list_action, domain_id, looked_up)) =
+            lookup_order(dst, self.translations)
+                .into_iter()
+                .flatten()
+                .find_map(|addr| self.matched(addr))
+        else {
+            return Verdict::Unlisted;
         };
-        let action = if self.dry_run || Action::from_u8(value.action) == Some(Action::Audit) {
+        let action = if self.dry_run || list_action == Some(Action::Audit) {
             Action::Audit
         } else {
             Action::Enforce
@@ -131,8 +152,9 @@ impl<'a> Policy<'a> {
         let listed = Listed {
             looked_up,
             prefix,
-            list_id: value.list_id,
+            list_id,
             action,
+            domain_id,
         };
         // The allow tries are per family: an IPv4 exception covers the IPv4 address looked up.
         if self.exceptions.iter().any(|e| e.contains(&looked_up)) {
@@ -142,6 +164,32 @@ impl<'a> Policy<'a> {
             return Verdict::Exempt(listed);
         }
         Verdict::Listed(listed)
+    }
+}
+
+type Matched = (IpNet, u16, Option<Action>, u32, IpAddr);
+
+impl Policy<'_> {
+    /// What one looked-up address matches: its longest prefix, or its learned entry (see the
+    /// module's step 2).
+    fn matched(&self, addr: IpAddr) -> Option<Matched> {
+        let prefix = self.block.longest_match(addr);
+        let learned = self.learned.get(&addr);
+        let enforce = |a: u8| Action::from_u8(a) == Some(Action::Enforce);
+        match (prefix, learned) {
+            (Some((net, v)), _) if enforce(v.action) => {
+                Some((net, v.list_id, Action::from_u8(v.action), 0, addr))
+            }
+            (None, Some(l)) | (Some(_), Some(l)) if prefix.is_none() || enforce(l.action) => Some((
+                IpNet::from(addr),
+                l.list_id,
+                Action::from_u8(l.action),
+                l.domain_id,
+                addr,
+            )),
+            (Some((net, v)), _) => Some((net, v.list_id, Action::from_u8(v.action), 0, addr)),
+            (None, _) => None,
+        }
     }
 }
 
@@ -201,6 +249,7 @@ mod tests {
             ("64:ff9b::/96", 2, Action::Audit),
         ]);
         let off = Policy {
+            learned: &NONE_LEARNED,
             block: &block,
             exceptions: &[],
             exempt: &[],
@@ -233,6 +282,7 @@ mod tests {
         let block = shadow(&[("10.0.0.0/8", 1, Action::Enforce)]);
         let exceptions: Vec<IpNet> = vec!["10.9.0.0/16".parse().expect("net")];
         let policy = Policy {
+            learned: &NONE_LEARNED,
             block: &block,
             exceptions: &exceptions,
             exempt: &[42],

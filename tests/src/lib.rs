@@ -9,6 +9,7 @@ pub mod bpf;
 pub mod cgroup;
 pub mod container;
 pub mod daemon;
+pub mod dns;
 pub mod http;
 pub mod instance;
 pub mod netns;

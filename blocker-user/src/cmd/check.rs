@@ -2,7 +2,7 @@
 //! address (the shared `verdict`), which list, vendor, prefix and source line decide it, and
 //! what the pinned kernel maps answer when vendorwall is loaded.
 
-use std::{net::IpAddr, process::ExitCode};
+use std::{collections::HashMap, net::IpAddr, process::ExitCode};
 
 use anyhow::Context as _;
 use blocker_common::Action;
@@ -12,8 +12,9 @@ use crate::{
     cli::{CheckArgs, GlobalArgs},
     config::Config,
     daemon::exempt,
-    kernel::{cgroup, inspect, pins::PinRoot, shadow::Shadow},
+    kernel::{cgroup, inspect, learned::LearnedEntry, pins::PinRoot, shadow::Shadow},
     lists::{ListSet, selection},
+    names::{Domain, DomainSet},
     verdict::{Policy, Translations, Verdict, lookup_order},
 };
 
@@ -35,8 +36,26 @@ struct Answer<'a> {
     source: Option<String>,
     /// The kernel prefix (lists are aggregated) that matches.
     kernel_prefix: Option<String>,
+    /// When the address was learned from a DNS answer: the listed name, and when.
+    domain: Option<String>,
+    learned_at: Option<String>,
     /// The pinned kernel maps' answer: the list id matched, `null` when not loaded.
     kernel: Option<KernelAnswer>,
+}
+
+/// The answer for a domain name.
+#[derive(Serialize)]
+struct NameAnswer {
+    name: String,
+    /// True when a listed name covers it (its answers are learned and blocked or audited).
+    listed: bool,
+    /// The listed name covering it, and where it is listed.
+    domain: Option<String>,
+    list: Option<String>,
+    action: Option<&'static str>,
+    source: Option<String>,
+    /// Unexpired addresses the kernel learned for that listed name.
+    learned: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -73,17 +92,57 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let block = Shadow::of(&lists.kernel_set());
     let exempt_ids = exempt::resolve(&config.exempt);
-    let policy = Policy::new(&block, &config, &exempt_ids);
     let generation_dir = PinRoot::existing(&config.pin_dir)
         .and_then(|root| Some(root.generation_dir(root.current()?)));
+    let now = crate::events::clock::boottime_ns();
+    let pinned_learned: Vec<LearnedEntry> = generation_dir
+        .as_deref()
+        .and_then(|dir| inspect::learned(dir).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.expires_ns > now)
+        .collect();
+    let learned: HashMap<IpAddr, LearnedEntry> =
+        pinned_learned.iter().map(|e| (e.addr, *e)).collect();
+    let table = generation_dir
+        .as_deref()
+        .and_then(|dir| inspect::domains(dir).ok())
+        .unwrap_or_default();
+    let policy = Policy::new(&block, &config, &exempt_ids).with_learned(&learned);
     let mut all_listed = true;
-    for &addr in &args.addrs {
+    let mut names: Option<DomainSet> = None;
+    for target in &args.addrs {
+        let Ok(addr) = target.parse::<IpAddr>() else {
+            let names = names.get_or_insert_with(|| {
+                DomainSet::load(&specs, &selection::fetcher(&config), &DomainSet::default()).0
+            });
+            let answer = name_answer(target, names, &table, &pinned_learned)?;
+            all_listed &= answer.listed;
+            if args.json {
+                println!("{}", serde_json::to_string(&answer)?);
+            } else {
+                print_name(&answer);
+            }
+            continue;
+        };
         let verdict = policy.decide(addr, cgroup_id);
         all_listed &= matches!(verdict, Verdict::Listed(_));
         let kernel = generation_dir
             .as_deref()
             .map(|dir| kernel_answer(dir, addr, &config, &lists));
-        let answer = answer(addr, verdict, &lists, kernel);
+        let mut answer = answer(addr, verdict, &lists, kernel);
+        if let Some(listed) = verdict.listed().filter(|l| l.domain_id != 0) {
+            answer.domain = Some(
+                table
+                    .get(&listed.domain_id)
+                    .map_or_else(|| format!("#{}", listed.domain_id), |(d, _)| d.to_string()),
+            );
+            answer.learned_at = learned
+                .get(&listed.looked_up)
+                .map(|e| crate::events::clock::rfc3339(e.learned_ns));
+            answer.prefix = None;
+            answer.source = None;
+        }
         if args.json {
             println!("{}", serde_json::to_string(&answer)?);
         } else {
@@ -95,6 +154,60 @@ pub fn run(global: &GlobalArgs, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn name_answer(
+    name: &str,
+    names: &DomainSet,
+    table: &crate::kernel::domains::DomainTable,
+    learned: &[LearnedEntry],
+) -> anyhow::Result<NameAnswer> {
+    // Validated as a listed name would be, so a typo is an error, not "not listed".
+    Domain::parse(name).with_context(|| format!("{name:?} is neither an address nor a name"))?;
+    let entry = names.covering(name);
+    let id = entry.and_then(|e| {
+        table
+            .iter()
+            .find(|(_, (d, _))| *d == e.domain)
+            .map(|(id, _)| *id)
+    });
+    let mut addrs: Vec<String> = learned
+        .iter()
+        .filter(|l| Some(l.domain_id) == id)
+        .map(|l| l.addr.to_string())
+        .collect();
+    addrs.sort();
+    Ok(NameAnswer {
+        name: name.to_owned(),
+        listed: entry.is_some(),
+        domain: entry.map(|e| e.domain.to_string()),
+        list: entry.map(|e| e.list.clone()),
+        action: entry.map(|e| match e.action {
+            crate::config::ListAction::Enforce => "enforce",
+            crate::config::ListAction::Audit => "audit",
+        }),
+        source: entry.map(|e| e.source.clone()),
+        learned: addrs,
+    })
+}
+
+fn print_name(a: &NameAnswer) {
+    match (&a.domain, &a.list) {
+        (Some(domain), Some(list)) => {
+            println!(
+                "{} is listed as {domain} in list {list} ({}, {}); its DNS answers are learned",
+                a.name,
+                a.action.unwrap_or("?"),
+                a.source.as_deref().unwrap_or("?")
+            );
+            if a.learned.is_empty() {
+                println!("no address learned for {domain} yet");
+            } else {
+                println!("learned for {domain}: {}", a.learned.join(", "));
+            }
+        }
+        _ => println!("{} is not a listed name", a.name),
+    }
 }
 
 fn answer<'a>(
@@ -117,6 +230,8 @@ fn answer<'a>(
         prefix: entry.map(|m| m.prefix().to_string()),
         source: entry.map(|m| m.source()),
         kernel_prefix: listed.map(|l| l.prefix.to_string()),
+        domain: None,
+        learned_at: None,
         kernel,
     }
 }
@@ -130,6 +245,14 @@ fn action_word(action: Action) -> &'static str {
 
 fn print_sentence(a: &Answer<'_>, config: &Config, list_count: usize) {
     let by = || {
+        if let Some(domain) = &a.domain {
+            return format!(
+                "list {}{}: learned from a DNS answer for {domain} at {}",
+                a.list.unwrap_or("?"),
+                a.vendor.map(|v| format!(" ({v})")).unwrap_or_default(),
+                a.learned_at.as_deref().unwrap_or("?")
+            );
+        }
         format!(
             "list {}{}: {} ({})",
             a.list.unwrap_or("?"),

@@ -359,6 +359,7 @@ fn drain(
             Some(event) => pipeline.ingest(
                 &event,
                 &daemon.lists,
+                &daemon.domain_table,
                 crate::verdict::Translations::of(&daemon.config),
                 now,
             ),

@@ -16,6 +16,14 @@ use crate::{
 };
 
 #[derive(Serialize)]
+struct LearnedCounts {
+    v4: usize,
+    v6: usize,
+    /// Listed names in the kernel's DOMAINS map.
+    domains: usize,
+}
+
+#[derive(Serialize)]
 struct Status {
     enforcing: bool,
     /// Configured lists the running daemon does not enforce (it is degraded while any).
@@ -27,6 +35,8 @@ struct Status {
     counters: Option<Counters>,
     /// Kernel memory of each map, bytes (fdinfo `memlock`).
     map_memory: Vec<(String, u64)>,
+    /// Unexpired addresses the DNS learner holds, per family.
+    learned: Option<LearnedCounts>,
     daemon_running: bool,
     daemon: Option<DaemonState>,
 }
@@ -63,6 +73,7 @@ pub fn run(global: &GlobalArgs, args: &JsonArgs) -> anyhow::Result<ExitCode> {
         fill: dir.as_deref().and_then(|d| inspect::fill(d).ok()),
         counters: dir.as_deref().and_then(|d| inspect::counters(d).ok()),
         map_memory: dir.as_deref().map(inspect::memlock).unwrap_or_default(),
+        learned: dir.as_deref().and_then(learned_counts),
         links,
         daemon_running,
         daemon,
@@ -158,8 +169,15 @@ fn print_human(s: &Status) {
             c.egress_dropped
         );
     }
+    if let Some(l) = &s.learned {
+        println!(
+            "names:       {} listed names; {} IPv4 and {} IPv6 addresses learned from their DNS answers",
+            l.domains, l.v4, l.v6
+        );
+    }
     match (&s.daemon, s.daemon_running) {
         (Some(d), true) => {
+            println!("learner:     {}", d.names.learner);
             println!(
                 "daemon:      pid {} running since {}, heartbeat {}, cgroup {}",
                 d.pid, d.started, d.heartbeat, d.cgroup
@@ -217,4 +235,16 @@ fn print_human(s: &Status) {
             "daemon:      not running (enforcement stays pinned; events queue in the ring buffer)"
         ),
     }
+}
+
+fn learned_counts(dir: &std::path::Path) -> Option<LearnedCounts> {
+    let now = crate::events::clock::boottime_ns();
+    let entries = inspect::learned(dir).ok()?;
+    let live = entries.iter().filter(|e| e.expires_ns > now);
+    let v4 = live.clone().filter(|e| e.addr.is_ipv4()).count();
+    Some(LearnedCounts {
+        v4,
+        v6: live.count() - v4,
+        domains: inspect::domains(dir).map(|t| t.len()).unwrap_or(0),
+    })
 }

@@ -49,7 +49,13 @@ pub fn settings(config: &Config) -> Settings {
     if config.dry_run {
         flags |= SETTING_DRY_RUN;
     }
-    Settings { flags, _pad: 0 }
+    let secs = |d: std::time::Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    Settings {
+        flags,
+        learned_min_ttl_s: secs(config.names.learned_min_ttl),
+        learned_max_ttl_s: secs(config.names.learned_max_ttl),
+        _pad: 0,
+    }
 }
 
 /// Exceptions as the allow tries hold them (list id 0: not a list).
@@ -95,6 +101,7 @@ pub fn establish(
     let optional = OptionalPrograms {
         raw_sockets: config.guard_raw_sockets,
         egress: config.egress_backstop,
+        learner: config.names.learn,
     };
     enforcer
         .attach(cgroup_file, optional)

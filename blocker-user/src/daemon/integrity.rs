@@ -34,6 +34,9 @@ impl Daemon {
                 Err(err) => error!("re-attaching failed: {err:#}"),
             }
         }
+        if self.last_prune.elapsed() >= super::names::PRUNE_EVERY {
+            self.prune_learned();
+        }
         let ids = exempt::resolve(&self.config.exempt);
         if ids != self.exempt_ids {
             self.exempt_ids = ids;

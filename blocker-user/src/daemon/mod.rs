@@ -17,6 +17,7 @@ pub mod identity;
 pub mod integrity;
 pub mod limits;
 pub mod lock;
+pub mod names;
 pub mod notify;
 pub mod overrides;
 pub mod reload;
@@ -72,6 +73,11 @@ pub struct Daemon {
     pub links_attached: bool,
     /// Connections terminated by the last sweep, for the event pipeline to report.
     pub terminated: Vec<Termination>,
+    /// Every list's domain names (shared with a reload being built).
+    pub names: Arc<crate::names::DomainSet>,
+    /// What `DOMAINS` holds, by number: names events and `check` show.
+    pub domain_table: crate::kernel::domains::DomainTable,
+    last_prune: Instant,
 }
 
 /// (IPv4, IPv6) prefixes in a desired set.
@@ -99,6 +105,7 @@ impl Daemon {
             ..Timings::default()
         };
         report::log_lists(&lists);
+        let names_built = names::build(&config, &specs, &crate::names::DomainSet::default());
         let cgroup_path = match &config.cgroup {
             Some(path) => path.clone(),
             None => cgroup::default_root().context("failed to find the cgroup v2 root")?,
@@ -148,7 +155,12 @@ impl Daemon {
             kernel_counts,
             links_attached: true,
             terminated: Vec::new(),
+            names: Arc::default(),
+            domain_table: Default::default(),
+            last_prune: Instant::now(),
         };
+        daemon.apply_names(names_built);
+        daemon.record_learner();
         daemon.sweep_established();
         daemon.watched = daemon.snapshot_watched();
         let errors = list_errors.into_iter().map(ReloadError::List).collect();

@@ -46,6 +46,8 @@ pub struct ReloadJob {
     /// The list files as they were when the job began: an edit made while it runs is noticed
     /// by the next watch tick.
     watched: watch::Snapshot,
+    /// The names in force: a list whose domain source fails keeps these.
+    previous_names: Arc<crate::names::DomainSet>,
 }
 
 /// What a [`ReloadJob`] built: everything the short kernel apply needs.
@@ -60,6 +62,7 @@ pub struct Built {
     aggregate_ms: f64,
     started_ns: u64,
     watched: watch::Snapshot,
+    names: super::names::NamesBuilt,
 }
 
 impl ReloadJob {
@@ -72,7 +75,9 @@ impl ReloadJob {
             mut errors,
             started_ns,
             watched,
+            previous_names,
         } = self;
+        let names = super::names::build(&config, &specs, &previous_names);
         let fetcher = selection::fetcher(&config);
         let guards = selection::guards(&config);
         let phase = Instant::now();
@@ -99,6 +104,7 @@ impl ReloadJob {
             aggregate_ms: ms(phase.elapsed()),
             started_ns,
             watched,
+            names,
         }
     }
 }
@@ -135,6 +141,7 @@ impl Daemon {
             config,
             specs,
             previous: self.lists.clone(),
+            previous_names: self.names.clone(),
             errors,
             started_ns,
         }
@@ -154,6 +161,7 @@ impl Daemon {
             aggregate_ms,
             started_ns,
             watched,
+            names,
         } = built;
         self.config = config;
         self.specs = specs;
@@ -182,6 +190,10 @@ impl Daemon {
         self.state.timings.sync_ms = ms(phase.elapsed());
         if result.is_ok() {
             self.kernel_counts = counts;
+            self.apply_names(names);
+            if new_generation {
+                self.record_learner();
+            }
             self.sweep_established();
         }
         match result {

@@ -127,6 +127,9 @@ pub struct DaemonState {
     pub errors: Vec<String>,
     /// Times the daemon found its links detached and re-attached them.
     pub reattachments: u64,
+    /// The DNS learner and the listed names.
+    #[serde(default)]
+    pub names: super::names::NamesState,
 }
 
 impl DaemonState {

@@ -3,17 +3,21 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use blocker_common::{BlockEvent, FAMILY_INET};
+use blocker_common::{BLOCK_EVENT_V1_LEN, BlockEvent, FAMILY_INET};
 
 /// Reads a `BlockEvent` out of a ring-buffer record; `None` when the record is too short (an
-/// object/daemon mismatch, never expected).
+/// object/daemon mismatch, never expected). Records of programs older than the DNS learner
+/// (72 bytes, still in a pinned ring buffer after an upgrade) decode with no domain.
 pub fn decode(bytes: &[u8]) -> Option<BlockEvent> {
-    if bytes.len() < size_of::<BlockEvent>() {
+    let mut full = [0u8; size_of::<BlockEvent>()];
+    let len = bytes.len().min(full.len());
+    if len < BLOCK_EVENT_V1_LEN {
         return None;
     }
-    // SAFETY: the length was checked; BlockEvent is plain data valid for any bit pattern, and
-    // read_unaligned has no alignment requirement.
-    Some(unsafe { bytes.as_ptr().cast::<BlockEvent>().read_unaligned() })
+    full[..len].copy_from_slice(&bytes[..len]);
+    // SAFETY: `full` holds size_of::<BlockEvent>() bytes; BlockEvent is plain data valid for
+    // any bit pattern, and read_unaligned has no alignment requirement.
+    Some(unsafe { full.as_ptr().cast::<BlockEvent>().read_unaligned() })
 }
 
 /// The destination address of an event.
@@ -68,6 +72,9 @@ mod tests {
             action: Action::Enforce as u8,
             list_id: 1,
             comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+            domain_id: 0,
+            _pad: 0,
+            learned_ns: 0,
         }
     }
 
@@ -91,6 +98,8 @@ mod tests {
         );
         assert_eq!(comm(&decoded.comm), "curl");
         assert!(decode(&bytes[..10]).is_none());
+        let old = decode(&bytes[..BLOCK_EVENT_V1_LEN]).expect("an older program's record");
+        assert_eq!((old.list_id, old.domain_id), (1, 0));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::{
     decode::{comm, destination, protocol_name},
     window,
 };
-use crate::{lists::ListSet, verdict::Translations};
+use crate::{kernel::domains::DomainTable, lists::ListSet, verdict::Translations};
 
 /// Builds the record for `event`: the list the kernel's value names, the entry of that list
 /// holding the destination (looked up as the kernel did, `translations` being the settings in
@@ -19,11 +19,13 @@ use crate::{lists::ListSet, verdict::Translations};
 pub fn describe(
     event: &BlockEvent,
     lists: &ListSet,
+    domains: &DomainTable,
     translations: Translations,
     cache: &mut ProcessCache,
 ) -> EventRecord {
     let dst = destination(event);
-    let guard = Hook::from_u8(event.hook) == Some(Hook::SockCreate);
+    let learned = event.domain_id != 0;
+    let guard = Hook::from_u8(event.hook) == Some(Hook::SockCreate) || learned;
     // The kernel's value names the list; the userspace index names the exact entry of that
     // list and its source line. A raw-socket refusal has no destination, so no entry.
     let matched = (!guard)
@@ -40,7 +42,7 @@ pub fn describe(
             Some(Action::Audit) => "audited",
             _ => "blocked",
         },
-        list: if guard {
+        list: if guard && !learned {
             "raw-socket-guard".to_owned()
         } else {
             list.map_or_else(|| format!("#{}", event.list_id), |l| l.spec.name.clone())
@@ -48,6 +50,12 @@ pub fn describe(
         vendor: list.and_then(|l| l.spec.vendor.clone()),
         prefix: matched.map(|m| m.prefix().to_string()),
         source: matched.map(|m| m.source()),
+        domain: learned.then(|| {
+            domains
+                .get(&event.domain_id)
+                .map_or_else(|| format!("#{}", event.domain_id), |(d, _)| d.to_string())
+        }),
+        learned_at: learned.then(|| rfc3339(event.learned_ns)),
         dst: dst.to_string(),
         port: event.port,
         protocol: protocol_name(event.protocol),

@@ -91,6 +91,7 @@ impl Pipeline {
         &mut self,
         event: &BlockEvent,
         lists: &ListSet,
+        domains: &crate::kernel::domains::DomainTable,
         translations: Translations,
         now: Instant,
     ) {
@@ -98,10 +99,10 @@ impl Pipeline {
         let admission = self
             .window
             .admit(window_key(event), event.boot_ns, now, || {
-                describe(event, lists, translations, cache)
+                describe(event, lists, domains, translations, cache)
             });
         if let Admission::Report = admission {
-            let record = describe(event, lists, translations, &mut self.cache);
+            let record = describe(event, lists, domains, translations, &mut self.cache);
             self.publish_within_budget(&record, now);
         }
     }
@@ -133,6 +134,8 @@ impl Pipeline {
             vendor: t.vendor.clone(),
             prefix: Some(t.prefix.clone()),
             source: Some(t.source.clone()),
+            domain: None,
+            learned_at: None,
             dst: t.socket.peer.ip().to_string(),
             port: t.socket.peer.port(),
             protocol: if tcp { "tcp".into() } else { "udp".into() },

@@ -30,6 +30,11 @@ pub struct EventRecord {
     pub prefix: Option<String>,
     /// `source:line` the prefix came from.
     pub source: Option<String>,
+    /// When the destination was learned from a DNS answer: the listed name that was answered
+    /// (`prefix` and `source` are then absent).
+    pub domain: Option<String>,
+    /// When that answer was seen (RFC 3339).
+    pub learned_at: Option<String>,
     /// Destination address as the caller gave it (an IPv4-mapped IPv6 address stays IPv6).
     pub dst: String,
     pub port: u16,
@@ -77,6 +82,8 @@ impl EventRecord {
             vendor: None,
             prefix: None,
             source: None,
+            domain: None,
+            learned_at: None,
             dst: "192.0.2.1".into(),
             port: 1,
             protocol: "tcp".into(),

@@ -35,6 +35,14 @@ impl Enforcer {
                 .and_then(|id| p.take_link(id));
             pin_link(link, name, &dir)?;
         }
+        if optional.learner && self.learner.is_ok() {
+            let name = program_names::DNS_INGRESS;
+            let p = program::<CgroupSkb>(&mut self.ebpf, name)?;
+            let link = p
+                .attach(cgroup, CgroupSkbAttachType::Ingress, NO_FLAGS)
+                .and_then(|id| p.take_link(id));
+            pin_link(link, name, &dir)?;
+        }
         for name in pins::PROGRAMS {
             let p = program::<CgroupSockAddr>(&mut self.ebpf, name)?;
             let link = p.attach(cgroup, NO_FLAGS).and_then(|id| p.take_link(id));

@@ -16,6 +16,14 @@ pub struct Counters {
     pub events_dropped: u64,
     pub raw_sockets_refused: u64,
     pub egress_dropped: u64,
+    /// DNS responses the learner read to the end.
+    pub dns_responses: u64,
+    /// DNS responses it skipped as malformed or beyond its limits.
+    pub dns_malformed: u64,
+    /// Addresses learned (or refreshed) from answers to listed names.
+    pub learned: u64,
+    /// Answers to listed names not learned: loopback, private, link-local.
+    pub learned_refused: u64,
 }
 
 /// Sums each counter over the CPUs.
@@ -36,6 +44,10 @@ pub fn read_counters<T: std::borrow::Borrow<MapData>>(
         events_dropped: total(Counter::EventsDropped)?,
         raw_sockets_refused: total(Counter::RawSocketsRefused)?,
         egress_dropped: total(Counter::EgressDropped)?,
+        dns_responses: total(Counter::DnsResponses)?,
+        dns_malformed: total(Counter::DnsMalformed)?,
+        learned: total(Counter::Learned)?,
+        learned_refused: total(Counter::LearnedRefused)?,
     })
 }
 

@@ -173,3 +173,25 @@ pub fn memlock(generation_dir: &Path) -> Vec<(String, u64)> {
 pub fn map_id(path: &Path) -> Option<u32> {
     aya::maps::MapInfo::from_pin(path).ok().map(|i| i.id())
 }
+
+fn pinned<K: aya::Pod, V: aya::Pod>(
+    generation_dir: &Path,
+    name: &'static str,
+) -> Result<BpfHashMap<MapData, K, V>, KernelError> {
+    let data = MapData::from_pin(generation_dir.join(name))
+        .map_err(|source| KernelError::Map { name, source })?;
+    let map = Map::from_map_data(data).map_err(|source| KernelError::Map { name, source })?;
+    BpfHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })
+}
+
+/// The pinned learned addresses, expired ones included.
+pub fn learned(generation_dir: &Path) -> Result<Vec<super::learned::LearnedEntry>, KernelError> {
+    let v4 = pinned(generation_dir, map_names::LEARNED_V4)?;
+    let v6 = pinned(generation_dir, map_names::LEARNED_V6)?;
+    super::learned::read_all(&v4, &v6)
+}
+
+/// The pinned `DOMAINS` map, by number.
+pub fn domains(generation_dir: &Path) -> Result<super::domains::DomainTable, KernelError> {
+    super::domains::read_table(&pinned(generation_dir, map_names::DOMAINS)?)
+}

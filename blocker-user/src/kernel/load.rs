@@ -11,7 +11,7 @@ use aya::{
 use blocker_common::{map_names, program_names};
 use serde::Serialize;
 
-use super::{EBPF_OBJECT, KernelError, pins, pins::PinRoot, seen, shadow};
+use super::{EBPF_OBJECT, KernelError, learned, pins, pins::PinRoot, seen, shadow};
 use crate::config::MapsConfig;
 
 /// How the new generation relates to what was pinned before.
@@ -40,6 +40,10 @@ pub struct Enforcer {
     pub(super) verify_block: bool,
     /// The mapped `BLOCK_SEEN_V4` bitmap.
     pub(super) seen: seen::SeenBitmap,
+    /// The DNS learner loaded, or why not.
+    pub(super) learner: Result<(), String>,
+    /// The mapped `LEARNED_SEEN` buckets.
+    pub(super) learned_seen: learned::LearnedBuckets,
 }
 
 impl Enforcer {
@@ -72,6 +76,9 @@ impl Enforcer {
             .map_max_entries(map_names::ALLOW_V6, sizes.allow_v6)
             .map_max_entries(map_names::EXEMPT_CGROUPS, sizes.exempt_cgroups)
             .map_max_entries(map_names::EVENTS, sizes.events_bytes)
+            .map_max_entries(map_names::DOMAINS, sizes.domains)
+            .map_max_entries(map_names::LEARNED_V4, sizes.learned)
+            .map_max_entries(map_names::LEARNED_V6, sizes.learned)
             .override_global(aya_log::LEVEL, &log_level, true);
         for spec in pins::map_specs(&sizes) {
             let old = previous.map(|g| pins.generation_dir(g).join(spec.name));
@@ -112,6 +119,13 @@ impl Enforcer {
         program::<CgroupSkb>(&mut ebpf, skb)?
             .load()
             .map_err(failed(skb))?;
+        // The learner needs bpf_loop (5.17): on an older kernel the verifier refuses it, and
+        // the generation enforces the prefix lists without it.
+        let dns = program_names::DNS_INGRESS;
+        let learner = match program::<CgroupSkb>(&mut ebpf, dns)?.load() {
+            Ok(()) => Ok(()),
+            Err(err) => Err(crate::lists::error_chain(&err)),
+        };
         let seen = {
             let name = map_names::BLOCK_SEEN_V4;
             let map = ebpf.map(name).ok_or(KernelError::MissingMap(name))?;
@@ -121,6 +135,16 @@ impl Enforcer {
             };
             seen::SeenBitmap::map(data).map_err(|source| KernelError::MapMemory { name, source })?
         };
+        let learned_seen = {
+            let name = map_names::LEARNED_SEEN;
+            let map = ebpf.map(name).ok_or(KernelError::MissingMap(name))?;
+            let data = match map {
+                aya::maps::Map::Array(data) => data,
+                _ => return Err(KernelError::MissingMap(name)),
+            };
+            learned::LearnedBuckets::map(data)
+                .map_err(|source| KernelError::MapMemory { name, source })?
+        };
         Ok(Self {
             ebpf,
             pins,
@@ -129,7 +153,15 @@ impl Enforcer {
             block_shadow: None,
             verify_block: false,
             seen,
+            learner,
+            learned_seen,
         })
+    }
+
+    /// Whether the DNS learner loaded; the verifier's refusal otherwise (kernel older than
+    /// 5.17).
+    pub fn learner(&self) -> Result<(), &str> {
+        self.learner.as_ref().map(|_| ()).map_err(String::as_str)
     }
 
     pub fn adoption(&self) -> &Adoption {

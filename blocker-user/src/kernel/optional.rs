@@ -1,5 +1,5 @@
 //! The optional programs attached besides the address hooks: the raw-socket guard and the
-//! egress backstop.
+//! egress backstop, and the DNS learner.
 
 use blocker_common::program_names;
 
@@ -10,6 +10,8 @@ pub struct OptionalPrograms {
     pub raw_sockets: bool,
     /// Drop egress packets to enforced ranges (`vw_egress`).
     pub egress: bool,
+    /// Learn the addresses of listed names from DNS answers (`vw_dns_ingress`), when it loaded.
+    pub learner: bool,
 }
 
 impl OptionalPrograms {
@@ -21,6 +23,9 @@ impl OptionalPrograms {
         }
         if self.egress {
             programs.push(program_names::EGRESS);
+        }
+        if self.learner {
+            programs.push(program_names::DNS_INGRESS);
         }
         programs
     }

@@ -61,7 +61,11 @@ pub const PROGRAMS: [&str; 4] = [
 ];
 
 /// Programs attached only when the config enables them.
-pub const OPTIONAL_PROGRAMS: [&str; 2] = [program_names::SOCK_CREATE, program_names::EGRESS];
+pub const OPTIONAL_PROGRAMS: [&str; 3] = [
+    program_names::SOCK_CREATE,
+    program_names::EGRESS,
+    program_names::DNS_INGRESS,
+];
 
 pub fn link_file(program: &str) -> String {
     format!("link_{program}")
@@ -79,7 +83,7 @@ pub struct MapSpec {
 }
 
 /// Every pinned map and its expected shape for `sizes`.
-pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 11] {
+pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 15] {
     let trie = |name, key_size, max_entries| MapSpec {
         name,
         map_type: MapType::LpmTrie,
@@ -143,7 +147,36 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 11] {
             max_entries: blocker_common::COUNTER_SLOTS,
             flags: 0,
         },
+        MapSpec {
+            name: map_names::DOMAINS,
+            map_type: MapType::Hash,
+            key_size: blocker_common::DOMAIN_KEY_LEN as u32,
+            value_size: size_of::<blocker_common::DomainRef>() as u32,
+            max_entries: sizes.domains,
+            flags: NO_PREALLOC,
+        },
+        learned(map_names::LEARNED_V4, 4, sizes.learned),
+        learned(map_names::LEARNED_V6, 16, sizes.learned),
+        MapSpec {
+            name: map_names::LEARNED_SEEN,
+            map_type: MapType::Array,
+            key_size: 4,
+            value_size: 8,
+            max_entries: blocker_common::LEARNED_SEEN_WORDS,
+            flags: MMAPABLE,
+        },
     ]
+}
+
+fn learned(name: &'static str, key_size: u32, max_entries: u32) -> MapSpec {
+    MapSpec {
+        name,
+        map_type: MapType::LruHash,
+        key_size,
+        value_size: size_of::<blocker_common::Learned>() as u32,
+        max_entries,
+        flags: 0,
+    }
 }
 
 impl MapSpec {

@@ -47,6 +47,18 @@ pub struct Manifest {
     /// Caveats, e.g. that the vendor is mostly reached by domain name.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Domain names blocked through the DNS learner (each with every name below it).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Files of domain names, relative to the manifest.
+    #[serde(default)]
+    pub domain_sources: Vec<String>,
+    /// Where the names came from.
+    #[serde(default)]
+    pub domain_data_source: Option<String>,
+    /// Date of the names (YYYY-MM-DD).
+    #[serde(default)]
+    pub domain_data_date: Option<String>,
 }
 
 impl Manifest {

@@ -80,6 +80,12 @@ pub struct ListSpec {
     pub format: parse::Format,
     /// A malformed line fails the whole list instead of being skipped.
     pub strict: bool,
+    /// Domain names blocked through the DNS learner (manifest and config, as written).
+    pub domains: Vec<String>,
+    /// Files or URLs of domain names.
+    pub domain_sources: Vec<Source>,
+    /// Learn loopback, private and link-local answers too.
+    pub learn_private: bool,
 }
 
 /// One prefix and where it came from.

@@ -51,14 +51,28 @@ pub fn specs(config: &Config, args: &ListArgs) -> Result<Vec<ListSpec>, Selectio
             let spec = match &list.manifest {
                 Some(name) => {
                     let (path, manifest) = Manifest::find(&dir, name)?;
-                    manifest_spec(
+                    let spec = manifest_spec(
                         &path,
                         manifest,
                         list.name.clone(),
                         list.action,
                         list.allow_shrink,
                         &list.asns,
-                    )
+                    );
+                    let mut domains = spec.domains.clone();
+                    domains.extend(list.domains.iter().cloned());
+                    let mut domain_sources = spec.domain_sources.clone();
+                    domain_sources.extend(
+                        list.domain_sources
+                            .iter()
+                            .map(|s| Source::parse(s, Path::new("/"))),
+                    );
+                    ListSpec {
+                        domains,
+                        domain_sources,
+                        learn_private: list.learn_private,
+                        ..spec
+                    }
                 }
                 None => ListSpec {
                     name: list.name.clone().unwrap_or_default(),
@@ -73,6 +87,13 @@ pub fn specs(config: &Config, args: &ListArgs) -> Result<Vec<ListSpec>, Selectio
                     allow_shrink: list.allow_shrink,
                     format: list.format,
                     strict: list.strict,
+                    domains: list.domains.clone(),
+                    domain_sources: list
+                        .domain_sources
+                        .iter()
+                        .map(|s| Source::parse(s, Path::new("/")))
+                        .collect(),
+                    learn_private: list.learn_private,
                 },
             };
             specs.push(ListSpec {
@@ -112,6 +133,9 @@ fn file_spec(path: &Path, strict: bool) -> ListSpec {
         allow_shrink: false,
         format: Format::Auto,
         strict,
+        domains: Vec::new(),
+        domain_sources: Vec::new(),
+        learn_private: false,
     }
 }
 
@@ -137,6 +161,13 @@ fn manifest_spec(
         allow_shrink,
         format: Format::Auto,
         strict: false,
+        domains: manifest.domains,
+        domain_sources: manifest
+            .domain_sources
+            .iter()
+            .map(|s| Source::parse(s, base))
+            .collect(),
+        learn_private: false,
     }
 }
 

@@ -243,6 +243,9 @@ mod tests {
             allow_shrink: false,
             format: crate::lists::Format::Auto,
             strict: false,
+            domains: Vec::new(),
+            domain_sources: Vec::new(),
+            learn_private: false,
         }
     }
 

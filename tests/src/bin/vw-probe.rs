@@ -6,7 +6,10 @@
 //! `udp-connect` (connect + send), `sendmsg`, `sendmmsg` (unconnected UDP through those calls),
 //! `tfo` (TCP Fast Open: sendto with MSG_FASTOPEN), `uring-connect` (connect through io_uring),
 //! `raw-icmp` (an echo request on a raw socket), `ping` (an ICMP datagram "ping" socket),
-//! `sleep MILLIS` (stay alive, e.g. until events are read); `vw-probe hammer ADDR MILLIS` (TCP connects in a loop until
+//! `sleep MILLIS` (stay alive, e.g. until events are read),
+//! `resolve-udp`/`resolve-tcp NAME:PORT` (ask 127.0.0.1:53 for NAME's A and AAAA records over
+//! UDP or TCP, then at once TCP-connect to every address in the answer at PORT: one line per
+//! address, or one with `"addr":"NAME"` when there was none); `vw-probe hammer ADDR MILLIS` (TCP connects in a loop until
 //! told `stop` on stdin or MILLIS pass, printing counts); or `vw-probe listen ADDR` (accept
 //! forever, print `listening`).
 
@@ -59,6 +62,10 @@ fn main() {
             std::thread::sleep(Duration::from_millis(addr.parse().unwrap_or(0)));
             continue;
         }
+        if let Some(transport) = op.strip_prefix("resolve-") {
+            resolve_and_connect(&mut out, transport, addr);
+            continue;
+        }
         let Ok(addr) = addr.parse::<SocketAddr>() else {
             eprintln!("vw-probe: bad address {addr}");
             std::process::exit(2);
@@ -68,6 +75,78 @@ fn main() {
         let _ = writeln!(
             out,
             "{{\"op\":\"{op}\",\"addr\":\"{addr}\",\"ok\":{},\"errno\":{}}}",
+            result.is_ok(),
+            errno.map_or("null".to_owned(), |e| e.to_string())
+        );
+    }
+}
+
+/// Resolves `name:port`'s name at 127.0.0.1:53 and connects to each answer at once, as an
+/// application does: the learner must have acted before the answer reached this process.
+fn resolve_and_connect(out: &mut impl std::io::Write, transport: &str, spec: &str) {
+    use hickory_proto::{
+        op::{Message, Query},
+        rr::{Name, RData, RecordType},
+    };
+    let Some((name, port)) = spec.rsplit_once(':') else {
+        eprintln!("vw-probe: resolve wants NAME:PORT, got {spec}");
+        std::process::exit(2);
+    };
+    let port: u16 = port.parse().unwrap_or(443);
+    let mut addrs = Vec::new();
+    for (id, kind) in [(1u16, RecordType::A), (2, RecordType::AAAA)] {
+        let mut query = Message::new();
+        query.set_id(id).set_recursion_desired(true).add_query(Query::query(
+            Name::from_ascii(name).expect("a valid name"),
+            kind,
+        ));
+        let bytes = query.to_vec().expect("encode query");
+        let answer = match transport {
+            "udp" => {
+                let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                socket
+                    .set_read_timeout(Some(Duration::from_secs(3)))
+                    .expect("timeout");
+                socket.send_to(&bytes, "127.0.0.1:53").expect("send query");
+                let mut buf = [0u8; 4096];
+                let len = socket.recv(&mut buf).expect("an answer");
+                buf[..len].to_vec()
+            }
+            _ => {
+                use std::io::Read as _;
+                let mut stream = TcpStream::connect("127.0.0.1:53").expect("connect to 53");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(3)))
+                    .expect("timeout");
+                let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+                framed.extend(&bytes);
+                stream.write_all(&framed).expect("send query");
+                let mut len = [0u8; 2];
+                stream.read_exact(&mut len).expect("answer length");
+                let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                stream.read_exact(&mut buf).expect("answer");
+                buf
+            }
+        };
+        let message = Message::from_vec(&answer).expect("a DNS message");
+        for record in message.answers() {
+            match record.data() {
+                RData::A(a) => addrs.push(std::net::IpAddr::V4(a.0)),
+                RData::AAAA(a) => addrs.push(std::net::IpAddr::V6(a.0)),
+                _ => {}
+            }
+        }
+    }
+    if addrs.is_empty() {
+        let _ = writeln!(out, "{{\"op\":\"resolve\",\"addr\":\"{name}\",\"ok\":false,\"errno\":null}}");
+    }
+    for ip in addrs {
+        let addr = SocketAddr::new(ip, port);
+        let result = TcpStream::connect_timeout(&addr, Duration::from_secs(3));
+        let errno = result.as_ref().err().and_then(std::io::Error::raw_os_error);
+        let _ = writeln!(
+            out,
+            "{{\"op\":\"resolve\",\"addr\":\"{addr}\",\"ok\":{},\"errno\":{}}}",
             result.is_ok(),
             errno.map_or("null".to_owned(), |e| e.to_string())
         );

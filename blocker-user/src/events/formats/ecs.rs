@@ -37,7 +37,12 @@ pub fn from_record(record: &Map<String, Value>) -> Value {
             "provider": f.str("hook"),
             "reason": f.str("list").map(|l| format!("destination listed in {l}")),
         },
-        "destination": { "ip": dst, "address": dst, "port": f.u64("port") },
+        "destination": {
+            "ip": dst,
+            "address": dst,
+            "port": f.u64("port"),
+            "domain": f.str("domain"),
+        },
         "network": {
             "transport": f.str("protocol"),
             "type": if ipv6 { "ipv6" } else { "ipv4" },
@@ -67,6 +72,7 @@ pub fn from_record(record: &Map<String, Value>) -> Value {
             "count": f.u64("count"),
             "repeat": f.value("repeat"),
             "prefix": f.str("prefix"),
+            "learned_at": f.str("learned_at"),
             "unit": f.str("unit"),
             "cgroup_id": f.u64("cgroup_id"),
             "limited": f.value("limited"),

@@ -71,7 +71,7 @@ pub fn from_record(record: &Map<String, Value>) -> Value {
         "disposition_id": disposition.0,
         "disposition": disposition.1,
         "message": crate::events::sinks::journal::summary(record),
-        "dst_endpoint": { "ip": dst, "port": f.u64("port") },
+        "dst_endpoint": { "ip": dst, "port": f.u64("port"), "domain": f.str("domain") },
         "connection_info": {
             "protocol_name": f.str("protocol"),
             // 2: Outbound.
@@ -107,6 +107,7 @@ pub fn from_record(record: &Map<String, Value>) -> Value {
         "unmapped": {
             "prefix": f.str("prefix"),
             "source": f.str("source"),
+            "learned_at": f.str("learned_at"),
             "hook": f.str("hook"),
             "unit": f.str("unit"),
             "container": f.str("container"),

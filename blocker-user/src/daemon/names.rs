@@ -1,0 +1,221 @@
+//! Keeping the DNS learner's side in force: the listed names written to `DOMAINS`, the
+//! daemon's own look-ups of them (warm start) written to the learned maps, systemd-resolved's
+//! cache flushed, and learned entries pruned once expired or no longer listed.
+
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use blocker_common::Learned;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::Daemon;
+use crate::{
+    config::Config,
+    events::clock::boottime_ns,
+    kernel::{Enforcer, KernelError, domains::DomainTable},
+    lists::{ListSpec, selection},
+    names::{
+        Domain, DomainSet,
+        warm::{self, WarmAnswer},
+    },
+};
+
+/// How long warm-start look-ups may take, all names together.
+const WARM_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often learned entries are pruned.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(30);
+
+/// The learner's side of the state file, for `status` and the metrics.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NamesState {
+    /// Listed names in the kernel.
+    pub domains: usize,
+    /// Whether the learner program is attached; when not, why.
+    pub learner: String,
+    pub learning: bool,
+    /// Addresses learned by warm start in the last load.
+    pub warm_answers: usize,
+    /// Learned entries deleted since start (expired, no longer listed).
+    pub expired: u64,
+    pub unlisted: u64,
+}
+
+/// The names of every list and the warm-start answers for them: the slow part of a load or
+/// reload (domain files and URLs, DNS), done off the event loop.
+pub struct NamesBuilt {
+    pub set: DomainSet,
+    pub answers: Vec<WarmAnswer>,
+    pub errors: Vec<String>,
+}
+
+/// Loads the names and, when configured, resolves them.
+pub fn build(config: &Config, specs: &[ListSpec], previous: &DomainSet) -> NamesBuilt {
+    let (set, mut errors) = DomainSet::load(specs, &selection::fetcher(config), previous);
+    let mut answers = Vec::new();
+    if config.names.warm_start && !set.entries.is_empty() {
+        let mut domains: Vec<Domain> = set.entries.iter().map(|e| e.domain.clone()).collect();
+        domains.sort();
+        domains.dedup();
+        match warm::nameserver(&config.names.resolver)
+            .and_then(|server| warm::resolve(&domains, server, WARM_TIMEOUT))
+        {
+            Ok(found) => answers = found,
+            Err(err) => errors.push(format!(
+                "warm start: {}",
+                crate::lists::error_chain(&err)
+            )),
+        }
+    }
+    if config.names.flush_resolved && !set.entries.is_empty() {
+        match warm::flush_resolved() {
+            Ok(true) => info!("flushed systemd-resolved's cache: its next answers pass the learner"),
+            Ok(false) => {}
+            Err(err) => errors.push(err),
+        }
+    }
+    NamesBuilt {
+        set,
+        answers,
+        errors,
+    }
+}
+
+/// The learned-entry value of a warm-start answer.
+fn learned(config: &Config, list_id: u16, action: u8, domain_id: u32, ttl: u32) -> Learned {
+    let min = config.names.learned_min_ttl.as_secs();
+    let max = config.names.learned_max_ttl.as_secs();
+    let secs = u64::from(ttl).clamp(min, max.max(min));
+    let now = boottime_ns();
+    Learned {
+        list_id,
+        action,
+        _pad: 0,
+        domain_id,
+        learned_ns: now,
+        expires_ns: now + secs * 1_000_000_000,
+    }
+}
+
+/// Writes the names into `DOMAINS` and the warm-start answers into the learned maps; removes
+/// learned entries of names no longer listed. Returns the table of what `DOMAINS` holds.
+pub fn apply(
+    enforcer: &mut Enforcer,
+    config: &Config,
+    built: &NamesBuilt,
+) -> Result<(DomainTable, usize), KernelError> {
+    let targets = built.set.targets();
+    let (_, table) = enforcer.sync_domains(&targets)?;
+    let by_name: std::collections::HashMap<&Domain, u32> =
+        table.iter().map(|(id, (d, _))| (d, *id)).collect();
+    let mut written = 0;
+    for answer in &built.answers {
+        let Some(&domain_id) = by_name.get(&answer.domain) else {
+            continue;
+        };
+        let Some(target) = targets.get(&answer.domain) else {
+            continue;
+        };
+        let private = target.flags & blocker_common::DOMAIN_LEARN_PRIVATE != 0;
+        if !private && is_special(answer.addr) {
+            continue;
+        }
+        let value = learned(config, target.list_id, target.action as u8, domain_id, answer.ttl);
+        enforcer.learn(answer.addr, value)?;
+        written += 1;
+    }
+    Ok((table, written))
+}
+
+/// The same ranges the kernel's learner refuses to learn (see `special_v4` in dns.rs).
+pub fn is_special(addr: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let v4 = |a: std::net::Ipv4Addr| {
+        let [x, y, ..] = a.octets();
+        x == 0
+            || x == 10
+            || x == 127
+            || x >= 224
+            || (x == 100 && y & 0xc0 == 64)
+            || (x == 169 && y == 254)
+            || (x == 172 && y & 0xf0 == 16)
+            || (x == 192 && y == 168)
+    };
+    match addr {
+        IpAddr::V4(a) => v4(a),
+        IpAddr::V6(a) => {
+            if let Some(mapped) = a.to_ipv4_mapped() {
+                return v4(mapped);
+            }
+            let o = a.octets();
+            a.is_unspecified()
+                || a.is_loopback()
+                || o[0] & 0xfe == 0xfc
+                || (o[0] == 0xfe && o[1] & 0xc0 == 0x80)
+                || o[0] == 0xff
+        }
+    }
+}
+
+impl Daemon {
+    /// Applies built names to this generation and records the outcome.
+    pub(super) fn apply_names(&mut self, built: NamesBuilt) {
+        for err in &built.errors {
+            warn!("names: {err}");
+        }
+        match apply(&mut self.enforcer, &self.config, &built) {
+            Ok((table, warm)) => {
+                self.state.names.domains = table.len();
+                self.state.names.warm_answers = warm;
+                self.domain_table = table;
+                if warm > 0 {
+                    info!("warm start: {warm} addresses of listed names learned");
+                }
+            }
+            Err(err) => warn!("names not updated, the previous ones stay: {err:#}"),
+        }
+        self.names = Arc::new(built.set);
+        self.prune_learned();
+    }
+
+    /// Records whether the learner runs, and says so loudly when names are listed but the
+    /// kernel cannot learn them.
+    pub(super) fn record_learner(&mut self) {
+        let attached = self.config.names.learn && self.enforcer.learner().is_ok();
+        self.state.names.learning = attached;
+        self.state.names.learner = match self.enforcer.learner() {
+            Ok(()) if attached => "attached".into(),
+            Ok(()) => "off ([names] learn = false)".into(),
+            Err(why) => format!("unavailable on this kernel (needs Linux 5.17, bpf_loop): {why}"),
+        };
+        if !attached && !self.names.entries.is_empty() {
+            warn!(
+                "DNS learner {}: {} listed names are NOT enforced; the prefix lists are",
+                self.state.names.learner,
+                self.names.entries.len()
+            );
+        }
+    }
+
+    /// Deletes learned entries that expired (the kernel already ignores them) or whose name
+    /// is no longer listed.
+    pub fn prune_learned(&mut self) {
+        self.last_prune = Instant::now();
+        let listed: HashSet<u32> = self.domain_table.keys().copied().collect();
+        match self.enforcer.prune_learned(boottime_ns(), &listed) {
+            Ok((expired, unlisted)) => {
+                self.state.names.expired += expired;
+                self.state.names.unlisted += unlisted;
+                if expired + unlisted > 0 {
+                    info!(
+                        "learned addresses removed: {expired} expired, {unlisted} of names no longer listed"
+                    );
+                }
+            }
+            Err(err) => warn!("cannot prune learned addresses: {err:#}"),
+        }
+    }
+}
