@@ -6,7 +6,7 @@
 //! fail with ENETUNREACH and nothing leaves the machine; the DNS server listens on
 //! 127.0.0.1:53 inside that namespace.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use serde_json::Value;
 use vendorwall_e2e::{
@@ -32,14 +32,26 @@ fn zone() -> Zone {
         .add("listed.example.elsewhere.example", a("198.51.100.9"))
         .add("upper.listed.example", a("198.51.100.4"))
         // A chain through a listed name to a name of a third party's CDN.
-        .add("www.shop.example", Record::Cname("cdn.listed.example".into()))
-        .add("cdn.listed.example", Record::Cname("edge.cdn.example".into()))
+        .add(
+            "www.shop.example",
+            Record::Cname("cdn.listed.example".into()),
+        )
+        .add(
+            "cdn.listed.example",
+            Record::Cname("edge.cdn.example".into()),
+        )
         .add("edge.cdn.example", a("198.51.100.5"))
         // The same through an unlisted CDN name answered without compression.
-        .add("alias.example", Record::Cname("plain.listed.example".into()))
+        .add(
+            "alias.example",
+            Record::Cname("plain.listed.example".into()),
+        )
         .add("plain.listed.example", a("198.51.100.6"))
         .add("tcp.listed.example", a("198.51.100.7"))
-        .add("v6.listed.example", Record::Aaaa("2001:db8::7".parse().expect("ipv6")))
+        .add(
+            "v6.listed.example",
+            Record::Aaaa("2001:db8::7".parse().expect("ipv6")),
+        )
         .add("local.listed.example", a("127.0.0.1"))
         .add("printer.lan.example", a("127.0.0.2"))
         .add("audited.example", a("198.51.100.8"));
@@ -99,11 +111,18 @@ fn answers_to_listed_names_are_refused_on_the_first_connection() {
     let _server = DnsServer::start(&ns, zone());
     let refused = |transport: &str, name: &str, addr: &str| {
         let attempt = only(&resolve(&ns, &instance, transport, name), addr);
-        assert!(attempt.refused(), "{name} -> {addr} must be refused at once: {attempt:?}");
+        assert!(
+            attempt.refused(),
+            "{name} -> {addr} must be refused at once: {attempt:?}"
+        );
     };
     let allowed = |name: &str, addr: &str, errno: i32| {
         let attempt = only(&resolve(&ns, &instance, "udp", name), addr);
-        assert_eq!(attempt.errno, Some(errno), "{name} -> {addr} is not blocked: {attempt:?}");
+        assert_eq!(
+            attempt.errno,
+            Some(errno),
+            "{name} -> {addr} is not blocked: {attempt:?}"
+        );
     };
     refused("udp", "listed.example", "198.51.100.1:443");
     refused("udp", "dnl-05.geo.listed.example", "198.51.100.2:443");
@@ -115,7 +134,11 @@ fn answers_to_listed_names_are_refused_on_the_first_connection() {
     // A listed list may allow private answers; by default they are never learned.
     refused("udp", "printer.lan.example", "127.0.0.2:443");
     allowed("notlisted.example", "198.51.100.3:443", ENETUNREACH);
-    allowed("listed.example.elsewhere.example", "198.51.100.9:443", ENETUNREACH);
+    allowed(
+        "listed.example.elsewhere.example",
+        "198.51.100.9:443",
+        ENETUNREACH,
+    );
     allowed("local.listed.example", "127.0.0.1:443", ECONNREFUSED);
     allowed("audited.example", "198.51.100.8:443", ENETUNREACH);
 
@@ -140,7 +163,12 @@ fn answers_to_listed_names_are_refused_on_the_first_connection() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    for addr in ["198.51.100.1", "198.51.100.2", "198.51.100.5", "2001:db8::7"] {
+    for addr in [
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.5",
+        "2001:db8::7",
+    ] {
         assert!(learned.contains(&addr), "{addr} in {learned:?}");
     }
     assert!(!learned.contains(&"127.0.0.1"), "{learned:?}");
@@ -153,14 +181,25 @@ fn answers_to_listed_names_are_refused_on_the_first_connection() {
     // Restarted after kill -9, the learned addresses are still refused: the maps are pinned
     // and the programs stay attached, and the new daemon keeps them.
     let tcp = |addr: &str| {
-        probe::run_in_netns(&probe_bin(), &ns, &instance.cgroup, &[("tcp", addr.to_owned())])
-            .attempts
-            .remove(0)
+        probe::run_in_netns(
+            &probe_bin(),
+            &ns,
+            &instance.cgroup,
+            &[("tcp", addr.to_owned())],
+        )
+        .attempts
+        .remove(0)
     };
     daemon.kill9();
-    assert!(tcp("198.51.100.1:443").refused(), "refused with the daemon dead");
+    assert!(
+        tcp("198.51.100.1:443").refused(),
+        "refused with the daemon dead"
+    );
     let _daemon = instance.start(&[], &[]);
-    assert!(tcp("198.51.100.1:443").refused(), "refused after the restart");
+    assert!(
+        tcp("198.51.100.1:443").refused(),
+        "refused after the restart"
+    );
     assert!(!tcp("198.51.100.3:443").refused());
 }
 
@@ -177,7 +216,10 @@ fn a_learned_address_expires_on_time_even_with_the_daemon_down() {
     }
     let ns = NetNs::isolated("names-expiry");
     let _server = DnsServer::start(&ns, zone());
-    let attempt = only(&resolve(&ns, &instance, "udp", "listed.example"), "198.51.100.1:443");
+    let attempt = only(
+        &resolve(&ns, &instance, "udp", "listed.example"),
+        "198.51.100.1:443",
+    );
     assert!(attempt.refused(), "{attempt:?}");
     daemon.kill9();
     std::thread::sleep(Duration::from_millis(2500));
@@ -209,7 +251,10 @@ fn the_daemon_says_whether_this_kernel_learns_names() {
     let (_, status) = instance.status();
     let names = &status["daemon"]["names"];
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     let ns = NetNs::isolated("names-kernel");
     let run = probe::run_in_netns(
@@ -218,7 +263,10 @@ fn the_daemon_says_whether_this_kernel_learns_names() {
         &instance.cgroup,
         &[("tcp", "198.51.100.77:443".to_owned())],
     );
-    assert!(run.attempts[0].refused(), "prefix lists are enforced either way");
+    assert!(
+        run.attempts[0].refused(),
+        "prefix lists are enforced either way"
+    );
     if version >= (5, 17) {
         assert_eq!(names["learning"], true, "{status}");
         assert_eq!(names["learner"], "attached", "{status}");
@@ -232,5 +280,316 @@ fn the_daemon_says_whether_this_kernel_learns_names() {
             stderr.contains("listed names are NOT enforced"),
             "the daemon says so at start: {stderr}"
         );
+    }
+}
+
+/// The learner run directly on crafted and mutated DNS packets (BPF_PROG_TEST_RUN on the
+/// attached program): it must never learn an address that is not an A or AAAA answer in a
+/// response to a listed name, as a reference parser (hickory-proto's decoder, reading what
+/// the learner reads: header, question, answers) finds them. Unmutated answers to listed
+/// names must learn exactly their addresses, or the test would prove nothing.
+#[test]
+fn the_learner_never_learns_what_no_answer_to_a_listed_name_holds() {
+    use std::collections::BTreeSet;
+
+    let instance = Instance::new("names-fuzz");
+    instance.write_config(&config(""));
+    let _daemon = instance.start(&[], &[]);
+    if !learner_runs(&instance) {
+        eprintln!("skipped: the DNS learner does not run on this kernel");
+        return;
+    }
+    let (_, status) = instance.status();
+    let generation = status["generation"].as_u64().expect("generation");
+    let dir = instance.pin_dir.join(format!("g{generation}"));
+    let prog = vendorwall_e2e::bpf::prog_of_link_pin(&dir.join("link_vw_dns_ingress"));
+    let learned = || -> BTreeSet<(IpAddr, u64)> {
+        blocker_user::kernel::inspect::learned(&dir)
+            .expect("read the learned maps")
+            .into_iter()
+            .map(|e| (e.addr, e.learned_ns))
+            .collect()
+    };
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    let mut rng = Rng(seed);
+    let templates = fuzz::templates();
+    let mut runs = 0;
+    // Unmutated first: each learns exactly what the reference says.
+    for (i, message) in templates.iter().enumerate() {
+        let before = learned();
+        let expected = fuzz::reference(message);
+        assert_eq!(
+            vendorwall_e2e::bpf::test_run(&prog, &fuzz::packet(message, i % 2 == 1)),
+            1
+        );
+        let new: BTreeSet<IpAddr> = learned().difference(&before).map(|(a, _)| *a).collect();
+        assert_eq!(new, expected, "template {i}: {message:02x?}");
+        runs += 1;
+    }
+    for round in 0..3000 {
+        let base = &templates[rng.below(templates.len())];
+        let message = fuzz::mutate(base, &mut rng);
+        let before = learned();
+        let allowed = fuzz::reference(&message);
+        assert_eq!(
+            vendorwall_e2e::bpf::test_run(&prog, &fuzz::packet(&message, round % 3 == 0)),
+            1,
+            "the learner never drops a packet"
+        );
+        let new: BTreeSet<IpAddr> = learned().difference(&before).map(|(a, _)| *a).collect();
+        assert!(
+            new.is_subset(&allowed),
+            "seed {seed:#x} round {round}: learned {new:?}, but the answers to listed names \
+             are {allowed:?}; message {message:02x?}"
+        );
+        runs += 1;
+    }
+    eprintln!("{runs} packets run through the learner (seed {seed:#x})");
+}
+
+/// xorshift64*: a reproducible stream from a printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+mod fuzz {
+    use std::{collections::BTreeSet, net::IpAddr};
+
+    use hickory_proto::{
+        op::{Header, MessageType, OpCode, Query, ResponseCode},
+        rr::Name,
+        serialize::binary::{BinDecodable as _, BinDecoder},
+    };
+    use vendorwall_e2e::dns::{Record, answer};
+
+    use super::Rng;
+
+    /// The names the test config lists and whose answers may be learned.
+    const LISTED: [&str; 3] = ["listed.example", "audited.example", "lan.example"];
+
+    fn query(name: &str, kind: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            q.push(label.len() as u8);
+            q.extend(label.as_bytes());
+        }
+        q.push(0);
+        q.extend(kind.to_be_bytes());
+        q.extend(1u16.to_be_bytes());
+        q
+    }
+
+    /// Answers to listed and unlisted names, chains, both families, with and without
+    /// compression, plus hand-made hostile messages.
+    pub fn templates() -> Vec<Vec<u8>> {
+        let mut zone = super::zone();
+        zone.add(
+            "many.listed.example",
+            Record::A("198.51.100.20".parse().expect("ip")),
+        )
+        .add(
+            "many.listed.example",
+            Record::A("198.51.100.21".parse().expect("ip")),
+        )
+        .add("other.example", Record::Cname("x.unrelated.example".into()))
+        .add(
+            "x.unrelated.example",
+            Record::A("203.0.113.9".parse().expect("ip")),
+        );
+        let mut plain = zone.clone();
+        plain.uncompressed = zone.records.keys().cloned().collect();
+        let mut out = Vec::new();
+        for z in [&zone, &plain] {
+            for name in [
+                "listed.example",
+                "dnl-05.geo.listed.example",
+                "www.shop.example",
+                "alias.example",
+                "v6.listed.example",
+                "many.listed.example",
+                "notlisted.example",
+                "other.example",
+                "audited.example",
+            ] {
+                for kind in [1u16, 28] {
+                    if let Some(message) = answer(&query(name, kind), z) {
+                        out.push(message);
+                    }
+                }
+            }
+        }
+        let listed = answer(&query("listed.example", 1), &zone).expect("answer");
+        // A query (QR clear) carrying an answer section, and an NXDOMAIN with answers.
+        let mut not_response = listed.clone();
+        not_response[2] &= 0x7f;
+        out.push(not_response);
+        let mut nxdomain = listed.clone();
+        nxdomain[3] = (nxdomain[3] & 0xf0) | 3;
+        out.push(nxdomain);
+        // A pointer to itself as the question name, and one pointing forwards.
+        let mut looped = listed[..12].to_vec();
+        looped.extend([0xc0, 12, 0, 1, 0, 1]);
+        out.push(looped);
+        let mut forward = listed[..12].to_vec();
+        forward.extend([0xc0, 40, 0, 1, 0, 1]);
+        forward.extend(&listed[12..]);
+        out.push(forward);
+        // A rdata length past the end.
+        let mut long = listed.clone();
+        let len = long.len();
+        long[len - 6] = 0xff;
+        out.push(long);
+        // Answer count far above what is there.
+        let mut counted = listed;
+        counted[6] = 0xff;
+        out.push(counted);
+        out
+    }
+
+    /// A cgroup_skb test packet: Ethernet, IPv4 or IPv6, UDP from port 53, the message.
+    pub fn packet(message: &[u8], ipv6: bool) -> Vec<u8> {
+        let mut p = vec![0u8; 12];
+        let udp_len = (8 + message.len()) as u16;
+        if ipv6 {
+            p.extend([0x86, 0xdd]);
+            p.extend([0x60, 0, 0, 0]);
+            p.extend(udp_len.to_be_bytes());
+            p.extend([17, 64]);
+            p.extend([0u8; 15]);
+            p.push(1);
+            p.extend([0u8; 15]);
+            p.push(1);
+        } else {
+            p.extend([0x08, 0x00]);
+            p.extend([0x45, 0]);
+            p.extend((20 + udp_len).to_be_bytes());
+            p.extend([0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        }
+        p.extend(53u16.to_be_bytes());
+        p.extend(40000u16.to_be_bytes());
+        p.extend(udp_len.to_be_bytes());
+        p.extend([0, 0]);
+        p.extend(message);
+        p
+    }
+
+    /// Random damage: bytes changed, pointers planted, counts changed, cut or grown.
+    pub fn mutate(base: &[u8], rng: &mut Rng) -> Vec<u8> {
+        let mut m = base.to_vec();
+        for _ in 0..=rng.below(4) {
+            let at = rng.below(m.len());
+            match rng.below(7) {
+                0 | 1 => m[at] = rng.next() as u8,
+                2 => m[at] ^= 1 << rng.below(8),
+                3 if at + 1 < m.len() => {
+                    m[at] = 0xc0 | (rng.below(4) as u8);
+                    m[at + 1] = rng.next() as u8;
+                }
+                4 => m.truncate(at.max(12)),
+                5 => {
+                    let byte = rng.next() as u8;
+                    m.insert(at, byte);
+                }
+                _ => {
+                    let count = rng.next() as u8 & 7;
+                    let at = 7.min(m.len() - 1);
+                    m[at] = count;
+                }
+            }
+        }
+        m
+    }
+
+    fn listed(name: &Name) -> bool {
+        let text = name.to_lowercase().to_ascii();
+        let text = text.trim_end_matches('.');
+        LISTED
+            .iter()
+            .any(|l| text == *l || text.strip_suffix(l).is_some_and(|head| head.ends_with('.')))
+    }
+
+    /// The addresses a correct learner may learn from `message`: A and AAAA answers read
+    /// after the question or a CNAME target showed the message answers a listed name, up to
+    /// the first record the reference cannot read. Loopback and private answers of the
+    /// listed names whose list does not allow them are left out, as the learner does.
+    pub fn reference(message: &[u8]) -> BTreeSet<IpAddr> {
+        let mut out = BTreeSet::new();
+        let mut decoder = BinDecoder::new(message);
+        let Ok(header) = Header::read(&mut decoder) else {
+            return out;
+        };
+        if header.message_type() != MessageType::Response
+            || header.op_code() != OpCode::Query
+            || header.response_code() != ResponseCode::NoError
+            || header.query_count() != 1
+        {
+            return out;
+        }
+        let Ok(question) = Query::read(&mut decoder) else {
+            return out;
+        };
+        let mut listed_now = listed(question.name());
+        let lan = |name: &Name| name.to_lowercase().to_ascii().contains("lan.example");
+        let mut private_ok = lan(question.name());
+        for _ in 0..header.answer_count().min(32) {
+            let Ok(_owner) = Name::read(&mut decoder) else {
+                break;
+            };
+            let fixed = (|| {
+                let kind = decoder.read_u16().ok()?.unverified();
+                let class = decoder.read_u16().ok()?.unverified();
+                decoder.read_u32().ok()?;
+                let len = decoder.read_u16().ok()?.unverified();
+                let start = decoder.index();
+                let data = decoder.read_slice(usize::from(len)).ok()?.unverified();
+                Some((kind, class, start, data))
+            })();
+            let Some((kind, class, start, data)) = fixed else {
+                break;
+            };
+            if class != 1 {
+                continue;
+            }
+            match (kind, data.len()) {
+                (1, 4) if listed_now => {
+                    let ip = IpAddr::from(<[u8; 4]>::try_from(data).expect("4 bytes"));
+                    if private_ok || !blocker_user::daemon::names::is_special(ip) {
+                        out.insert(ip);
+                    }
+                }
+                (28, 16) if listed_now => {
+                    let ip = IpAddr::from(<[u8; 16]>::try_from(data).expect("16 bytes"));
+                    if private_ok || !blocker_user::daemon::names::is_special(ip) {
+                        out.insert(ip);
+                    }
+                }
+                (5, _) => {
+                    let Ok(target) = Name::read(&mut decoder.clone(start as u16)) else {
+                        break;
+                    };
+                    if listed(&target) {
+                        listed_now = true;
+                        private_ok |= lan(&target);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 }

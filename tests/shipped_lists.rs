@@ -90,6 +90,51 @@ fn every_shipped_list_parses_is_canonical_and_has_provenance() {
     assert!(defaults >= 1, "at least one list must be on by default");
 }
 
+/// Every vendor, the four without prefixes included, ships names with their provenance, and
+/// every line of them is read (a skipped line would be a name silently not blocked).
+#[test]
+fn every_vendor_ships_domain_names_with_provenance() {
+    let dir = vendorwall_e2e::repo_root().join("blocklists");
+    for (path, manifest) in Manifest::all(&dir).expect("manifests load") {
+        let file = path.display();
+        assert!(
+            !manifest.domain_sources.is_empty(),
+            "{file}: no domain_sources"
+        );
+        assert!(
+            manifest
+                .domain_data_source
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty()),
+            "{file}: no domain_data_source"
+        );
+        let date = manifest.domain_data_date.clone().unwrap_or_default();
+        assert!(
+            date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-',
+            "{file}: domain_data_date must be YYYY-MM-DD"
+        );
+        for source in &manifest.domain_sources {
+            let list = dir.join(source);
+            let text = std::fs::read_to_string(&list)
+                .unwrap_or_else(|err| panic!("{file}: {}: {err}", list.display()));
+            assert!(
+                text.contains("# source: "),
+                "{}: header names no source",
+                list.display()
+            );
+            assert!(
+                text.contains("# data-date: "),
+                "{}: header has no date",
+                list.display()
+            );
+            let parsed =
+                blocker_user::names::parse::parse_names(&list.display().to_string(), &text);
+            assert!(parsed.skipped.is_empty(), "{:?}", parsed.skipped);
+            assert!(!parsed.names.is_empty(), "{}: no names", list.display());
+        }
+    }
+}
+
 /// The canonical text of a prefix or address (host bits clear, shortest form), if it is one.
 fn canonical(token: &str) -> Option<String> {
     if token.contains('/') {

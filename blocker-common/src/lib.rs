@@ -350,7 +350,10 @@ mod tests {
         assert_eq!(core::mem::size_of::<Settings>(), 16);
         // 8+8 + 4*4 + 16 + 2+1+1+1+1+2 + 16 = 72, then domain 4+4 and learned_ns 8.
         assert_eq!(core::mem::size_of::<BlockEvent>(), 88);
-        assert_eq!(core::mem::offset_of!(BlockEvent, domain_id), BLOCK_EVENT_V1_LEN);
+        assert_eq!(
+            core::mem::offset_of!(BlockEvent, domain_id),
+            BLOCK_EVENT_V1_LEN
+        );
         assert_eq!(core::mem::size_of::<DomainRef>(), 8);
         assert_eq!(core::mem::size_of::<Learned>(), 24);
         assert_eq!(core::mem::size_of::<DomainKey>(), DOMAIN_KEY_LEN);
@@ -373,7 +376,10 @@ mod tests {
 
     #[test]
     fn learned_buckets_stay_in_the_array() {
-        assert_eq!(learned_slot_v4([255, 255, 255, 255]), (LEARNED_SEEN_WORDS - 1, 7));
+        assert_eq!(
+            learned_slot_v4([255, 255, 255, 255]),
+            (LEARNED_SEEN_WORDS - 1, 7)
+        );
         assert_eq!(learned_slot_v4([0, 0, 7, 1]), (0, 0));
         assert_eq!(learned_slot_v4([0, 0, 8, 0]), (0, 1));
         let (word, byte) = learned_slot_v6([0xff; 16]);

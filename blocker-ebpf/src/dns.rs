@@ -38,8 +38,7 @@ use crate::{NO_PREALLOC, SETTINGS, bump};
 const MMAPABLE: u32 = 1 << 10;
 
 #[map]
-pub static DOMAINS: HashMap<DomainKey, DomainRef> =
-    HashMap::with_max_entries(1 << 16, NO_PREALLOC);
+pub static DOMAINS: HashMap<DomainKey, DomainRef> = HashMap::with_max_entries(1 << 16, NO_PREALLOC);
 #[map]
 pub static LEARNED_V4: LruHashMap<[u8; 4], Learned> = LruHashMap::with_max_entries(1 << 14, 0);
 #[map]
@@ -155,7 +154,12 @@ fn dns_message(ctx: &SkBuffContext) -> Option<(u32, u32)> {
 #[inline(always)]
 fn from_dns_port(ctx: &SkBuffContext) -> Option<(u8, u32)> {
     // SAFETY: the context is a valid __sk_buff; data and data_end are readable in cgroup_skb.
-    let (data, end) = unsafe { ((*ctx.skb.skb).data as usize, (*ctx.skb.skb).data_end as usize) };
+    let (data, end) = unsafe {
+        (
+            (*ctx.skb.skb).data as usize,
+            (*ctx.skb.skb).data_end as usize,
+        )
+    };
     if data + 42 > end {
         return from_dns_port_loaded(ctx);
     }
@@ -214,14 +218,8 @@ fn learn(ctx: &SkBuffContext, offset: u32, len: u32) {
         return;
     }
     // SAFETY: the destination is the scratch map's buffer, `len` bytes fit in it.
-    let copied = unsafe {
-        bpf_skb_load_bytes(
-            ctx.skb.skb.cast(),
-            offset,
-            s.msg.as_mut_ptr().cast(),
-            len,
-        )
-    };
+    let copied =
+        unsafe { bpf_skb_load_bytes(ctx.skb.skb.cast(), offset, s.msg.as_mut_ptr().cast(), len) };
     if copied != 0 {
         return;
     }
@@ -548,9 +546,9 @@ fn read16(s: &Scratch, at: usize) -> [u8; 16] {
 /// configured minimum (applications cache answers longer than their TTL), at most the maximum.
 #[inline(always)]
 fn lifetime_ns(ttl: u32) -> u64 {
-    let (min, max) = SETTINGS
-        .get(0)
-        .map_or((3600, 86400), |s| (s.learned_min_ttl_s, s.learned_max_ttl_s));
+    let (min, max) = SETTINGS.get(0).map_or((3600, 86400), |s| {
+        (s.learned_min_ttl_s, s.learned_max_ttl_s)
+    });
     let secs = if ttl < min { min } else { ttl };
     let secs = if secs > max && max >= min { max } else { secs };
     u64::from(secs) * 1_000_000_000

@@ -154,7 +154,10 @@ const NO_MATCH: Match = Match {
 fn match_v4(ip: [u8; 4]) -> Match {
     let prefix = block_v4(ip).unwrap_or(ListRef::new(0, Action::Enforce));
     if prefix.list_id != 0 && prefix.action == Action::Enforce as u8 {
-        return Match { list: prefix, ..NO_MATCH };
+        return Match {
+            list: prefix,
+            ..NO_MATCH
+        };
     }
     let learned = learned_v4(ip);
     prefer_learned(prefix, &learned)
@@ -162,9 +165,7 @@ fn match_v4(ip: [u8; 4]) -> Match {
 
 #[inline(always)]
 fn prefer_learned(prefix: ListRef, learned: &Learned) -> Match {
-    if learned.domain_id != 0
-        && (prefix.list_id == 0 || learned.action == Action::Enforce as u8)
-    {
+    if learned.domain_id != 0 && (prefix.list_id == 0 || learned.action == Action::Enforce as u8) {
         return Match {
             list: ListRef {
                 list_id: learned.list_id,
@@ -175,7 +176,10 @@ fn prefer_learned(prefix: ListRef, learned: &Learned) -> Match {
             learned_ns: learned.learned_ns,
         };
     }
-    Match { list: prefix, ..NO_MATCH }
+    Match {
+        list: prefix,
+        ..NO_MATCH
+    }
 }
 
 const NOT_LEARNED: Learned = Learned {
@@ -279,7 +283,10 @@ fn check_v6(ctx: &SockAddrContext, hook: Hook) -> i32 {
         .get(Key::new(128, addr))
         .map_or(ListRef::new(0, Action::Enforce), |l| *l);
     let found = if prefix.list_id != 0 && prefix.action == Action::Enforce as u8 {
-        Match { list: prefix, ..NO_MATCH }
+        Match {
+            list: prefix,
+            ..NO_MATCH
+        }
     } else {
         prefer_learned(prefix, &learned_v6(addr))
     };

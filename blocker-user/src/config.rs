@@ -358,7 +358,10 @@ impl<'de> Deserialize<'de> for Resolver {
         }
         let addr = text
             .parse::<SocketAddr>()
-            .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+            .or_else(|_| {
+                text.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            })
             .map_err(|_| {
                 serde::de::Error::custom(format!(
                     "{text:?} is neither \"system\" nor an address (ip or ip:port)"

@@ -180,13 +180,15 @@ impl Policy<'_> {
             (Some((net, v)), _) if enforce(v.action) => {
                 Some((net, v.list_id, Action::from_u8(v.action), 0, addr))
             }
-            (None, Some(l)) | (Some(_), Some(l)) if prefix.is_none() || enforce(l.action) => Some((
-                IpNet::from(addr),
-                l.list_id,
-                Action::from_u8(l.action),
-                l.domain_id,
-                addr,
-            )),
+            (None, Some(l)) | (Some(_), Some(l)) if prefix.is_none() || enforce(l.action) => {
+                Some((
+                    IpNet::from(addr),
+                    l.list_id,
+                    Action::from_u8(l.action),
+                    l.domain_id,
+                    addr,
+                ))
+            }
             (Some((net, v)), _) => Some((net, v.list_id, Action::from_u8(v.action), 0, addr)),
             (None, _) => None,
         }

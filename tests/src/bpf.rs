@@ -107,3 +107,58 @@ pub fn attach_allow_all_connect4(cgroup: &std::path::Path, flags: u32) -> std::i
     }
     Ok(prog as i32)
 }
+
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+fn bpf_attr(cmd: libc::c_long, attr: &mut [u64; 10]) -> std::io::Result<libc::c_long> {
+    // SAFETY: an 80-byte, zero-initialised bpf_attr holding plain integers and pointers to
+    // buffers that outlive the call.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), size_of_val(attr)) };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// An fd of the program behind the link pinned at `link_pin` (BPF_OBJ_GET, then the link's
+/// info for its program id, then BPF_PROG_GET_FD_BY_ID).
+pub fn prog_of_link_pin(link_pin: &std::path::Path) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd as _;
+    let path = std::ffi::CString::new(link_pin.as_os_str().as_encoded_bytes()).expect("path");
+    let mut attr = [0u64; 10];
+    attr[0] = path.as_ptr() as u64;
+    let link = bpf_attr(BPF_OBJ_GET, &mut attr)
+        .unwrap_or_else(|err| panic!("BPF_OBJ_GET {}: {err}", link_pin.display()));
+    // struct bpf_link_info starts with type, id, prog_id (u32 each).
+    let mut info = [0u32; 32];
+    let mut attr = [0u64; 10];
+    attr[0] = (link as u64) | ((size_of_val(&info) as u64) << 32);
+    attr[1] = info.as_mut_ptr() as u64;
+    let got = bpf_attr(BPF_OBJ_GET_INFO_BY_FD, &mut attr);
+    // SAFETY: closing the link fd we opened.
+    unsafe { libc::close(link as i32) };
+    got.expect("BPF_OBJ_GET_INFO_BY_FD");
+    let mut attr = [0u64; 10];
+    attr[0] = u64::from(info[2]);
+    let prog = bpf_attr(BPF_PROG_GET_FD_BY_ID, &mut attr).expect("BPF_PROG_GET_FD_BY_ID");
+    // SAFETY: a fresh fd the kernel just returned, owned from here on.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(prog as i32) }
+}
+
+/// Runs `prog` once on `packet` (BPF_PROG_TEST_RUN) and returns its return value. For a
+/// cgroup_skb program the packet starts with an Ethernet header; the program sees the skb
+/// from the network header on, as on a real ingress.
+pub fn test_run(prog: &std::os::fd::OwnedFd, packet: &[u8]) -> u32 {
+    use std::os::fd::AsRawFd as _;
+    let mut attr = [0u64; 10];
+    attr[0] = prog.as_raw_fd() as u64;
+    attr[1] = packet.len() as u64;
+    attr[2] = packet.as_ptr() as u64;
+    attr[4] = 1; // repeat
+    bpf_attr(BPF_PROG_TEST_RUN, &mut attr).expect("BPF_PROG_TEST_RUN");
+    (attr[0] >> 32) as u32
+}

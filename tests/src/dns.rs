@@ -135,8 +135,7 @@ pub fn answer(query: &[u8], zone: &Zone) -> Option<Vec<u8>> {
             .get(&current.to_ascii_lowercase())
             .cloned()
             .unwrap_or_default();
-        if let Some(Record::Cname(target)) =
-            records.iter().find(|r| matches!(r, Record::Cname(_)))
+        if let Some(Record::Cname(target)) = records.iter().find(|r| matches!(r, Record::Cname(_)))
         {
             chain.push((current.clone(), Record::Cname(target.clone())));
             current = target.clone();
@@ -238,7 +237,10 @@ mod tests {
 
     fn ask(zone: &Zone, name: &str) -> (Message, Vec<u8>) {
         let mut query = Message::new();
-        query.add_query(Query::query(Name::from_ascii(name).expect("name"), RecordType::A));
+        query.add_query(Query::query(
+            Name::from_ascii(name).expect("name"),
+            RecordType::A,
+        ));
         let bytes = answer(&query.to_vec().expect("encode"), zone).expect("answer");
         (Message::from_vec(&bytes).expect("hickory parses it"), bytes)
     }
@@ -246,18 +248,28 @@ mod tests {
     #[test]
     fn chains_parse_compressed_and_not() {
         let mut zone = Zone::default();
-        zone.add("www.shop.example", Record::Cname("cdn.listed.example".into()))
-            .add("cdn.listed.example", Record::A("198.51.100.5".parse().expect("ip")));
+        zone.add(
+            "www.shop.example",
+            Record::Cname("cdn.listed.example".into()),
+        )
+        .add(
+            "cdn.listed.example",
+            Record::A("198.51.100.5".parse().expect("ip")),
+        );
         let (compressed, small) = ask(&zone, "www.shop.example");
         zone.uncompressed.push("www.shop.example".into());
         let (plain, large) = ask(&zone, "www.shop.example");
         assert!(small.len() < large.len(), "compression pointers were used");
         for message in [compressed, plain] {
-            let data: Vec<String> = message.answers().iter().map(|r| match r.data() {
-                RData::CNAME(c) => c.0.to_string(),
-                RData::A(a) => a.0.to_string(),
-                other => format!("{other:?}"),
-            }).collect();
+            let data: Vec<String> = message
+                .answers()
+                .iter()
+                .map(|r| match r.data() {
+                    RData::CNAME(c) => c.0.to_string(),
+                    RData::A(a) => a.0.to_string(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
             assert_eq!(data, ["cdn.listed.example.", "198.51.100.5"]);
         }
     }

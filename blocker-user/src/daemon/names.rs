@@ -64,15 +64,14 @@ pub fn build(config: &Config, specs: &[ListSpec], previous: &DomainSet) -> Names
             .and_then(|server| warm::resolve(&domains, server, WARM_TIMEOUT))
         {
             Ok(found) => answers = found,
-            Err(err) => errors.push(format!(
-                "warm start: {}",
-                crate::lists::error_chain(&err)
-            )),
+            Err(err) => errors.push(format!("warm start: {}", crate::lists::error_chain(&err))),
         }
     }
     if config.names.flush_resolved && !set.entries.is_empty() {
         match warm::flush_resolved() {
-            Ok(true) => info!("flushed systemd-resolved's cache: its next answers pass the learner"),
+            Ok(true) => {
+                info!("flushed systemd-resolved's cache: its next answers pass the learner")
+            }
             Ok(false) => {}
             Err(err) => errors.push(err),
         }
@@ -123,7 +122,13 @@ pub fn apply(
         if !private && is_special(answer.addr) {
             continue;
         }
-        let value = learned(config, target.list_id, target.action as u8, domain_id, answer.ttl);
+        let value = learned(
+            config,
+            target.list_id,
+            target.action as u8,
+            domain_id,
+            answer.ttl,
+        );
         enforcer.learn(answer.addr, value)?;
         written += 1;
     }

@@ -145,7 +145,10 @@ impl Enforcer {
         match addr {
             IpAddr::V4(a) => {
                 let key = a.octets();
-                if v4.get(&key, 0).is_ok_and(|held| held.expires_ns >= value.expires_ns) {
+                if v4
+                    .get(&key, 0)
+                    .is_ok_and(|held| held.expires_ns >= value.expires_ns)
+                {
                     return Ok(());
                 }
                 v4.insert(key, value, 0)
@@ -153,7 +156,10 @@ impl Enforcer {
             }
             IpAddr::V6(a) => {
                 let key = a.octets();
-                if v6.get(&key, 0).is_ok_and(|held| held.expires_ns >= value.expires_ns) {
+                if v6
+                    .get(&key, 0)
+                    .is_ok_and(|held| held.expires_ns >= value.expires_ns)
+                {
                     return Ok(());
                 }
                 v6.insert(key, value, 0)

@@ -18,7 +18,9 @@ pub enum DomainError {
     BadChar { name: String, ch: char },
     #[error("{0:?} is a single label: it would match every name under a top-level domain")]
     SingleLabel(String),
-    #[error("{name:?} takes {len} bytes in DNS form, more than the {DOMAIN_KEY_LEN} the learner holds")]
+    #[error(
+        "{name:?} takes {len} bytes in DNS form, more than the {DOMAIN_KEY_LEN} the learner holds"
+    )]
     TooLong { name: String, len: usize },
 }
 
@@ -133,12 +135,27 @@ mod tests {
             Domain::parse("*.Upd.Kaspersky.COM.").map(|d| d.to_string()),
             Ok("upd.kaspersky.com".into())
         );
-        assert!(matches!(Domain::parse("com"), Err(DomainError::SingleLabel(_))));
-        assert!(matches!(Domain::parse("a..com"), Err(DomainError::EmptyLabel(_))));
-        assert!(matches!(Domain::parse("bad name.com"), Err(DomainError::BadChar { .. })));
-        assert!(matches!(Domain::parse("ka\u{17e}.com"), Err(DomainError::NotAscii(_))));
+        assert!(matches!(
+            Domain::parse("com"),
+            Err(DomainError::SingleLabel(_))
+        ));
+        assert!(matches!(
+            Domain::parse("a..com"),
+            Err(DomainError::EmptyLabel(_))
+        ));
+        assert!(matches!(
+            Domain::parse("bad name.com"),
+            Err(DomainError::BadChar { .. })
+        ));
+        assert!(matches!(
+            Domain::parse("ka\u{17e}.com"),
+            Err(DomainError::NotAscii(_))
+        ));
         let long = format!("{}.com", "a".repeat(60));
-        assert!(matches!(Domain::parse(&long), Err(DomainError::TooLong { .. })));
+        assert!(matches!(
+            Domain::parse(&long),
+            Err(DomainError::TooLong { .. })
+        ));
     }
 
     #[test]

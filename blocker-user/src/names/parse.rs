@@ -1,6 +1,11 @@
 //! Domain files: one name a line, `#` comments, and hosts-file lines (`0.0.0.0 name ...`),
-//! as blocklists for DNS sinkholes publish them. A malformed line is skipped and reported with
-//! its file and line, like a malformed prefix line.
+//! as blocklists for DNS sinkholes publish them; also v2fly/domain-list-community's `data/`
+//! files (`domain:` and `full:` prefixes, `@attribute` tags). A line vendorwall cannot honour
+//! (a v2fly `regexp:`, `keyword:` or `include:` rule) or a malformed one is skipped and
+//! reported with its file and line, like a malformed prefix line.
+//!
+//! A `full:` name is blocked with the names below it, like every listed name: the learner
+//! matches suffixes only.
 
 use std::net::IpAddr;
 
@@ -38,7 +43,23 @@ pub fn parse_names(label: &str, text: &str) -> ParsedNames {
         }
         let mut any = false;
         for token in tokens {
+            // v2fly attributes (`@cn`, `@!cn`) qualify the name; they are not names.
+            if token.starts_with('@') {
+                continue;
+            }
             any = true;
+            if let Some((kind, _)) = token.split_once(':')
+                && matches!(kind, "regexp" | "keyword" | "include")
+            {
+                parsed.skipped.push(format!(
+                    "{label}:{line}: a v2fly `{kind}:` rule is not supported (list the names it stands for)"
+                ));
+                continue;
+            }
+            let token = token
+                .strip_prefix("full:")
+                .or_else(|| token.strip_prefix("domain:"))
+                .unwrap_or(token);
             match Domain::parse(token) {
                 Ok(domain) => parsed.names.push(NameLine { domain, line }),
                 Err(err) => parsed.skipped.push(format!("{label}:{line}: {err}")),
@@ -77,5 +98,18 @@ mod tests {
         assert_eq!(parsed.skipped.len(), 2);
         assert!(parsed.skipped[0].starts_with("k.domains:5: "));
         assert!(parsed.skipped[1].starts_with("k.domains:6: "));
+    }
+
+    #[test]
+    fn v2fly_lines_are_read_and_their_unsupported_rules_reported() {
+        let text = "kaspersky.com\nfull:s00.upd.kaspersky.com @cn\ndomain:kaspersky.ru @!cn\nregexp:^k.*$\ninclude:other\n";
+        let parsed = parse_names("v2fly", text);
+        let names: Vec<String> = parsed.names.iter().map(|n| n.domain.to_string()).collect();
+        assert_eq!(
+            names,
+            ["kaspersky.com", "s00.upd.kaspersky.com", "kaspersky.ru"]
+        );
+        assert_eq!(parsed.skipped.len(), 2, "{:?}", parsed.skipped);
+        assert!(parsed.skipped[0].contains("v2fly:4: a v2fly `regexp:`"));
     }
 }

@@ -58,7 +58,10 @@ impl DomainSet {
                     set.skipped.extend(skipped);
                 }
                 Err(err) => {
-                    errors.push(format!("list {}: {err}; its names stay as they were", spec.name));
+                    errors.push(format!(
+                        "list {}: {err}; its names stay as they were",
+                        spec.name
+                    ));
                     set.entries.extend(
                         previous
                             .entries
@@ -138,9 +141,7 @@ fn load_list(spec: &ListSpec, list_id: u16, fetcher: &Fetcher) -> Result<Loaded,
         entries.push(entry(domain, "inline".into()));
     }
     for source in &spec.domain_sources {
-        let fetched = fetcher
-            .fetch(source)
-            .map_err(|err| error_chain(&err))?;
+        let fetched = fetcher.fetch(source).map_err(|err| error_chain(&err))?;
         for text in fetched {
             let content = String::from_utf8_lossy(&text.bytes);
             let parsed = parse_names(&text.label, &content);

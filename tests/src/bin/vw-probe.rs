@@ -96,10 +96,13 @@ fn resolve_and_connect(out: &mut impl std::io::Write, transport: &str, spec: &st
     let mut addrs = Vec::new();
     for (id, kind) in [(1u16, RecordType::A), (2, RecordType::AAAA)] {
         let mut query = Message::new();
-        query.set_id(id).set_recursion_desired(true).add_query(Query::query(
-            Name::from_ascii(name).expect("a valid name"),
-            kind,
-        ));
+        query
+            .set_id(id)
+            .set_recursion_desired(true)
+            .add_query(Query::query(
+                Name::from_ascii(name).expect("a valid name"),
+                kind,
+            ));
         let bytes = query.to_vec().expect("encode query");
         let answer = match transport {
             "udp" => {
@@ -138,7 +141,10 @@ fn resolve_and_connect(out: &mut impl std::io::Write, transport: &str, spec: &st
         }
     }
     if addrs.is_empty() {
-        let _ = writeln!(out, "{{\"op\":\"resolve\",\"addr\":\"{name}\",\"ok\":false,\"errno\":null}}");
+        let _ = writeln!(
+            out,
+            "{{\"op\":\"resolve\",\"addr\":\"{name}\",\"ok\":false,\"errno\":null}}"
+        );
     }
     for ip in addrs {
         let addr = SocketAddr::new(ip, port);
