@@ -40,29 +40,43 @@ impl Zone {
 /// The server; it runs until the test process ends (its sockets live in the namespace).
 pub struct DnsServer {
     pub zone: Arc<Mutex<Zone>>,
+    /// Where it answers over UDP.
+    pub udp: std::net::SocketAddr,
 }
 
 impl DnsServer {
     /// Starts answering on 127.0.0.1:53 in `ns`.
     pub fn start(ns: &crate::netns::NetNs, zone: Zone) -> Self {
+        Self::start_at(Some(format!("/run/netns/{}", ns.name())), "127.0.0.1:53", zone)
+    }
+
+    /// Starts answering over UDP only on a free port of this host's loopback (for the
+    /// daemon's own look-ups).
+    pub fn start_on_loopback(zone: Zone) -> Self {
+        Self::start_at(None, "127.0.0.1:0", zone)
+    }
+
+    fn start_at(netns: Option<String>, addr: &'static str, zone: Zone) -> Self {
         let zone = Arc::new(Mutex::new(zone));
-        let path = format!("/run/netns/{}", ns.name());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        for tcp in [false, true] {
+        let transports: &[bool] = if netns.is_some() { &[false, true] } else { &[false] };
+        for &tcp in transports {
             let zone = zone.clone();
-            let path = path.clone();
+            let netns = netns.clone();
             let ready = ready_tx.clone();
             std::thread::spawn(move || {
-                enter_netns(&path);
+                if let Some(path) = &netns {
+                    enter_netns(path);
+                }
                 if tcp {
-                    let listener = TcpListener::bind("127.0.0.1:53").expect("bind tcp 53");
-                    ready.send(()).expect("ready");
+                    let listener = TcpListener::bind(addr).expect("bind tcp 53");
+                    ready.send(None).expect("ready");
                     for stream in listener.incoming().flatten() {
                         serve_tcp(stream, &zone);
                     }
                 } else {
-                    let socket = UdpSocket::bind("127.0.0.1:53").expect("bind udp 53");
-                    ready.send(()).expect("ready");
+                    let socket = UdpSocket::bind(addr).expect("bind udp 53");
+                    ready.send(socket.local_addr().ok()).expect("ready");
                     let mut buf = [0u8; 1500];
                     while let Ok((len, peer)) = socket.recv_from(&mut buf) {
                         if let Some(reply) = answer(&buf[..len], &zone.lock().expect("zone")) {
@@ -72,12 +86,17 @@ impl DnsServer {
                 }
             });
         }
-        for _ in 0..2 {
-            ready_rx
+        let mut udp = None;
+        for _ in transports {
+            let bound = ready_rx
                 .recv_timeout(std::time::Duration::from_secs(5))
                 .expect("DNS server ready");
+            udp = udp.or(bound);
         }
-        Self { zone }
+        Self {
+            zone,
+            udp: udp.expect("the UDP socket's address"),
+        }
     }
 }
 

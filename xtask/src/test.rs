@@ -8,7 +8,14 @@ use anyhow::bail;
 use crate::{bootstrap, deb, install, kernels, shell, testbed, vm};
 
 /// The end-to-end tests the kernel matrix runs on every kernel.
-const MATRIX_TESTS: [&str; 5] = ["enforcement", "bypass", "persistence", "refresh", "verdict"];
+const MATRIX_TESTS: [&str; 6] = [
+    "enforcement",
+    "bypass",
+    "persistence",
+    "refresh",
+    "verdict",
+    "names",
+];
 
 #[derive(clap::Args)]
 pub struct Args {
