@@ -242,10 +242,18 @@ fn a_learned_address_expires_on_time_even_with_the_daemon_down() {
 /// its first connection, with no answer passing the learner; a reload asks again.
 #[test]
 fn listed_names_are_resolved_at_start_and_on_reload() {
-    let mut zone = Zone::default();
-    zone.ttl = 300;
-    zone.add("listed.example", Record::A("198.51.100.31".parse().expect("ip")))
-        .add("listed.example", Record::Aaaa("2001:db8::31".parse().expect("ip")));
+    let mut zone = Zone {
+        ttl: 300,
+        ..Zone::default()
+    };
+    zone.add(
+        "listed.example",
+        Record::A("198.51.100.31".parse().expect("ip")),
+    )
+    .add(
+        "listed.example",
+        Record::Aaaa("2001:db8::31".parse().expect("ip")),
+    );
     let server = DnsServer::start_on_loopback(zone);
     let instance = Instance::new("names-warm");
     instance.write_config(&format!(
@@ -256,23 +264,33 @@ fn listed_names_are_resolved_at_start_and_on_reload() {
     let daemon = instance.start(&[], &[]);
     let ns = NetNs::isolated("names-warm");
     let connect = |addr: &str| {
-        probe::run_in_netns(&probe_bin(), &ns, &instance.cgroup, &[("tcp", addr.to_owned())])
-            .attempts
-            .remove(0)
+        probe::run_in_netns(
+            &probe_bin(),
+            &ns,
+            &instance.cgroup,
+            &[("tcp", addr.to_owned())],
+        )
+        .attempts
+        .remove(0)
     };
     assert!(connect("198.51.100.31:443").refused(), "learned at start");
-    assert!(connect("[2001:db8::31]:443").refused(), "learned at start (AAAA)");
+    assert!(
+        connect("[2001:db8::31]:443").refused(),
+        "learned at start (AAAA)"
+    );
     let checked = check_json(&instance, "198.51.100.31");
     assert_eq!(checked["domain"], "listed.example", "{checked}");
     assert!(!connect("198.51.100.32:443").refused());
-    server
-        .zone
-        .lock()
-        .expect("zone")
-        .add("listed.example", Record::A("198.51.100.32".parse().expect("ip")));
+    server.zone.lock().expect("zone").add(
+        "listed.example",
+        Record::A("198.51.100.32".parse().expect("ip")),
+    );
     let (code, stdout, stderr) = instance.cli(&["reload"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(connect("198.51.100.32:443").refused(), "learned again on reload");
+    assert!(
+        connect("198.51.100.32:443").refused(),
+        "learned again on reload"
+    );
     drop(daemon);
 }
 

@@ -585,7 +585,25 @@ mod tests {
             .collect();
         let config = parse(&text).unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(config.integrity_check_interval, Duration::from_secs(2));
-        assert_eq!(config.lists.len(), 3);
+        assert_eq!(config.lists.len(), 4);
+        assert_eq!(config.lists[3].domain_sources.len(), 1);
+        assert!(config.names.warm_start);
+    }
+
+    #[test]
+    fn names_settings_are_checked() {
+        let err = parse("[[lists]]\nname = \"n\"\ndomains = [\"com\"]\n").expect_err("a TLD");
+        assert!(err.to_string().contains("lists[0].domains[0]"), "{err}");
+        let err = parse("[names]\nlearned_min_ttl = \"2h\"\nlearned_max_ttl = \"1h\"\n")
+            .expect_err("max below min");
+        assert!(err.to_string().contains("names.learned_max_ttl"), "{err}");
+        let err = parse("[names]\nresolver = \"nowhere\"\n").expect_err("bad resolver");
+        assert!(err.to_string().contains("nowhere"), "{err}");
+        let config = parse("[names]\nresolver = \"127.0.0.53\"\n").expect("an address");
+        assert_eq!(
+            config.names.resolver,
+            Resolver::Address("127.0.0.53:53".parse().expect("addr"))
+        );
     }
 
     #[test]

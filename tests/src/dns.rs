@@ -47,7 +47,11 @@ pub struct DnsServer {
 impl DnsServer {
     /// Starts answering on 127.0.0.1:53 in `ns`.
     pub fn start(ns: &crate::netns::NetNs, zone: Zone) -> Self {
-        Self::start_at(Some(format!("/run/netns/{}", ns.name())), "127.0.0.1:53", zone)
+        Self::start_at(
+            Some(format!("/run/netns/{}", ns.name())),
+            "127.0.0.1:53",
+            zone,
+        )
     }
 
     /// Starts answering over UDP only on a free port of this host's loopback (for the
@@ -59,7 +63,11 @@ impl DnsServer {
     fn start_at(netns: Option<String>, addr: &'static str, zone: Zone) -> Self {
         let zone = Arc::new(Mutex::new(zone));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let transports: &[bool] = if netns.is_some() { &[false, true] } else { &[false] };
+        let transports: &[bool] = if netns.is_some() {
+            &[false, true]
+        } else {
+            &[false]
+        };
         for &tcp in transports {
             let zone = zone.clone();
             let netns = netns.clone();

@@ -392,4 +392,9 @@ fn observe(daemon: &mut Daemon, pipeline: &Pipeline) {
     let (v4, v6) = daemon.kernel_counts;
     metrics.observe_map("block_v4", v4, daemon.config.maps.block_v4);
     metrics.observe_map("block_v6", v6, daemon.config.maps.block_v6);
+    let names = &daemon.state.names;
+    metrics.set_names(names.learning, names.domains);
+    metrics.observe_map("learned_v4", names.learned_v4, daemon.config.maps.learned);
+    metrics.observe_map("learned_v6", names.learned_v6, daemon.config.maps.learned);
+    metrics.observe_map("domains", names.domains, daemon.config.maps.domains);
 }

@@ -42,6 +42,9 @@ pub struct NamesState {
     /// Learned entries deleted since start (expired, no longer listed).
     pub expired: u64,
     pub unlisted: u64,
+    /// Unexpired learned addresses at the last prune.
+    pub learned_v4: usize,
+    pub learned_v6: usize,
 }
 
 /// The names of every list and the warm-start answers for them: the slow part of a load or
@@ -211,7 +214,10 @@ impl Daemon {
         self.last_prune = Instant::now();
         let listed: HashSet<u32> = self.domain_table.keys().copied().collect();
         match self.enforcer.prune_learned(boottime_ns(), &listed) {
-            Ok((expired, unlisted)) => {
+            Ok(pruned) => {
+                let (expired, unlisted) = (pruned.expired, pruned.unlisted);
+                self.state.names.learned_v4 = pruned.kept_v4;
+                self.state.names.learned_v6 = pruned.kept_v6;
                 self.state.names.expired += expired;
                 self.state.names.unlisted += unlisted;
                 if expired + unlisted > 0 {

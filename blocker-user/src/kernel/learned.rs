@@ -68,6 +68,18 @@ pub fn read_all<A: Borrow<MapData>, B: Borrow<MapData>>(
     Ok(out)
 }
 
+/// What a prune did and left.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pruned {
+    /// Entries deleted because they expired.
+    pub expired: u64,
+    /// Entries deleted because their name is no longer listed.
+    pub unlisted: u64,
+    /// Unexpired entries of listed names left, per family.
+    pub kept_v4: usize,
+    pub kept_v6: usize,
+}
+
 /// A shared mapping of `LEARNED_SEEN`, one byte per bucket.
 pub struct LearnedBuckets {
     bytes: NonNull<AtomicU8>,
@@ -169,14 +181,22 @@ impl Enforcer {
     }
 
     /// Deletes the entries that expired before `now_ns` or whose name is not in `listed`.
-    /// Returns (expired, unlisted) counts.
     pub fn prune_learned(
         &mut self,
         now_ns: u64,
         listed: &HashSet<u32>,
-    ) -> Result<(u64, u64), KernelError> {
+    ) -> Result<Pruned, KernelError> {
         let entries = self.learned()?;
         let (mut expired, mut unlisted) = (0, 0);
+        let kept = |v4: bool| {
+            entries
+                .iter()
+                .filter(|e| {
+                    e.addr.is_ipv4() == v4 && e.expires_ns > now_ns && listed.contains(&e.domain_id)
+                })
+                .count()
+        };
+        let (kept_v4, kept_v6) = (kept(true), kept(false));
         let (mut v4, mut v6) = self.learned_maps()?;
         for e in entries {
             let gone = if e.expires_ns <= now_ns {
@@ -208,6 +228,11 @@ impl Enforcer {
                 *gone += 1;
             }
         }
-        Ok((expired, unlisted))
+        Ok(Pruned {
+            expired,
+            unlisted,
+            kept_v4,
+            kept_v6,
+        })
     }
 }

@@ -58,6 +58,12 @@ pub struct Metrics {
     reattachments: Gauge,
     enforcing: Gauge,
     refresh_interval: Gauge,
+    dns_responses: Counter,
+    dns_malformed: Counter,
+    learned: Counter,
+    learned_refused: Counter,
+    learner: Gauge,
+    listed_domains: Gauge,
 }
 
 impl Default for Metrics {
@@ -89,7 +95,43 @@ impl Metrics {
             reattachments: Gauge::default(),
             enforcing: Gauge::default(),
             refresh_interval: Gauge::default(),
+            dns_responses: Counter::default(),
+            dns_malformed: Counter::default(),
+            learned: Counter::default(),
+            learned_refused: Counter::default(),
+            learner: Gauge::default(),
+            listed_domains: Gauge::default(),
         };
+        registry.register(
+            "dns_responses",
+            "DNS responses the learner read to the end",
+            m.dns_responses.clone(),
+        );
+        registry.register(
+            "dns_malformed",
+            "DNS responses the learner skipped as malformed or beyond its limits",
+            m.dns_malformed.clone(),
+        );
+        registry.register(
+            "learned",
+            "Addresses learned or refreshed from DNS answers to listed names",
+            m.learned.clone(),
+        );
+        registry.register(
+            "learned_refused",
+            "Loopback, private or link-local answers to listed names not learned",
+            m.learned_refused.clone(),
+        );
+        registry.register(
+            "dns_learner",
+            "1 when the DNS learner is attached, 0 when it is off or the kernel cannot run it",
+            m.learner.clone(),
+        );
+        registry.register(
+            "listed_domains",
+            "Listed domain names the learner matches",
+            m.listed_domains.clone(),
+        );
         registry.register(
             "blocked",
             "Refused connection attempts by list and systemd unit (from events)",
@@ -216,6 +258,21 @@ impl Metrics {
             .inc_by(now.audited.saturating_sub(last.audited));
         self.events_dropped
             .inc_by(now.events_dropped.saturating_sub(last.events_dropped));
+        self.dns_responses
+            .inc_by(now.dns_responses.saturating_sub(last.dns_responses));
+        self.dns_malformed
+            .inc_by(now.dns_malformed.saturating_sub(last.dns_malformed));
+        self.learned
+            .inc_by(now.learned.saturating_sub(last.learned));
+        self.learned_refused
+            .inc_by(now.learned_refused.saturating_sub(last.learned_refused));
+    }
+
+    /// Whether the learner runs and how many names it matches.
+    pub fn set_names(&self, learning: bool, domains: usize) {
+        self.learner.set(i64::from(learning));
+        self.listed_domains
+            .set(i64::try_from(domains).unwrap_or(i64::MAX));
     }
 
     pub fn observe_lists(&self, lists: &ListSet) {
