@@ -342,6 +342,10 @@ fn bench(kind: &str, addr: &str, count: &str) {
     } else {
         "[::]:0"
     });
+    if kind == "recv-tcp" || kind == "recv-udp" {
+        receive(kind, addr, count);
+        return;
+    }
     let start = std::time::Instant::now();
     let mut errors = 0u32;
     for _ in 0..count {
@@ -363,6 +367,47 @@ fn bench(kind: &str, addr: &str, count: &str) {
         errors += u32::from(!ok);
     }
     let ns = start.elapsed().as_nanos() as f64 / f64::from(count.max(1));
+    println!("{{\"op\":\"bench\",\"ns_per_op\":{ns:.1},\"errors\":{errors}}}");
+}
+
+/// The receive side of the bench: `recv-tcp` reads `count` 64 KiB chunks from a TCP sender at
+/// `addr`; `recv-udp` asks a UDP sender at `addr` for datagrams (one `go`) and receives `count`
+/// of them. Prints the ns per chunk or datagram, timed from the first byte received.
+fn receive(kind: &str, addr: SocketAddr, count: u32) {
+    use std::io::Read as _;
+    let mut errors = 0u32;
+    let mut started = None;
+    if kind == "recv-tcp" {
+        let mut buf = vec![0u8; 65536];
+        match TcpStream::connect(addr) {
+            Ok(mut stream) => {
+                for _ in 0..count {
+                    if stream.read_exact(&mut buf).is_err() {
+                        errors += 1;
+                        break;
+                    }
+                    started.get_or_insert_with(std::time::Instant::now);
+                }
+            }
+            Err(_) => errors += 1,
+        }
+    } else {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
+        // Unconnected: the sender answers from a socket of its own.
+        let _ = socket.send_to(b"go", addr);
+        let mut buf = [0u8; 2048];
+        for _ in 0..count {
+            if socket.recv(&mut buf).is_err() {
+                errors += 1;
+                break;
+            }
+            started.get_or_insert_with(std::time::Instant::now);
+        }
+    }
+    let ns = started.map_or(0.0, |s| {
+        s.elapsed().as_nanos() as f64 / f64::from(count.max(2) - 1)
+    });
     println!("{{\"op\":\"bench\",\"ns_per_op\":{ns:.1},\"errors\":{errors}}}");
 }
 

@@ -9,6 +9,8 @@ use anyhow::Context as _;
 pub(super) struct BenchCgroup {
     pub(super) path: PathBuf,
     pub(super) sibling: PathBuf,
+    /// A second attach point, for a configuration measured against the first in one run.
+    pub(super) other: PathBuf,
 }
 
 impl BenchCgroup {
@@ -24,19 +26,22 @@ impl BenchCgroup {
         let id = std::process::id();
         let path = root.join(format!("vendorwall-bench-{id}"));
         let sibling = root.join(format!("vendorwall-bench-{id}-empty"));
+        let other = root.join(format!("vendorwall-bench-{id}-other"));
         std::fs::create_dir(&path).with_context(|| format!("mkdir {}", path.display()))?;
         let cgroup = Self {
             path,
             sibling: sibling.clone(),
+            other: other.clone(),
         };
         std::fs::create_dir(&sibling).with_context(|| format!("mkdir {}", sibling.display()))?;
+        std::fs::create_dir(&other).with_context(|| format!("mkdir {}", other.display()))?;
         Ok(cgroup)
     }
 }
 
 impl Drop for BenchCgroup {
     fn drop(&mut self) {
-        for dir in [&self.path, &self.sibling] {
+        for dir in [&self.path, &self.sibling, &self.other] {
             for _ in 0..100 {
                 if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
                     break;

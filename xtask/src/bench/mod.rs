@@ -9,6 +9,7 @@ mod bpf_stats;
 mod cgroup;
 mod firewalls;
 mod formats;
+mod names;
 mod prefixes;
 mod probe;
 mod report;
@@ -174,6 +175,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 &format!("iptables + ipset, {label}"),
             ],
         )?;
+    }
+    eprintln!("bench: the DNS learner");
+    match names::measure(&root, &cgroup, &out_dir, &probe) {
+        Ok(n) => report.names = Some(n),
+        Err(err) => report.notes.push(format!("DNS learner: {err:#}")),
     }
     eprintln!("bench: parse speed per format");
     match formats::measure(&root) {

@@ -118,12 +118,35 @@ impl Probe {
         } else {
             self.ops
         };
-        let mut child = Command::new(&self.bin)
+        self.once_with(cgroup, kind, target, ops, None)
+    }
+
+    /// One run of `ops` operations of `kind`, on CPU `cpu` when given; ns per operation.
+    pub(super) fn once_with(
+        &self,
+        cgroup: &Path,
+        kind: &str,
+        target: &str,
+        ops: u32,
+        cpu: Option<usize>,
+    ) -> anyhow::Result<f64> {
+        let mut command = Command::new(&self.bin);
+        command
             .args(["bench", kind, target, &ops.to_string()])
             .uid(BENCH_UID)
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
+            .stdout(Stdio::piped());
+        if let Some(cpu) = cpu {
+            // SAFETY: between fork and exec only sched_setaffinity, async-signal-safe, on a
+            // set built on this stack.
+            unsafe {
+                command.pre_exec(move || {
+                    super::names::pin(cpu);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn()?;
         std::fs::write(cgroup.join("cgroup.procs"), child.id().to_string())?;
         child.stdin.take().context("stdin")?.write_all(b"go\n")?;
         let mut line = String::new();

@@ -31,10 +31,41 @@ impl Vendorwall {
         list: &Path,
         out: &Path,
     ) -> anyhow::Result<Self> {
-        let dir = out.join(format!("vw-{}", std::process::id()));
+        let list = list.display().to_string();
+        Self::spawn(
+            root,
+            cgroup,
+            out,
+            "main",
+            "[events]\nstdout = false\n",
+            &["--list", &list, "--max-v4", "2097152"],
+        )
+    }
+
+    /// A daemon with its own config text (its lists, names and settings), tagged `tag` so
+    /// several can run at once on different cgroups.
+    pub(super) fn start_configured(
+        root: &Path,
+        cgroup: &Path,
+        out: &Path,
+        tag: &str,
+        config: &str,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(root, cgroup, out, tag, config, &[])
+    }
+
+    fn spawn(
+        root: &Path,
+        cgroup: &Path,
+        out: &Path,
+        tag: &str,
+        config: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let dir = out.join(format!("vw-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("config.toml"), "[events]\nstdout = false\n")?;
+        std::fs::write(dir.join("config.toml"), config)?;
         let bin = root.join("target/release/vendorwall");
         let mut vw = Self {
             child: Command::new(&bin)
@@ -42,9 +73,7 @@ impl Vendorwall {
                 .arg("run")
                 .arg("--cgroup")
                 .arg(cgroup)
-                .arg("--list")
-                .arg(list)
-                .args(["--max-v4", "2097152"])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?,
@@ -81,12 +110,19 @@ impl Vendorwall {
         })
     }
 
+    /// The address hooks' program ids (the connect/sendmsg programs the rows time).
     pub(super) fn program_ids(&self) -> anyhow::Result<Vec<u32>> {
+        self.programs(|name| name.starts_with("vw_connect") || name.starts_with("vw_sendmsg"))
+    }
+
+    /// Ids of the attached programs whose name passes `wanted`.
+    pub(super) fn programs(&self, wanted: impl Fn(&str) -> bool) -> anyhow::Result<Vec<u32>> {
         let status = self.status()?;
         Ok(status["links"]
             .as_array()
             .into_iter()
             .flatten()
+            .filter(|l| l["program"].as_str().is_some_and(&wanted))
             .filter_map(|l| l["kernel"]["program_id"].as_u64())
             .filter_map(|id| u32::try_from(id).ok())
             .collect())
@@ -148,7 +184,11 @@ pub(super) fn global(dir: &Path) -> Vec<String> {
         "--config".into(),
         dir.join("config.toml").display().to_string(),
         "--pin-dir".into(),
-        format!("/sys/fs/bpf/vendorwall-bench-{}", std::process::id()),
+        format!(
+            "/sys/fs/bpf/vendorwall-bench-{}",
+            dir.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        ),
         "--run-dir".into(),
         dir.join("run").display().to_string(),
     ]
