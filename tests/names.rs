@@ -294,6 +294,38 @@ fn listed_names_are_resolved_at_start_and_on_reload() {
     drop(daemon);
 }
 
+/// Bad name input never lowers what is in force: a malformed line is skipped and reported
+/// with its file and line; a domain file that disappears keeps the names it gave.
+#[test]
+fn a_bad_domain_source_keeps_the_names_in_force() {
+    let instance = Instance::new("names-bad");
+    let file = instance.write("v.domains", "listed.example\nbad!name.example\n");
+    instance.write_config(&format!(
+        "[[lists]]\nname = \"vendor\"\ndomain_sources = [\"{}\"]\n[names]\nwarm_start = false\n",
+        file.display()
+    ));
+    let _daemon = instance.start(&[], &[]);
+    let (_, status) = instance.status();
+    let names = &status["daemon"]["names"];
+    assert_eq!(names["skipped_lines"], 1, "{status}");
+    let first = names["skipped"][0].as_str().unwrap_or_default();
+    assert!(first.contains(&format!("{}:2:", file.display())), "{first}");
+    assert_eq!(status["learned"]["domains"], 1, "{status}");
+
+    std::fs::remove_file(&file).expect("remove the domain file");
+    let (_, stdout, stderr) = instance.cli(&["reload"]);
+    let (_, status) = instance.status();
+    let errors = status["daemon"]["names"]["errors"].to_string();
+    assert!(
+        errors.contains(&file.display().to_string()),
+        "the failure names the file: {errors} ({stdout}{stderr})"
+    );
+    assert_eq!(
+        status["learned"]["domains"], 1,
+        "the names it gave stay in force: {status}"
+    );
+}
+
 /// The kernel says what it can do: on a kernel without `bpf_loop` (5.10) the daemon starts,
 /// says plainly that listed names are not enforced, and enforces the prefix lists.
 #[test]
@@ -344,7 +376,9 @@ fn the_daemon_says_whether_this_kernel_learns_names() {
 /// attached program): it must never learn an address that is not an A or AAAA answer in a
 /// response to a listed name, as a reference parser (hickory-proto's decoder, reading what
 /// the learner reads: header, question, answers) finds them. Unmutated answers to listed
-/// names must learn exactly their addresses, or the test would prove nothing.
+/// names must learn exactly their addresses, or the test would prove nothing. (It found two
+/// laxities of the first learner: CNAME targets running past their data, and pointers into
+/// the name that pointed there.)
 #[test]
 fn the_learner_never_learns_what_no_answer_to_a_listed_name_holds() {
     use std::collections::BTreeSet;
@@ -387,7 +421,13 @@ fn the_learner_never_learns_what_no_answer_to_a_listed_name_holds() {
         assert_eq!(new, expected, "template {i}: {message:02x?}");
         runs += 1;
     }
-    for round in 0..3000 {
+    // Fewer under the kernel matrix's emulation, where each run is far slower.
+    let rounds = if std::env::var_os("VENDORWALL_VM_KERNEL").is_some() {
+        3_000
+    } else {
+        20_000
+    };
+    for round in 0..rounds {
         let base = &templates[rng.below(templates.len())];
         let message = fuzz::mutate(base, &mut rng);
         let before = learned();
@@ -511,6 +551,20 @@ mod fuzz {
         let len = long.len();
         long[len - 6] = 0xff;
         out.push(long);
+        // A CNAME whose target runs past its data into the next record, then an A record
+        // (found by this fuzz test: it was learned before targets had to end with their data).
+        out.push(
+            [
+                "12 34 81 80 00 01 00 03 00 00 00 00 03 77 77 77 04 73 68 6f 70 07 65 78 61 6d",
+                "70 6c 65 00 00 01 00 01 c0 0c 00 05 00 01 00 00 01 2c 00 0d 03 63 64 6e 06 6c",
+                "69 73 74 65 64 c0 15 c0 2e 00 05 00 01 00 00 01 2c 00 0b 14 65 64 67 65 03 63",
+                "64 6e c0 15 c0 47 00 01 00 01 00 00 01 2c 00 04 c6 33 64 05",
+            ]
+            .join(" ")
+            .split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+            .collect(),
+        );
         // Answer count far above what is there.
         let mut counted = listed;
         counted[6] = 0xff;

@@ -379,8 +379,8 @@ fn exempt_units_are_found_by_name_and_followed_across_restarts() {
 #[test]
 fn detached_links_are_reattached_within_the_integrity_interval() {
     // The documented bound: one `integrity_check_interval`. The margin covers the re-attach
-    // itself (a new generation's programs loaded and verified: about 0.1 s here, 1 s under
-    // emulation, as the kernel matrix runs this in QEMU without KVM). The state file is
+    // itself (the loaded programs attached again in place, no program verified again: a few
+    // ms here, 0.5 s under the kernel matrix's emulation, QEMU without KVM). The state file is
     // polled, not a probe run, so the wait measures the daemon and not process start-up.
     const INTERVAL: Duration = Duration::from_secs(1);
     const MARGIN: Duration = Duration::from_secs(2);

@@ -111,6 +111,10 @@ pub struct Scratch {
     label_left: u32,
     /// Where the message continues after the name: set at its end or first pointer (0: unset).
     resume: u32,
+    /// Where the part of the name being read starts (its first label, or a pointer's target),
+    /// and the offset it must stay below (the start of the part that pointed here).
+    segment: u32,
+    limit: u32,
     jumps: u32,
     purpose: u32,
     match_index: u32,
@@ -320,6 +324,8 @@ fn start_name(s: &mut Scratch, purpose: u32) {
     s.labels = 0;
     s.resume = 0;
     s.jumps = 0;
+    s.segment = s.pos;
+    s.limit = u32::MAX;
     s.phase = P_LABEL;
 }
 
@@ -327,6 +333,10 @@ fn start_name(s: &mut Scratch, purpose: u32) {
 #[inline(always)]
 fn label(s: &mut Scratch) -> bool {
     let pos = s.pos;
+    // What a pointer leads to must lie wholly before the part of the name that pointed there.
+    if pos >= s.limit {
+        return false;
+    }
     let Some(b) = byte(s, pos) else {
         return false;
     };
@@ -341,14 +351,17 @@ fn label(s: &mut Scratch) -> bool {
             return false;
         };
         let target = (u32::from(b & 0x3f) << 8) | u32::from(low);
-        // Only backwards, as every encoder writes them: that alone ends every pointer loop.
-        if target >= pos || s.jumps >= MAX_JUMPS {
+        // Only to before the part being read (RFC 1035: "a prior occurrence"): each jump goes
+        // strictly backwards, which alone ends every pointer loop.
+        if target >= s.segment || s.jumps >= MAX_JUMPS {
             return false;
         }
         if s.resume == 0 {
             s.resume = pos + 2;
         }
         s.jumps += 1;
+        s.limit = s.segment;
+        s.segment = target;
         s.pos = target;
         return true;
     }
@@ -486,6 +499,11 @@ fn after_match(s: &mut Scratch) -> bool {
             return false;
         }
     } else {
+        // A CNAME's target must end exactly where its data does: one that runs on into the
+        // next record is malformed, and so is everything read after it.
+        if s.resume != s.rdata_end {
+            return false;
+        }
         s.pos = s.rdata_end;
     }
     s.phase = P_ANSWER;

@@ -178,6 +178,16 @@ fn print_human(s: &Status) {
     match (&s.daemon, s.daemon_running) {
         (Some(d), true) => {
             println!("learner:     {}", d.names.learner);
+            for err in &d.names.errors {
+                println!("names:       error: {err}");
+            }
+            if d.names.skipped_lines > 0 {
+                println!(
+                    "names:       {} malformed lines skipped in domain files, first: {}",
+                    d.names.skipped_lines,
+                    d.names.skipped.first().map_or("-", String::as_str)
+                );
+            }
             println!(
                 "daemon:      pid {} running since {}, heartbeat {}, cgroup {}",
                 d.pid, d.started, d.heartbeat, d.cgroup

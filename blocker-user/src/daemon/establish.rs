@@ -68,6 +68,15 @@ pub fn exceptions(config: &Config) -> HashMap<IpNet, ListRef> {
         .collect()
 }
 
+/// The optional programs `config` asks for.
+pub fn optional(config: &Config) -> OptionalPrograms {
+    OptionalPrograms {
+        raw_sockets: config.guard_raw_sockets,
+        egress: config.egress_backstop,
+        learner: config.names.learn,
+    }
+}
+
 /// Prepares a new generation, fills it as a diff against what it reuses, attaches it, then
 /// unpins every older generation.
 pub fn establish(
@@ -98,13 +107,8 @@ pub fn establish(
         .map_err(|e| EstablishError::Fill(Box::new(e)))?;
     stats += enforcer.sync_allow(&exceptions(config))?;
     stats += enforcer.sync_exempt(exempt_ids)?;
-    let optional = OptionalPrograms {
-        raw_sockets: config.guard_raw_sockets,
-        egress: config.egress_backstop,
-        learner: config.names.learn,
-    };
     enforcer
-        .attach(cgroup_file, optional)
+        .attach(cgroup_file, optional(config))
         .map_err(|e| EstablishError::Attach(Box::new(e)))?;
     let retired = enforcer.retire_others()?;
     if !retired.is_empty() {

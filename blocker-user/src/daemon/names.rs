@@ -45,6 +45,15 @@ pub struct NamesState {
     /// Unexpired learned addresses at the last prune.
     pub learned_v4: usize,
     pub learned_v6: usize,
+    /// Why names were not (re)loaded in the last load: a domain source that failed (its list
+    /// keeps the names it had), a failed warm start.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// Malformed lines skipped in the domain files in force, and the first few of them.
+    #[serde(default)]
+    pub skipped_lines: usize,
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// The names of every list and the warm-start answers for them: the slow part of a load or
@@ -174,6 +183,20 @@ impl Daemon {
         for err in &built.errors {
             warn!("names: {err}");
         }
+        // Like malformed prefix lines: the first few in full, then the count, once per load.
+        for line in built.set.skipped.iter().take(5) {
+            warn!("names: skipped {line}");
+        }
+        if !built.set.skipped.is_empty() {
+            warn!(
+                "names: {} malformed line(s) skipped; {} names in force",
+                built.set.skipped.len(),
+                built.set.entries.len()
+            );
+        }
+        self.state.names.errors = built.errors.clone();
+        self.state.names.skipped_lines = built.set.skipped.len();
+        self.state.names.skipped = built.set.skipped.iter().take(5).cloned().collect();
         match apply(&mut self.enforcer, &self.config, &built) {
             Ok((table, warm)) => {
                 self.state.names.domains = table.len();

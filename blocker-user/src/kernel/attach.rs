@@ -51,6 +51,18 @@ impl Enforcer {
         Ok(())
     }
 
+    /// Attaches this generation's programs again, in place: for links someone detached. No
+    /// program is loaded or verified again (that is what makes it quick, most of all on slow
+    /// machines), and each new link's pin replaces the old one. A still-attached link is
+    /// replaced the same way; for that moment both run, which only refuses twice.
+    pub fn reattach(
+        &mut self,
+        cgroup: &File,
+        optional: OptionalPrograms,
+    ) -> Result<(), KernelError> {
+        self.attach(cgroup, optional)
+    }
+
     /// Unpins every other generation (after [`Self::attach`]): their links detach now that this
     /// generation enforces. Returns the files removed.
     pub fn retire_others(&self) -> Result<Vec<PathBuf>, KernelError> {
@@ -59,6 +71,9 @@ impl Enforcer {
 }
 
 /// Pins a freshly attached link in the generation directory, so it outlives this process.
+/// Pinned beside the final name, then renamed over it: re-attaching in place replaces a
+/// detached link's pin in one step (its old link goes with it), and a crash in between leaves
+/// the old pin, never none.
 fn pin_link<L>(
     link: Result<L, ProgramError>,
     name: &'static str,
@@ -70,7 +85,13 @@ where
     let link = link.map_err(|source| KernelError::Attach { name, source })?;
     let link = FdLink::try_from(link).map_err(|source| KernelError::NotALink { name, source })?;
     let path = dir.join(pins::link_file(name));
-    link.pin(&path)
-        .map_err(|source| KernelError::PinLink { name, path, source })?;
-    Ok(())
+    // bpffs refuses names with a dot in them.
+    let fresh = dir.join(format!("{}_new", pins::link_file(name)));
+    let _ = std::fs::remove_file(&fresh);
+    link.pin(&fresh).map_err(|source| KernelError::PinLink {
+        name,
+        path: fresh.clone(),
+        source,
+    })?;
+    std::fs::rename(&fresh, &path).map_err(|source| KernelError::ReplacePin { path, source })
 }

@@ -52,6 +52,12 @@ pub enum KernelError {
         #[source]
         source: aya::pin::PinError,
     },
+    #[error("failed to put the new link pin in place at {}", path.display())]
+    ReplacePin {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to pin map {name} at {}", path.display())]
     PinMap {
         name: &'static str,
