@@ -41,19 +41,7 @@ fn every_shipped_list_parses_is_canonical_and_has_provenance() {
         }
         defaults += usize::from(manifest.default);
         for source in &manifest.sources {
-            let list = dir.join(source);
-            let text = std::fs::read_to_string(&list)
-                .unwrap_or_else(|err| panic!("{file}: source {}: {err}", list.display()));
-            assert!(
-                text.contains("# source: "),
-                "{}: header names no source",
-                list.display()
-            );
-            assert!(
-                text.contains("# data-date: "),
-                "{}: header has no date",
-                list.display()
-            );
+            let (list, text) = with_provenance(&dir, source, &file.to_string());
             let parsed = parse::parse(Path::new(&list), text.as_bytes(), parse::Format::Auto)
                 .unwrap_or_else(|err| panic!("{err}"));
             // Malformed lines would be skipped at run time: a shipped list has none.
@@ -114,25 +102,32 @@ fn every_vendor_ships_domain_names_with_provenance() {
             "{file}: domain_data_date must be YYYY-MM-DD"
         );
         for source in &manifest.domain_sources {
-            let list = dir.join(source);
-            let text = std::fs::read_to_string(&list)
-                .unwrap_or_else(|err| panic!("{file}: {}: {err}", list.display()));
-            assert!(
-                text.contains("# source: "),
-                "{}: header names no source",
-                list.display()
-            );
-            assert!(
-                text.contains("# data-date: "),
-                "{}: header has no date",
-                list.display()
-            );
+            let (list, text) = with_provenance(&dir, source, &file.to_string());
             let parsed =
                 blocker_user::names::parse::parse_names(&list.display().to_string(), &text);
             assert!(parsed.skipped.is_empty(), "{:?}", parsed.skipped);
             assert!(!parsed.names.is_empty(), "{}: no names", list.display());
         }
     }
+}
+
+/// The text of a shipped file `source` of `manifest`, whose header must name its source and
+/// the date of its data.
+fn with_provenance(dir: &Path, source: &str, manifest: &str) -> (std::path::PathBuf, String) {
+    let list = dir.join(source);
+    let text = std::fs::read_to_string(&list)
+        .unwrap_or_else(|err| panic!("{manifest}: source {}: {err}", list.display()));
+    assert!(
+        text.contains("# source: "),
+        "{}: header names no source",
+        list.display()
+    );
+    assert!(
+        text.contains("# data-date: "),
+        "{}: header has no date",
+        list.display()
+    );
+    (list, text)
 }
 
 /// The canonical text of a prefix or address (host bits clear, shortest form), if it is one.

@@ -187,6 +187,49 @@ pub struct Learned {
     pub expires_ns: u64,
 }
 
+/// Answers a listed name must not make unreachable unless its list allows it: this host
+/// (0/8, 127/8), private and shared networks (10/8, 100.64/10, 172.16/12, 192.168/16),
+/// link-local (169.254/16), multicast and reserved (224/3). The learner and the daemon's warm
+/// start both decide with this.
+#[inline(always)]
+pub const fn special_v4(ip: [u8; 4]) -> bool {
+    let [a, b, ..] = ip;
+    a == 0
+        || a == 10
+        || a == 127
+        || a >= 224
+        || (a == 100 && b & 0xc0 == 64)
+        || (a == 169 && b == 254)
+        || (a == 172 && b & 0xf0 == 16)
+        || (a == 192 && b == 168)
+}
+
+/// The IPv6 forms of the same: unspecified, loopback, IPv4-mapped of a special IPv4 address,
+/// unique local (fc00::/7), link-local (fe80::/10), multicast (ff00::/8).
+#[inline(always)]
+pub const fn special_v6(ip: &[u8; 16]) -> bool {
+    let mut zero_head = true;
+    let mut i = 0;
+    while i < 10 {
+        zero_head &= ip[i] == 0;
+        i += 1;
+    }
+    if zero_head
+        && ip[10] == 0
+        && ip[11] == 0
+        && ip[12] == 0
+        && ip[13] == 0
+        && ip[14] == 0
+        && ip[15] <= 1
+    {
+        return true;
+    }
+    if zero_head && ip[10] == 0xff && ip[11] == 0xff {
+        return special_v4([ip[12], ip[13], ip[14], ip[15]]);
+    }
+    ip[0] & 0xfe == 0xfc || (ip[0] == 0xfe && ip[1] & 0xc0 == 0x80) || ip[0] == 0xff
+}
+
 /// Words in `LEARNED_SEEN` (one byte per bucket, 2^21 buckets: 2 MiB).
 pub const LEARNED_SEEN_WORDS: u32 = 1 << 18;
 
@@ -372,6 +415,27 @@ mod tests {
         assert_eq!(Hook::from_u8(0), None);
         assert_eq!(Action::from_u8(Action::Audit as u8), Some(Action::Audit));
         assert_eq!(Action::from_u8(7), None);
+    }
+
+    #[test]
+    fn special_answers_are_recognised() {
+        assert!(
+            special_v4([127, 0, 0, 1]) && special_v4([10, 1, 2, 3]) && special_v4([100, 64, 0, 1])
+        );
+        assert!(!special_v4([198, 51, 100, 1]) && !special_v4([100, 128, 0, 1]));
+        let mut mapped = [0u8; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12..].copy_from_slice(&[192, 168, 1, 1]);
+        assert!(special_v6(&mapped));
+        mapped[12..].copy_from_slice(&[198, 51, 100, 1]);
+        assert!(!special_v6(&mapped));
+        let mut loopback = [0u8; 16];
+        loopback[15] = 1;
+        assert!(special_v6(&loopback));
+        assert!(!special_v6(&[
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7
+        ]));
     }
 
     #[test]

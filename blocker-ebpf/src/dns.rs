@@ -29,7 +29,7 @@ use aya_ebpf::{
 };
 use blocker_common::{
     Action, Counter, DOMAIN_KEY_LEN, DOMAIN_LEARN_PRIVATE, DomainKey, DomainRef,
-    LEARNED_SEEN_WORDS, Learned, learned_slot_v4, learned_slot_v6,
+    LEARNED_SEEN_WORDS, Learned, learned_slot_v4, learned_slot_v6, special_v4, special_v6,
 };
 
 use crate::{NO_PREALLOC, SETTINGS, bump};
@@ -617,34 +617,4 @@ fn mark_seen((word, byte): (u32, u32)) {
         // SAFETY: a byte of an 8-byte array value; byte < 8.
         unsafe { (*bytes)[(byte & 7) as usize] = 1 };
     }
-}
-
-/// Addresses a vendor name must not make unreachable unless its list allows it: this host
-/// (0/8, 127/8), private and shared networks (10/8, 100.64/10, 172.16/12, 192.168/16),
-/// link-local (169.254/16), multicast and reserved (224/3).
-#[inline(always)]
-fn special_v4(ip: [u8; 4]) -> bool {
-    let [a, b, ..] = ip;
-    a == 0
-        || a == 10
-        || a == 127
-        || a >= 224
-        || (a == 100 && b & 0xc0 == 64)
-        || (a == 169 && b == 254)
-        || (a == 172 && b & 0xf0 == 16)
-        || (a == 192 && b == 168)
-}
-
-/// The IPv6 forms of the same: unspecified, loopback, IPv4-mapped of a special IPv4 address,
-/// unique local (fc00::/7), link-local (fe80::/10), multicast (ff00::/8).
-#[inline(always)]
-fn special_v6(ip: &[u8; 16]) -> bool {
-    let zero_head = ip[..10] == [0; 10];
-    if zero_head && ip[10] == 0 && ip[11] == 0 && ip[12..15] == [0, 0, 0] && ip[15] <= 1 {
-        return true;
-    }
-    if zero_head && ip[10] == 0xff && ip[11] == 0xff {
-        return special_v4([ip[12], ip[13], ip[14], ip[15]]);
-    }
-    ip[0] & 0xfe == 0xfc || (ip[0] == 0xfe && ip[1] & 0xc0 == 0x80) || ip[0] == 0xff
 }

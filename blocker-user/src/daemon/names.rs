@@ -147,33 +147,11 @@ pub fn apply(
     Ok((table, written))
 }
 
-/// The same ranges the kernel's learner refuses to learn (see `special_v4` in dns.rs).
+/// The same ranges the kernel's learner refuses to learn.
 pub fn is_special(addr: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    let v4 = |a: std::net::Ipv4Addr| {
-        let [x, y, ..] = a.octets();
-        x == 0
-            || x == 10
-            || x == 127
-            || x >= 224
-            || (x == 100 && y & 0xc0 == 64)
-            || (x == 169 && y == 254)
-            || (x == 172 && y & 0xf0 == 16)
-            || (x == 192 && y == 168)
-    };
     match addr {
-        IpAddr::V4(a) => v4(a),
-        IpAddr::V6(a) => {
-            if let Some(mapped) = a.to_ipv4_mapped() {
-                return v4(mapped);
-            }
-            let o = a.octets();
-            a.is_unspecified()
-                || a.is_loopback()
-                || o[0] & 0xfe == 0xfc
-                || (o[0] == 0xfe && o[1] & 0xc0 == 0x80)
-                || o[0] == 0xff
-        }
+        std::net::IpAddr::V4(a) => blocker_common::special_v4(a.octets()),
+        std::net::IpAddr::V6(a) => blocker_common::special_v6(&a.octets()),
     }
 }
 

@@ -10,8 +10,6 @@ use std::{
     borrow::Borrow,
     collections::HashSet,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    os::fd::AsFd as _,
-    ptr::NonNull,
     sync::atomic::{AtomicU8, Ordering},
 };
 
@@ -19,7 +17,7 @@ use aya::maps::{HashMap as BpfHashMap, MapData, MapError};
 use blocker_common::{LEARNED_SEEN_WORDS, Learned, learned_slot_v4, learned_slot_v6, map_names};
 use serde::Serialize;
 
-use super::{Enforcer, KernelError};
+use super::{Enforcer, KernelError, mapping::ArrayMapping};
 
 /// One learned address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -82,31 +80,12 @@ pub struct Pruned {
 
 /// A shared mapping of `LEARNED_SEEN`, one byte per bucket.
 pub struct LearnedBuckets {
-    bytes: NonNull<AtomicU8>,
+    mapping: ArrayMapping,
 }
-
-// SAFETY: plain shared memory, accessed only through atomics.
-unsafe impl Send for LearnedBuckets {}
-
-const BYTES: usize = LEARNED_SEEN_WORDS as usize * 8;
 
 impl LearnedBuckets {
     pub fn map(map: &MapData) -> std::io::Result<Self> {
-        // SAFETY: a shared mapping of an mmapable BPF array of exactly BYTES bytes; no
-        // existing memory is replaced.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                BYTES,
-                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-                rustix::mm::MapFlags::SHARED,
-                map.fd().as_fd(),
-                0,
-            )
-        }?;
-        NonNull::new(ptr.cast())
-            .map(|bytes| Self { bytes })
-            .ok_or_else(|| std::io::Error::other("mmap returned null"))
+        ArrayMapping::map(map, LEARNED_SEEN_WORDS as usize * 8).map(|mapping| Self { mapping })
     }
 
     /// Sets the bucket of `addr` (the kernel sets its own the same way: a byte store).
@@ -116,16 +95,13 @@ impl LearnedBuckets {
             IpAddr::V6(a) => learned_slot_v6(a.octets()),
         };
         let index = word as usize * 8 + byte as usize;
-        // SAFETY: index < BYTES (word < LEARNED_SEEN_WORDS, byte < 8); the mapping lives as
-        // long as self.
-        unsafe { &*self.bytes.as_ptr().add(index) }.store(1, Ordering::Release);
-    }
-}
-
-impl Drop for LearnedBuckets {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly what `map` mapped; nothing refers to it after drop.
-        let _ = unsafe { rustix::mm::munmap(self.bytes.as_ptr().cast(), BYTES) };
+        if index >= self.mapping.len() {
+            return;
+        }
+        // SAFETY: index is inside the mapping, which lives as long as self; the byte is only
+        // accessed atomically here (and by single-byte stores in the kernel).
+        unsafe { &*self.mapping.as_ptr().add(index).cast::<AtomicU8>() }
+            .store(1, Ordering::Release);
     }
 }
 

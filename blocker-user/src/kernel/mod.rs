@@ -14,6 +14,7 @@ pub mod keys;
 pub mod learned;
 pub mod linkinfo;
 pub mod load;
+pub mod mapping;
 pub mod optional;
 pub mod pins;
 pub mod seen;

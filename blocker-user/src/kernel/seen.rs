@@ -6,15 +6,13 @@
 //! entries are set before the entries are written, and bits of removed entries are cleared only
 //! after the entries are gone, so the bitmap never hides a blocked /24.
 
-use std::{
-    os::fd::AsFd as _,
-    ptr::NonNull,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aya::maps::MapData;
 use blocker_common::{SEEN_V4_WORDS, seen_v4_slot};
 use ipnet::Ipv4Net;
+
+use super::mapping::ArrayMapping;
 
 /// The words a set of IPv4 prefixes needs set.
 pub fn bits_of<'a>(nets: impl IntoIterator<Item = &'a Ipv4Net>) -> Vec<u64> {
@@ -41,37 +39,26 @@ pub fn bits_of<'a>(nets: impl IntoIterator<Item = &'a Ipv4Net>) -> Vec<u64> {
 
 /// A shared mapping of the kernel's bitmap.
 pub struct SeenBitmap {
-    words: NonNull<AtomicU64>,
+    mapping: ArrayMapping,
 }
-
-// SAFETY: the mapping is plain shared memory accessed only through atomics.
-unsafe impl Send for SeenBitmap {}
 
 const BYTES: usize = SEEN_V4_WORDS as usize * size_of::<u64>();
 
 impl SeenBitmap {
-    /// Maps the array behind `map`. The mapping outlives the fd and keeps the map alive.
+    /// Maps the array behind `map`.
     pub fn map(map: &MapData) -> std::io::Result<Self> {
-        // SAFETY: a shared read-write mapping of an mmapable BPF array of exactly BYTES bytes
-        // (the kernel refuses a length past the array's data); no existing memory is replaced.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                BYTES,
-                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-                rustix::mm::MapFlags::SHARED,
-                map.fd().as_fd(),
-                0,
-            )
-        }?;
-        NonNull::new(ptr.cast())
-            .map(|words| Self { words })
-            .ok_or_else(|| std::io::Error::other("mmap returned null"))
+        ArrayMapping::map(map, BYTES).map(|mapping| Self { mapping })
     }
 
     fn words(&self) -> &[AtomicU64] {
-        // SAFETY: the mapping holds SEEN_V4_WORDS aligned u64 words for as long as self lives.
-        unsafe { std::slice::from_raw_parts(self.words.as_ptr(), SEEN_V4_WORDS as usize) }
+        // SAFETY: the page-aligned mapping holds SEEN_V4_WORDS u64 words for as long as self
+        // lives, accessed only through atomics.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.mapping.as_ptr().cast::<AtomicU64>(),
+                SEEN_V4_WORDS as usize,
+            )
+        }
     }
 
     /// Sets every bit of `wanted` (keeping the bits already set). Before entries are written.
@@ -96,13 +83,6 @@ impl SeenBitmap {
     pub fn is_set(&self, addr: [u8; 4]) -> bool {
         let (word, mask) = seen_v4_slot(addr);
         self.words()[word as usize].load(Ordering::Acquire) & mask != 0
-    }
-}
-
-impl Drop for SeenBitmap {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping made in `map`; nothing refers to it any more.
-        let _ = unsafe { rustix::mm::munmap(self.words.as_ptr().cast(), BYTES) };
     }
 }
 
