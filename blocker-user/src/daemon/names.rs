@@ -184,7 +184,13 @@ impl Daemon {
                     info!("warm start: {warm} addresses of listed names learned");
                 }
             }
-            Err(err) => warn!("names not updated, the previous ones stay: {err:#}"),
+            Err(err) => {
+                warn!("names not updated, the previous ones stay: {err:#}");
+                // Name what the kernel kept (a restart's daemon has no table of its own yet).
+                if let Ok(table) = self.enforcer.domain_table() {
+                    self.domain_table = table;
+                }
+            }
         }
         self.names = Arc::new(built.set);
         self.prune_learned();
@@ -210,10 +216,17 @@ impl Daemon {
     }
 
     /// Deletes learned entries that expired (the kernel already ignores them) or whose name
-    /// is no longer listed.
+    /// is no longer listed. "Listed" is what `DOMAINS` holds, read from the kernel: after a
+    /// failed sync the names kept there keep their learned addresses too.
     pub fn prune_learned(&mut self) {
         self.last_prune = Instant::now();
-        let listed: HashSet<u32> = self.domain_table.keys().copied().collect();
+        let listed: HashSet<u32> = match self.enforcer.domain_table() {
+            Ok(table) => table.keys().copied().collect(),
+            Err(err) => {
+                warn!("cannot read the listed names, nothing pruned: {err:#}");
+                return;
+            }
+        };
         match self.enforcer.prune_learned(boottime_ns(), &listed) {
             Ok(pruned) => {
                 let (expired, unlisted) = (pruned.expired, pruned.unlisted);

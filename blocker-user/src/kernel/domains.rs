@@ -58,6 +58,16 @@ pub fn read_table<T: std::borrow::Borrow<MapData>>(
 }
 
 impl Enforcer {
+    /// What `DOMAINS` holds now: the kernel's word, whatever the last sync did.
+    pub fn domain_table(&mut self) -> Result<DomainTable, KernelError> {
+        let name = map_names::DOMAINS;
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(KernelError::MissingMap(name))?;
+        read_table(&BpfHashMap::<_, DomainKey, DomainRef>::try_from(map).map_err(map_err)?)
+    }
+
     /// Makes `DOMAINS` hold exactly `targets` (names already there keep their number), and
     /// returns the table of what it holds.
     pub fn sync_domains(
