@@ -310,3 +310,65 @@ fn the_package_installs_upgrades_under_load_removes_and_purges() {
         );
     }
 }
+
+/// A .deb named like the vendor's product (`kesl`, Kaspersky Endpoint Security for Linux),
+/// holding one file under the product's install path; nothing of the vendor's.
+fn dummy_vendor_deb(dir: &vendorwall_e2e::TempDir) -> std::path::PathBuf {
+    let tree = dir.path().join("kesl");
+    std::fs::create_dir_all(tree.join("DEBIAN")).expect("mkdir");
+    std::fs::create_dir_all(tree.join("opt/kaspersky/kesl/bin")).expect("mkdir");
+    std::fs::write(
+        tree.join("DEBIAN/control"),
+        "Package: kesl\nVersion: 12.1.0-0test\nArchitecture: all\n\
+         Maintainer: vendorwall tests <tests@example.org>\n\
+         Description: test package named like a vendor product\n",
+    )
+    .expect("control");
+    std::fs::write(tree.join("opt/kaspersky/kesl/bin/kesl"), "#!/bin/sh\n").expect("file");
+    let deb = dir.path().join("kesl.deb");
+    let built = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&tree)
+        .arg(&deb)
+        .output()
+        .expect("dpkg-deb");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    deb
+}
+
+#[test]
+fn scan_finds_a_vendor_package_installed_with_dpkg() {
+    let scratch = vendorwall_e2e::TempDir::new("scan-deb");
+    let deb = dummy_vendor_deb(&scratch);
+    let bed = configured("scan");
+    let clean = bed.sh("vendorwall scan");
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "a clean system: {}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+    std::fs::copy(&deb, bed.root().join("root/kesl.deb")).expect("copy .deb");
+    bed.ok("dpkg -i /root/kesl.deb");
+    let found = bed.sh("vendorwall scan --json");
+    assert_eq!(found.status.code(), Some(1), "something was found");
+    let findings: serde_json::Value =
+        serde_json::from_slice(&found.stdout).expect("scan --json is JSON");
+    let has = |kind: &str, name: &str| {
+        findings
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x["kind"] == kind && x["name"] == name))
+    };
+    assert!(has("package", "kesl"), "{findings:#}");
+    assert!(has("path", "/opt/kaspersky/kesl"), "{findings:#}");
+    assert_eq!(findings[0]["vendor"], "AO Kaspersky Lab");
+    let table = bed.sh("vendorwall scan");
+    assert!(String::from_utf8_lossy(&table.stdout).contains("kesl"));
+    // Purged, it is gone again.
+    bed.ok("dpkg --purge kesl");
+    assert_eq!(bed.sh("vendorwall scan").status.code(), Some(0));
+}

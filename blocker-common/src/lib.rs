@@ -31,6 +31,10 @@ pub mod map_names {
     pub const ALLOW_V6: &str = "ALLOW_V6";
     /// Hash of cgroup ids (u64) whose processes are never refused: value `u8` (unused, 1).
     pub const EXEMPT_CGROUPS: &str = "EXEMPT_CGROUPS";
+    /// Hash of justified exemptions (`[[exemptions]]`): key [`super::ExemptionKey`] (a cgroup
+    /// or a process, and a list or 0 for every list), value [`super::Grant`], which carries the
+    /// expiry the programs compare with the boot clock.
+    pub const EXEMPTIONS: &str = "EXEMPTIONS";
     /// One-slot array holding [`super::Settings`].
     pub const SETTINGS: &str = "SETTINGS";
     /// Ring buffer of [`super::BlockEvent`].
@@ -76,6 +80,8 @@ pub enum Action {
     Enforce = 0,
     /// Allow the connection but emit an event saying it would have been refused.
     Audit = 1,
+    /// In events only: allowed because an exemption covers the caller.
+    Exempted = 2,
 }
 
 impl Action {
@@ -83,6 +89,7 @@ impl Action {
         match value {
             0 => Some(Self::Enforce),
             1 => Some(Self::Audit),
+            2 => Some(Self::Exempted),
             _ => None,
         }
     }
@@ -170,6 +177,51 @@ pub struct DomainRef {
 
 /// The list allows learning loopback, private, link-local and unspecified answers.
 pub const DOMAIN_LEARN_PRIVATE: u8 = 1 << 0;
+
+/// Who an exemption covers: `EXEMPTIONS` key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExemptionKey {
+    /// A cgroup id ([`EXEMPT_CGROUP`]) or a process id, the kernel's tgid ([`EXEMPT_PROCESS`]).
+    pub subject: u64,
+    /// The list exempted from, or 0 for every list.
+    pub list_id: u16,
+    /// [`EXEMPT_CGROUP`] or [`EXEMPT_PROCESS`].
+    pub kind: u8,
+    pub _pad: [u8; 5],
+}
+
+/// [`ExemptionKey::kind`]: `subject` is a cgroup id.
+pub const EXEMPT_CGROUP: u8 = 1;
+/// [`ExemptionKey::kind`]: `subject` is a tgid, whose `comm` must equal [`Grant::comm`] (so a
+/// reused pid does not inherit an exemption).
+pub const EXEMPT_PROCESS: u8 = 2;
+
+impl ExemptionKey {
+    pub const fn new(kind: u8, subject: u64, list_id: u16) -> Self {
+        Self {
+            subject,
+            list_id,
+            kind,
+            _pad: [0; 5],
+        }
+    }
+}
+
+/// `EXEMPTIONS` value: which exemption applies and until when. Where several exemptions cover
+/// the same key the daemon writes the one that ends last, so the key is covered exactly while
+/// any of them is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// Boot-clock time (`bpf_ktime_get_boot_ns`) from which the programs ignore the entry.
+    pub expires_ns: u64,
+    /// The exemption's number, reported in events (1-based, in the daemon's table).
+    pub slot: u16,
+    pub _pad: [u8; 6],
+    /// For a process: its `comm` when the daemon found it, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
 
 /// Value of the learned-address maps.
 #[repr(C)]
@@ -281,10 +333,13 @@ pub enum Counter {
     Learned = 8,
     /// Answers to listed names not learned: loopback, private, link-local, unspecified.
     LearnedRefused = 9,
+    /// Listed destinations let through because an exemption (or an exempt cgroup) covers the
+    /// caller.
+    Exempted = 10,
 }
 
 /// Number of slots in the `COUNTERS` array.
-pub const COUNTER_SLOTS: u32 = 10;
+pub const COUNTER_SLOTS: u32 = 11;
 
 /// The hook that saw the connection attempt.
 #[repr(u8)]
@@ -363,7 +418,10 @@ pub struct BlockEvent {
     /// When the match came from a learned address: the listed domain's number; else 0.
     /// (Appended after `comm` so records of older programs, 72 bytes, still decode.)
     pub domain_id: u32,
-    pub _pad: u32,
+    /// When `action` is [`Action::Exempted`]: the [`Grant::slot`] of the exemption (0: an
+    /// `[exempt]` cgroup). (Was padding: older records hold 0.)
+    pub exemption: u16,
+    pub _pad: u16,
     /// When the match came from a learned address: when it was learned (boot clock).
     pub learned_ns: u64,
 }
@@ -381,6 +439,8 @@ mod pod {
     unsafe impl aya::Pod for super::DomainKey {}
     unsafe impl aya::Pod for super::DomainRef {}
     unsafe impl aya::Pod for super::Learned {}
+    unsafe impl aya::Pod for super::ExemptionKey {}
+    unsafe impl aya::Pod for super::Grant {}
 }
 
 #[cfg(test)]
@@ -393,6 +453,8 @@ mod tests {
         assert_eq!(core::mem::size_of::<Settings>(), 16);
         // 8+8 + 4*4 + 16 + 2+1+1+1+1+2 + 16 = 72, then domain 4+4 and learned_ns 8.
         assert_eq!(core::mem::size_of::<BlockEvent>(), 88);
+        assert_eq!(core::mem::size_of::<ExemptionKey>(), 16);
+        assert_eq!(core::mem::size_of::<Grant>(), 32);
         assert_eq!(
             core::mem::offset_of!(BlockEvent, domain_id),
             BLOCK_EVENT_V1_LEN

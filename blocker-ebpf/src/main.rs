@@ -1,8 +1,10 @@
 //! vendorwall's kernel programs: `cgroup_sock_addr` hooks on connect4/6 and sendmsg4/6 that refuse
 //! (EPERM) destinations found in the block tries and report every match on a ring buffer.
 //!
-//! Verdict order, checked only once a block-list prefix or a learned address matched: exempt
-//! cgroup -> allow-list (exceptions) -> list action (enforce or audit). An unlisted IPv4
+//! Verdict order, checked only once a block-list prefix or a learned address matched:
+//! allow-list (exceptions) -> exemption (an `[exempt]` cgroup, or an unexpired grant in
+//! `EXEMPTIONS` for the cgroup or the process: allowed and reported as `exempted`) -> list
+//! action (enforce or audit). An unlisted IPv4
 //! destination costs two array reads (the /24 bitmap, the learned buckets); an unlisted IPv6
 //! destination one trie lookup and one array read. Addresses are learned from DNS answers by
 //! the `dns` module's ingress program.
@@ -28,9 +30,10 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use blocker_common::{
-    Action, BlockEvent, COMM_LEN, COUNTER_SLOTS, Counter, FAMILY_INET, FAMILY_INET6, Hook, Learned,
-    ListRef, SEEN_V4_WORDS, SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings,
-    learned_slot_v4, learned_slot_v6, seen_v4_slot,
+    Action, BlockEvent, COMM_LEN, COUNTER_SLOTS, Counter, EXEMPT_CGROUP, EXEMPT_PROCESS,
+    ExemptionKey, FAMILY_INET, FAMILY_INET6, Grant, Hook, Learned, ListRef, SEEN_V4_WORDS,
+    SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings, learned_slot_v4, learned_slot_v6,
+    seen_v4_slot,
 };
 
 /// `BPF_F_NO_PREALLOC`: hash entries are allocated when written, so capacity costs nothing
@@ -63,6 +66,8 @@ static ALLOW_V4: LpmTrie<[u8; 4], ListRef> = LpmTrie::with_max_entries(1 << 14, 
 static ALLOW_V6: LpmTrie<[u8; 16], ListRef> = LpmTrie::with_max_entries(1 << 14, 0);
 #[map]
 static EXEMPT_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(1 << 12, 0);
+#[map]
+static EXEMPTIONS: HashMap<ExemptionKey, Grant> = HashMap::with_max_entries(1 << 12, 0);
 #[map]
 pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 #[map]
@@ -314,8 +319,8 @@ pub fn vw_sock_create(ctx: SockContext) -> i32 {
     }
     // SAFETY: helper without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    // SAFETY: the key is a plain u64, the value only tested for presence.
-    if unsafe { EXEMPT_CGROUPS.get(&cgroup_id) }.is_some() {
+    // A raw socket reaches every list: only an exemption from all of them keeps it.
+    if exemption(cgroup_id, 0, true) != NOT_EXEMPT {
         return ALLOW;
     }
     bump(Counter::RawSocketsRefused);
@@ -328,6 +333,7 @@ pub fn vw_sock_create(ctx: SockContext) -> i32 {
         Hook::SockCreate,
         &NO_MATCH,
         Action::Enforce,
+        0,
         cgroup_id,
         protocol as u8,
         &dest,
@@ -374,8 +380,9 @@ fn egress_verdict(ctx: &SkBuffContext) -> i32 {
     }
     // SAFETY: the context is a valid __sk_buff for this program type.
     let cgroup_id = unsafe { aya_ebpf::helpers::bpf_skb_cgroup_id(ctx.skb.skb) };
-    // SAFETY: as in verdict().
-    if unsafe { EXEMPT_CGROUPS.get(&cgroup_id) }.is_some()
+    // Softirq context may run this for another task: only cgroup exemptions from every list
+    // count here, never a process's.
+    if exemption(cgroup_id, 0, false) != NOT_EXEMPT
         || SETTINGS
             .get(0)
             .is_some_and(|s| s.flags & SETTING_DRY_RUN != 0)
@@ -448,8 +455,21 @@ fn verdict(ctx: &SockAddrContext, hook: Hook, found: &Match, dest: &Destination)
     let list = found.list;
     // SAFETY: helper without arguments, always valid in this program type.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    // SAFETY: the key is a plain u64 and the value is only tested for presence.
-    if unsafe { EXEMPT_CGROUPS.get(&cgroup_id) }.is_some() {
+    // SAFETY: the kernel gives a valid `bpf_sock_addr`; `protocol` is readable on these hooks.
+    let protocol = unsafe { (*ctx.sock_addr).protocol };
+    let exempted = exemption(cgroup_id, list.list_id, true);
+    if exempted != NOT_EXEMPT {
+        // Every use of an exemption is reported, so an auditor sees who still reaches the vendor.
+        bump(Counter::Exempted);
+        emit_event(
+            hook,
+            found,
+            Action::Exempted,
+            exempted as u16,
+            cgroup_id,
+            protocol as u8,
+            dest,
+        );
         return ALLOW;
     }
     let dry_run = SETTINGS
@@ -461,27 +481,100 @@ fn verdict(ctx: &SockAddrContext, hook: Hook, found: &Match, dest: &Destination)
         Action::Enforce
     };
     bump(match action {
-        Action::Enforce => Counter::Blocked,
         Action::Audit => Counter::Audited,
+        _ => Counter::Blocked,
     });
-    // SAFETY: the kernel gives a valid `bpf_sock_addr`; `protocol` is readable on these hooks.
-    let protocol = unsafe { (*ctx.sock_addr).protocol };
-    emit_event(hook, found, action, cgroup_id, protocol as u8, dest);
+    emit_event(hook, found, action, 0, cgroup_id, protocol as u8, dest);
     debug!(
         ctx,
         "vendorwall: {} hook={} list={} port={}",
         match action {
-            Action::Enforce => "refused",
             Action::Audit => "audited",
+            _ => "refused",
         },
         hook as u8,
         list.list_id,
         dest.port
     );
     match action {
-        Action::Enforce => REFUSE,
         Action::Audit => ALLOW,
+        _ => REFUSE,
     }
+}
+
+/// No exemption covers the caller (a `u32`, not an `Option`: see `block_v4`).
+const NOT_EXEMPT: u32 = u32::MAX;
+
+/// The exemption covering the caller for `list_id`: its slot (0 for an `[exempt]` cgroup), or
+/// [`NOT_EXEMPT`]. The cgroup first, then (when `process`) the calling process; for each, the
+/// exemption from this list, then one from every list. An entry past its expiry counts for
+/// nothing, so an exemption ends on time even while the daemon is down.
+#[inline(always)]
+fn exemption(cgroup_id: u64, list_id: u16, process: bool) -> u32 {
+    // SAFETY: the key is a plain u64 and the value is only tested for presence.
+    if unsafe { EXEMPT_CGROUPS.get(&cgroup_id) }.is_some() {
+        return 0;
+    }
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let cgroup = grant(
+        ExemptionKey::new(EXEMPT_CGROUP, cgroup_id, list_id),
+        now,
+        None,
+    );
+    if cgroup != NOT_EXEMPT || list_id == 0 && !process {
+        return cgroup;
+    }
+    let all = grant(ExemptionKey::new(EXEMPT_CGROUP, cgroup_id, 0), now, None);
+    if all != NOT_EXEMPT || !process {
+        return all;
+    }
+    let tgid = bpf_get_current_pid_tgid() >> 32;
+    let comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
+    let own = grant(
+        ExemptionKey::new(EXEMPT_PROCESS, tgid, list_id),
+        now,
+        Some(&comm),
+    );
+    if own != NOT_EXEMPT {
+        return own;
+    }
+    grant(ExemptionKey::new(EXEMPT_PROCESS, tgid, 0), now, Some(&comm))
+}
+
+#[inline(always)]
+fn grant(key: ExemptionKey, now: u64, comm: Option<&[u8; COMM_LEN]>) -> u32 {
+    // SAFETY: the key is plain bytes; the value is read at once.
+    let Some(grant) = (unsafe { EXEMPTIONS.get(&key) }) else {
+        return NOT_EXEMPT;
+    };
+    if grant.expires_ns <= now {
+        return NOT_EXEMPT;
+    }
+    if let Some(comm) = comm
+        && !same_comm(comm, &grant.comm)
+    {
+        return NOT_EXEMPT;
+    }
+    u32::from(grant.slot)
+}
+
+/// Whether two `comm`s are equal, compared as two words.
+#[inline(always)]
+fn same_comm(a: &[u8; COMM_LEN], b: &[u8; COMM_LEN]) -> bool {
+    let word = |c: &[u8; COMM_LEN], i: usize| {
+        u64::from_ne_bytes([
+            c[i],
+            c[i + 1],
+            c[i + 2],
+            c[i + 3],
+            c[i + 4],
+            c[i + 5],
+            c[i + 6],
+            c[i + 7],
+        ])
+    };
+    word(a, 0) == word(b, 0) && word(a, 8) == word(b, 8)
 }
 
 #[inline(always)]
@@ -489,6 +582,7 @@ fn emit_event(
     hook: Hook,
     found: &Match,
     action: Action,
+    exemption: u16,
     cgroup_id: u64,
     protocol: u8,
     dest: &Destination,
@@ -518,6 +612,7 @@ fn emit_event(
         list_id: found.list.list_id,
         comm,
         domain_id: found.domain_id,
+        exemption,
         _pad: 0,
         learned_ns: found.learned_ns,
     });

@@ -112,11 +112,41 @@ ages, last sync, errors). Exit status 0 when enforcement is in place, 1 when it 
     Status(JsonArgs),
     /// Per list: sources, action, raw and aggregated entries, last refresh, last error.
     Lists(JsonArgs),
-    /// Show recent blocked events, or follow new ones, from the running daemon.
+    /// Show past blocked events from the history, or follow new ones from the running daemon.
     #[command(
-        long_about = "Read blocked (and audited) events from the running daemon's socket (<run dir>/events.sock, root only). Without --follow, print the most recent events it keeps in memory (`events.keep`); with --follow, keep printing new ones. A reader that falls behind gets a line saying how many events it missed; it never slows the daemon. Filters apply to both."
+        long_about = "Without --follow, read events from the durable history (`[history]`, an \
+SQLite database in the state directory, kept across restarts for `history.keep`): the most \
+recent `events.keep` lines, or every line since --since. With the history off, the running \
+daemon's in-memory lines instead. With --follow, print new events from the running daemon's \
+socket (<run dir>/events.sock, root only) as they come; a reader that falls behind gets a \
+line saying how many events it missed, and never slows the daemon. Filters apply to both."
     )]
     Events(EventsArgs),
+    /// List the justified exemptions: scope, expiry, time left, and how often each was used.
+    #[command(
+        long_about = "Show each `[[exemptions]]` entry of the config: id, reason, approver, \
+ticket, scope (units, cgroups, executables) and what it covers now (from the running daemon), \
+lists, expiry and time left, and how many attempts it let through (from the history). Exit \
+status 0; 1 when an exemption has expired and is still in the config."
+    )]
+    Exemptions(JsonArgs),
+    /// Find the listed vendors' software on this host: packages, units, paths, processes.
+    #[command(
+        long_about = "Look for the products of every vendor manifest with a `[software]` \
+section: installed Debian and RPM packages, systemd unit files and running units, install \
+paths, and running processes. Exit status 0 when nothing is found, 1 when something is, 2 on \
+error."
+    )]
+    Scan(ScanArgs),
+    /// A compliance report from the history: per vendor, process and day, exemptions, lists.
+    #[command(
+        long_about = "Summarise the durable history for a period: attempts per vendor and \
+list (blocked, audited, exempted, terminated), per process, unit and package, per day; the \
+exemptions and their uses; the lists in force with the dates of their data; and what `scan` \
+finds on this host. As text, JSON, or one self-contained HTML file (a timeline chart per \
+vendor) to hand to an auditor."
+    )]
+    Report(ReportArgs),
     /// Ask the running daemon to re-read its config and lists (SIGHUP) and wait for the result.
     Reload,
     /// Detach the programs and unpin everything: the only way enforcement is removed.
@@ -263,6 +293,37 @@ pub struct EventsArgs {
     /// Print the JSON lines as the daemon writes them instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Look at the system under this root instead (its package database, unit files and
+    /// paths; processes only for `/`).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+/// The report's forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The period: an age (`30d`) or an RFC 3339 time.
+    #[arg(long, value_name = "TIME", default_value = "30d")]
+    pub since: String,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

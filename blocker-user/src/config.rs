@@ -79,8 +79,15 @@ pub struct Config {
     pub lists: Vec<ListConfig>,
     /// Prefixes that always win over blocks.
     pub exceptions: Exceptions,
-    /// Processes never refused.
+    /// Processes never refused (unconditional; prefer `[[exemptions]]`, which expire).
     pub exempt: Exempt,
+    /// Justified exemptions: reason, approval, expiry (enforced in the kernel), scope, lists.
+    pub exemptions: Vec<crate::exemptions::Exemption>,
+    /// Warn this long before an exemption expires.
+    #[serde(with = "humantime_serde")]
+    pub exemption_warning: Duration,
+    /// Durable event history (SQLite under the state directory).
+    pub history: crate::history::HistoryConfig,
     /// How often sources are fetched again (URL and ASN sources; local files are also watched).
     #[serde(with = "humantime_serde")]
     pub refresh_interval: Duration,
@@ -129,6 +136,9 @@ impl Default for Config {
             lists: Vec::new(),
             exceptions: Exceptions::default(),
             exempt: Exempt::default(),
+            exemptions: Vec::new(),
+            exemption_warning: Duration::from_secs(14 * 24 * 3600),
+            history: crate::history::HistoryConfig::default(),
             refresh_interval: Duration::from_secs(6 * 3600),
             min_prefix_len_v4: 8,
             min_prefix_len_v6: 16,
@@ -208,6 +218,8 @@ pub struct MapsConfig {
     pub allow_v4: u32,
     pub allow_v6: u32,
     pub exempt_cgroups: u32,
+    /// Entries of `[[exemptions]]` in the kernel: (cgroup or process) x list.
+    pub exemptions: u32,
     /// Ring buffer size in bytes: a power of two, a multiple of the page size.
     pub events_bytes: u32,
     /// Listed domain names the learner can hold.
@@ -225,6 +237,7 @@ impl Default for MapsConfig {
             allow_v4: 1 << 14,
             allow_v6: 1 << 14,
             exempt_cgroups: 1 << 12,
+            exemptions: 1 << 14,
             events_bytes: 1 << 22,
             domains: 1 << 16,
             learned: 1 << 14,
@@ -487,6 +500,7 @@ impl Config {
             ("maps.allow_v4", self.maps.allow_v4),
             ("maps.allow_v6", self.maps.allow_v6),
             ("maps.exempt_cgroups", self.maps.exempt_cgroups),
+            ("maps.exemptions", self.maps.exemptions),
             ("maps.domains", self.maps.domains),
             ("maps.learned", self.maps.learned),
         ] {
@@ -494,6 +508,11 @@ impl Config {
                 return Err(invalid(key, "must be at least 1".into()));
             }
         }
+        crate::exemptions::spec::validate(&self.exemptions)
+            .map_err(|(key, message)| invalid(&key, message))?;
+        self.history
+            .validate()
+            .map_err(|(key, message)| invalid(&key, message))?;
         if self.names.learned_max_ttl < self.names.learned_min_ttl {
             return Err(invalid(
                 "names.learned_max_ttl",

@@ -22,7 +22,10 @@ pub struct Instance {
 impl Instance {
     pub fn new(tag: &str) -> Self {
         let dir = TempDir::new(tag);
-        dir.write("config.toml", BASE_CONFIG);
+        dir.write(
+            "config.toml",
+            &format!("{}{BASE_CONFIG}", cache_line(dir.path())),
+        );
         let pin_dir = PathBuf::from(format!(
             "/sys/fs/bpf/vendorwall-test-{}",
             crate::unique(tag)
@@ -51,7 +54,19 @@ impl Instance {
         } else {
             format!("{text}\n{BASE_CONFIG}")
         };
+        // The instance's own state directory (history, cache), so CLI commands that read it
+        // (`events`, `report`) find what this daemon wrote.
+        let text = if text.contains("cache_dir") {
+            text
+        } else {
+            format!("{}{text}", cache_line(self.dir.path()))
+        };
         self.dir.write("config.toml", &text)
+    }
+
+    /// The instance's state directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
     }
 
     pub fn run_dir(&self) -> PathBuf {
@@ -115,6 +130,13 @@ impl Instance {
             .unwrap_or_else(|err| panic!("status --json is not JSON ({err}): {stdout}{stderr}"));
         (code, value)
     }
+}
+
+fn cache_line(dir: &Path) -> String {
+    format!(
+        "cache_dir = {:?}\n",
+        dir.join("cache").display().to_string()
+    )
 }
 
 impl Drop for Instance {

@@ -52,12 +52,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .ok_or_else(|| anyhow::anyhow!("cargo deb produced no .deb in target/debian"))?;
     // The packaging tests run lintian on the .deb, render the manual pages, load the
-    // completions in each shell, and check the Prometheus rules with promtool.
+    // completions in each shell, check the Prometheus rules with promtool, and render the
+    // HTML report.
     shell::ensure_packages(&[
         ("lintian", "lintian"),
         ("man", "man-db"),
         ("zsh", "zsh"),
         ("fish", "fish"),
+        // The compliance report's HTML form is rendered in headless Chromium.
+        ("chromium", "chromium"),
     ])?;
     let promtool = crate::tools::promtool()?;
     // The systemd tests boot the installed unit in a container on this cached rootfs.

@@ -240,6 +240,7 @@ fn action_word(action: Action) -> &'static str {
     match action {
         Action::Enforce => "enforce",
         Action::Audit => "audit",
+        Action::Exempted => "exempted",
     }
 }
 

@@ -1,5 +1,5 @@
-//! `vendorwall events`: recent or live events from the daemon's socket, filtered, as JSON lines
-//! or an aligned table.
+//! `vendorwall events`: past events from the durable history, or live ones from the daemon's
+//! socket, filtered, as JSON lines or an aligned table.
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -33,6 +33,19 @@ pub fn run(global: &GlobalArgs, args: &EventsArgs) -> anyhow::Result<ExitCode> {
     let config = global.config()?;
     let path = config.run_dir.join(SOCKET_FILE);
     let since = args.since.as_deref().map(parse_since).transpose()?;
+    if !args.follow
+        && let Some(store) = super::open_history(&config)?
+    {
+        let filter = crate::history::Filter {
+            since,
+            list: args.list.clone(),
+            vendor: args.vendor.clone(),
+            unit: args.unit.clone(),
+            limit: since.is_none().then_some(config.events.keep),
+        };
+        let lines = store.lines(&filter)?;
+        return print_lines(lines.into_iter().map(Ok), args, since);
+    }
     let mut stream = match UnixStream::connect(&path) {
         Ok(stream) => stream,
         Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -57,13 +70,25 @@ pub fn run(global: &GlobalArgs, args: &EventsArgs) -> anyhow::Result<ExitCode> {
         args.follow
     )
     .context("failed to send the request")?;
+    let lines = BufReader::new(stream)
+        .lines()
+        .map(|l| l.context("failed to read from the daemon"));
+    print_lines(lines, args, since)
+}
+
+/// Prints event lines (JSON, or as the table) that pass the filters.
+fn print_lines(
+    lines: impl Iterator<Item = anyhow::Result<String>>,
+    args: &EventsArgs,
+    since: Option<SystemTime>,
+) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if !args.json {
         writeln!(out, "{}", row(&HEADER.map(|(name, _)| name.to_owned())))?;
     }
-    for line in BufReader::new(stream).lines() {
-        let line = line.context("failed to read from the daemon")?;
+    for line in lines {
+        let line = line?;
         let Ok(event) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
@@ -94,7 +119,7 @@ pub fn run(global: &GlobalArgs, args: &EventsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_since(text: &str) -> anyhow::Result<SystemTime> {
+pub fn parse_since(text: &str) -> anyhow::Result<SystemTime> {
     if let Ok(time) = humantime::parse_rfc3339_weak(text) {
         return Ok(time);
     }

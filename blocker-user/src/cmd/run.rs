@@ -57,7 +57,17 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("failed to start the async runtime")?;
     let metrics = Metrics::new();
-    let mut pipeline = Pipeline::start(&daemon.config.events, metrics)?;
+    let history = daemon
+        .config
+        .history
+        .enabled
+        .then(|| crate::history::sink::HistorySink {
+            path: daemon.config.history.path_in(&daemon.config.cache_dir),
+            keep: daemon.config.history.keep,
+            max_bytes: daemon.config.history.max_mib.saturating_mul(1 << 20),
+        });
+    let mut pipeline = Pipeline::start(&daemon.config.events, history, metrics)?;
+    pipeline.set_exemptions(exemption_ids(&daemon));
     let result = runtime.block_on(serve(&mut daemon, &mut pipeline, global, args));
     // Dropping the runtime drops the socket clients' hub handles, so the sinks can finish. A
     // reload still waiting on a URL is abandoned, not waited for: it has touched nothing.
@@ -182,6 +192,7 @@ async fn serve(
             }
             built = reloads.finished() => {
                 new_generation = reloads.apply(daemon, built, global, args);
+                pipeline.set_exemptions(exemption_ids(daemon));
             }
             _ = integrity.tick() => {
                 new_generation = daemon.check_integrity();
@@ -397,4 +408,29 @@ fn observe(daemon: &mut Daemon, pipeline: &Pipeline) {
     metrics.observe_map("learned_v4", names.learned_v4, daemon.config.maps.learned);
     metrics.observe_map("learned_v6", names.learned_v6, daemon.config.maps.learned);
     metrics.observe_map("domains", names.domains, daemon.config.maps.domains);
+    let expiries: Vec<(String, i64)> = daemon
+        .config
+        .exemptions
+        .iter()
+        .map(|e| {
+            (
+                e.id.clone(),
+                crate::history::store::micros(e.expires.at) / 1_000_000,
+            )
+        })
+        .collect();
+    metrics.observe_exemptions(
+        &expiries,
+        std::mem::take(&mut daemon.exemptions.newly_expired),
+    );
+}
+
+/// The exemption ids events name, in slot order.
+fn exemption_ids(daemon: &Daemon) -> Vec<String> {
+    daemon
+        .config
+        .exemptions
+        .iter()
+        .map(|e| e.id.clone())
+        .collect()
 }

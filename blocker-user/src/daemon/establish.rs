@@ -84,6 +84,7 @@ pub fn establish(
     desired: KernelSet,
     keep: &[u16],
     exempt_ids: &[u64],
+    grants: &std::collections::HashMap<blocker_common::ExemptionKey, blocker_common::Grant>,
     cgroup_file: &File,
     log_level: u8,
 ) -> Result<(Enforcer, SyncStats), EstablishError> {
@@ -107,6 +108,7 @@ pub fn establish(
         .map_err(|e| EstablishError::Fill(Box::new(e)))?;
     stats += enforcer.sync_allow(&exceptions(config))?;
     stats += enforcer.sync_exempt(exempt_ids)?;
+    stats += enforcer.sync_exemptions(grants)?;
     enforcer
         .attach(cgroup_file, optional(config))
         .map_err(|e| EstablishError::Attach(Box::new(e)))?;

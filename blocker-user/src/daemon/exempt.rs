@@ -13,11 +13,17 @@ const UNIT_SEARCH_DEPTH: usize = 6;
 /// The ids of every exempt cgroup and its descendants, sorted and de-duplicated. Missing cgroups
 /// and units that are not running are skipped (nothing to exempt until they exist).
 pub fn resolve(exempt: &Exempt) -> Vec<u64> {
-    let mut roots: Vec<PathBuf> = exempt.cgroups.clone();
-    if !exempt.units.is_empty()
+    cgroup_ids(&exempt.cgroups, &exempt.units)
+}
+
+/// The ids of `cgroups`, the cgroups of `units`, and every cgroup below them, sorted and
+/// de-duplicated.
+pub fn cgroup_ids(cgroups: &[PathBuf], units: &[String]) -> Vec<u64> {
+    let mut roots: Vec<PathBuf> = cgroups.to_vec();
+    if !units.is_empty()
         && let Ok(root) = crate::kernel::cgroup::default_root()
     {
-        find_units(&root, &exempt.units, UNIT_SEARCH_DEPTH, &mut roots);
+        find_units(&root, units, UNIT_SEARCH_DEPTH, &mut roots);
     }
     let mut ids = Vec::new();
     for root in roots {
@@ -26,6 +32,14 @@ pub fn resolve(exempt: &Exempt) -> Vec<u64> {
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// The cgroup of a running unit, found by name.
+pub fn unit_cgroup(unit: &str) -> Option<PathBuf> {
+    let root = crate::kernel::cgroup::default_root().ok()?;
+    let mut found = Vec::new();
+    find_units(&root, &[unit.to_owned()], UNIT_SEARCH_DEPTH, &mut found);
+    found.into_iter().next()
 }
 
 fn subdirs(dir: &Path) -> impl Iterator<Item = PathBuf> {

@@ -50,6 +50,7 @@ impl Daemon {
         if self.last_prune.elapsed() >= super::names::PRUNE_EVERY {
             self.prune_learned();
         }
+        self.refresh_exemptions();
         let ids = exempt::resolve(&self.config.exempt);
         if ids != self.exempt_ids {
             self.exempt_ids = ids;

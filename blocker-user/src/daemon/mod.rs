@@ -13,6 +13,7 @@
 
 pub mod establish;
 pub mod exempt;
+pub mod exemptions;
 pub mod identity;
 pub mod integrity;
 pub mod limits;
@@ -65,6 +66,8 @@ pub struct Daemon {
     /// (modified time, length) of every local list file, to notice edits.
     watched: watch::Snapshot,
     exempt_ids: Vec<u64>,
+    /// What the exemptions map holds, and which expiries were logged.
+    pub exemptions: exemptions::ExemptionWatch,
     /// Prefixes in the block tries after the last sync (IPv4, IPv6).
     pub kernel_counts: (usize, usize),
     /// Whether every link was attached to our cgroup at the last integrity check (or since a
@@ -113,6 +116,7 @@ impl Daemon {
         let cgroup_file = cgroup::open(&cgroup_path)?;
         let cgroup_id = cgroup::id(&cgroup_path)?;
         let exempt_ids = exempt::resolve(&config.exempt);
+        let grants = exemptions::resolve(&config, &lists);
         // aya-log level 4 is `debug`; 0 turns the kernel-side log statements into no-ops.
         let log_level = if verbose { 4 } else { 0 };
         let phase = Instant::now();
@@ -125,6 +129,7 @@ impl Daemon {
             desired,
             &lists.failed_ids(),
             &exempt_ids,
+            &grants.desired,
             &cgroup_file,
             log_level,
         )?;
@@ -152,6 +157,7 @@ impl Daemon {
             log_level,
             watched: HashMap::new(),
             exempt_ids,
+            exemptions: exemptions::ExemptionWatch::holding(grants.desired.clone()),
             kernel_counts,
             links_attached: true,
             terminated: Vec::new(),
@@ -160,6 +166,7 @@ impl Daemon {
             last_prune: Instant::now(),
         };
         daemon.apply_names(names_built);
+        daemon.refresh_exemptions();
         daemon.record_learner();
         daemon.sweep_established();
         daemon.watched = daemon.snapshot_watched();

@@ -191,6 +191,9 @@ impl Daemon {
         if result.is_ok() {
             self.kernel_counts = counts;
             self.apply_names(names);
+            // The new config's exemptions, and the old ones' entries gone (a new generation
+            // may have created the map afresh: written before its attach from the old set).
+            self.refresh_exemptions();
             if new_generation {
                 self.record_learner();
             }
@@ -251,6 +254,7 @@ impl Daemon {
             desired,
             &self.lists.failed_ids(),
             &self.exempt_ids,
+            &self.exemptions.desired,
             &self.cgroup_file,
             self.log_level,
         )?;

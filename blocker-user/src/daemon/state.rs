@@ -130,6 +130,9 @@ pub struct DaemonState {
     /// The DNS learner and the listed names.
     #[serde(default)]
     pub names: super::names::NamesState,
+    /// The `[[exemptions]]` and what they covered at the last check.
+    #[serde(default)]
+    pub exemptions: Vec<super::exemptions::ExemptionState>,
 }
 
 impl DaemonState {

@@ -14,10 +14,17 @@ use super::process::{self, ProcessInfo};
 const PROCESS_TTL: Duration = Duration::from_secs(1);
 const USER_TTL: Duration = Duration::from_secs(60);
 
+/// Executables whose owning package is remembered; beyond, the memory starts over.
+const PACKAGES_KEPT: usize = 4096;
+const PACKAGE_TTL: Duration = Duration::from_secs(600);
+
 #[derive(Default)]
 pub struct ProcessCache {
     processes: HashMap<u32, (Instant, ProcessInfo)>,
     users: HashMap<u32, (Instant, Option<String>)>,
+    /// Executable path -> owning package: reading the package database costs milliseconds,
+    /// and the same few programs make most attempts.
+    packages: HashMap<String, (Instant, Option<String>)>,
 }
 
 impl ProcessCache {
@@ -28,9 +35,24 @@ impl ProcessCache {
         {
             return info.clone();
         }
-        let info = process::read(Path::new("/proc"), pid);
+        let mut info = process::read(Path::new("/proc"), pid);
+        info.package = info.exe.as_deref().and_then(|exe| self.package(exe, now));
         self.processes.insert(pid, (now, info.clone()));
         info
+    }
+
+    fn package(&mut self, exe: &str, now: Instant) -> Option<String> {
+        if let Some((at, package)) = self.packages.get(exe)
+            && now.duration_since(*at) < PACKAGE_TTL
+        {
+            return package.clone();
+        }
+        if self.packages.len() >= PACKAGES_KEPT {
+            self.packages.clear();
+        }
+        let package = crate::software::owner(Path::new("/"), exe);
+        self.packages.insert(exe.to_owned(), (now, package.clone()));
+        package
     }
 
     pub fn user(&mut self, uid: u32) -> Option<String> {

@@ -73,6 +73,7 @@ mod tests {
             list_id: 1,
             comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
             domain_id: 0,
+            exemption: 0,
             _pad: 0,
             learned_ns: 0,
         }

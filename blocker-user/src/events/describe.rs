@@ -21,8 +21,10 @@ pub fn describe(
     lists: &ListSet,
     domains: &DomainTable,
     translations: Translations,
+    exemptions: &[String],
     cache: &mut ProcessCache,
 ) -> EventRecord {
+    let action = Action::from_u8(event.action);
     let dst = destination(event);
     let learned = event.domain_id != 0;
     let guard = Hook::from_u8(event.hook) == Some(Hook::SockCreate) || learned;
@@ -38,10 +40,19 @@ pub fn describe(
         last: rfc3339(event.boot_ns),
         count: 1,
         repeat: false,
-        action: match Action::from_u8(event.action) {
+        action: match action {
             Some(Action::Audit) => "audited",
+            Some(Action::Exempted) => "exempted",
             _ => "blocked",
         },
+        // Slot 0 is the unconditional `[exempt]` section; n names the n-th `[[exemptions]]`.
+        exemption: (action == Some(Action::Exempted)).then(|| match event.exemption {
+            0 => "[exempt]".to_owned(),
+            n => exemptions
+                .get(usize::from(n) - 1)
+                .cloned()
+                .unwrap_or_else(|| format!("#{n}")),
+        }),
         list: if guard && !learned {
             "raw-socket-guard".to_owned()
         } else {

@@ -16,7 +16,9 @@ use super::{
     window::{Admission, Window},
     window_key,
 };
-use crate::{config::EventsConfig, lists::ListSet, verdict::Translations};
+use crate::{
+    config::EventsConfig, history::sink::HistorySink, lists::ListSet, verdict::Translations,
+};
 
 pub struct Pipeline {
     pub hub: Hub,
@@ -25,13 +27,36 @@ pub struct Pipeline {
     budget: Budget,
     cache: super::cache::ProcessCache,
     writers: Vec<std::thread::JoinHandle<()>>,
+    /// The ids of `[[exemptions]]`, in slot order, to name the one an event carries.
+    exemptions: Vec<String>,
 }
 
 impl Pipeline {
-    /// Starts the sink threads the config asks for.
-    pub fn start(config: &EventsConfig, metrics: Metrics) -> anyhow::Result<Self> {
+    /// Starts the sink threads the config asks for. `history`, when given, is the database
+    /// writer; a database that cannot be opened is logged and left out (enforcement and the
+    /// other sinks do not depend on it).
+    pub fn start(
+        config: &EventsConfig,
+        history: Option<HistorySink>,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
         let hub = Hub::new(config.keep);
         let mut writers = Vec::new();
+        if let Some(history) = history {
+            let path = history.path.clone();
+            let (m, stored) = (metrics.clone(), metrics.clone());
+            match history.spawn(
+                hub.subscribe(),
+                move |n| m.observe_missed("history", n),
+                move |n| stored.observe_history_stored(n),
+            ) {
+                Ok(writer) => writers.push(writer),
+                Err(err) => tracing::error!(
+                    "event history off: {err} (events still go to the other sinks; {})",
+                    path.display()
+                ),
+            }
+        }
         let journal = config
             .journal
             .unwrap_or_else(super::sinks::journal::stdout_is_journal);
@@ -82,7 +107,13 @@ impl Pipeline {
             }),
             cache: super::cache::ProcessCache::default(),
             writers,
+            exemptions: Vec::new(),
         })
+    }
+
+    /// The exemption ids events are named by (after a start or reload).
+    pub fn set_exemptions(&mut self, ids: Vec<String>) {
+        self.exemptions = ids;
     }
 
     /// Takes one kernel event: reported now if it is the first of its window, else counted.
@@ -96,13 +127,21 @@ impl Pipeline {
         now: Instant,
     ) {
         let cache = &mut self.cache;
+        let exemptions = &self.exemptions;
         let admission = self
             .window
             .admit(window_key(event), event.boot_ns, now, || {
-                describe(event, lists, domains, translations, cache)
+                describe(event, lists, domains, translations, exemptions, cache)
             });
         if let Admission::Report = admission {
-            let record = describe(event, lists, domains, translations, &mut self.cache);
+            let record = describe(
+                event,
+                lists,
+                domains,
+                translations,
+                &self.exemptions,
+                &mut self.cache,
+            );
             self.publish_within_budget(&record, now);
         }
     }
@@ -130,6 +169,7 @@ impl Pipeline {
             count: 1,
             repeat: false,
             action: "terminated",
+            exemption: None,
             list: t.list.clone(),
             vendor: t.vendor.clone(),
             prefix: Some(t.prefix.clone()),

@@ -18,6 +18,8 @@ pub struct ProcessInfo {
     pub unit: Option<String>,
     /// A 64-hex-digit container id found in the cgroup path (docker, containerd, podman, k8s).
     pub container: Option<String>,
+    /// The installed package that owns `exe` (dpkg or rpm database), when one does.
+    pub package: Option<String>,
     /// True when /proc no longer had the process when the event was read.
     pub process_gone: bool,
 }
@@ -43,6 +45,7 @@ pub fn read(proc_root: &Path, pid: u32) -> ProcessInfo {
             .and_then(|raw| cmdline(&raw)),
         unit: cgroup_path.and_then(unit),
         container: cgroup_path.and_then(container_id),
+        package: None,
         process_gone: false,
     }
 }

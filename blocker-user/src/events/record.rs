@@ -20,8 +20,12 @@ pub struct EventRecord {
     pub count: u64,
     /// True for a summary of repeats within the aggregation window.
     pub repeat: bool,
-    /// `blocked` (refused with EPERM) or `audited` (allowed, would have been refused).
+    /// `blocked` (refused with EPERM), `audited` (allowed, would have been refused),
+    /// `exempted` (allowed by an exemption) or `terminated` (an established connection ended).
     pub action: &'static str,
+    /// With `exempted`: the id of the exemption that let it through (`[exempt]` for the
+    /// unconditional section).
+    pub exemption: Option<String>,
     /// Name of the list whose prefix matched.
     pub list: String,
     /// The vendor, for lists from a vendor manifest.
@@ -78,6 +82,7 @@ impl EventRecord {
             count: 1,
             repeat: false,
             action: "blocked",
+            exemption: None,
             list: "l".into(),
             vendor: None,
             prefix: None,

@@ -75,6 +75,7 @@ impl Enforcer {
             .map_max_entries(map_names::ALLOW_V4, sizes.allow_v4)
             .map_max_entries(map_names::ALLOW_V6, sizes.allow_v6)
             .map_max_entries(map_names::EXEMPT_CGROUPS, sizes.exempt_cgroups)
+            .map_max_entries(map_names::EXEMPTIONS, sizes.exemptions)
             .map_max_entries(map_names::EVENTS, sizes.events_bytes)
             .map_max_entries(map_names::DOMAINS, sizes.domains)
             .map_max_entries(map_names::LEARNED_V4, sizes.learned)

@@ -83,7 +83,7 @@ pub struct MapSpec {
 }
 
 /// Every pinned map and its expected shape for `sizes`.
-pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 15] {
+pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
     let trie = |name, key_size, max_entries| MapSpec {
         name,
         map_type: MapType::LpmTrie,
@@ -121,6 +121,14 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 15] {
             key_size: 8,
             value_size: 1,
             max_entries: sizes.exempt_cgroups,
+            flags: 0,
+        },
+        MapSpec {
+            name: map_names::EXEMPTIONS,
+            map_type: MapType::Hash,
+            key_size: size_of::<blocker_common::ExemptionKey>() as u32,
+            value_size: size_of::<blocker_common::Grant>() as u32,
+            max_entries: sizes.exemptions,
             flags: 0,
         },
         MapSpec {

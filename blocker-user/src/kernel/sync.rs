@@ -12,7 +12,7 @@ use super::{
     Enforcer, KernelError,
     diff::{self, SyncStats, SyncTarget as _},
     seen, shadow,
-    targets::{self, ExemptCgroups, PrefixMaps},
+    targets::{self, KeyedHash, PrefixMaps},
 };
 use crate::lists::aggregate::KernelSet;
 
@@ -125,7 +125,30 @@ impl Enforcer {
             .ok_or(KernelError::MissingMap(name))?;
         let hash = BpfHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })?;
         let desired: HashMap<u64, u8> = ids.iter().map(|&id| (id, 1)).collect();
-        diff::apply(&mut ExemptCgroups(hash), &desired)
+        diff::apply(&mut KeyedHash { map: hash, name }, &desired)
+    }
+
+    /// Makes the exemptions map hold exactly `desired` (upserts before deletes, so a key
+    /// covered before and after stays covered).
+    pub fn sync_exemptions(
+        &mut self,
+        desired: &HashMap<blocker_common::ExemptionKey, blocker_common::Grant>,
+    ) -> Result<SyncStats, KernelError> {
+        let name = map_names::EXEMPTIONS;
+        if desired.len() > self.sizes.exemptions as usize {
+            return Err(KernelError::TooManyEntries {
+                name,
+                key: "maps.exemptions",
+                capacity: self.sizes.exemptions,
+                needed: desired.len(),
+            });
+        }
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(KernelError::MissingMap(name))?;
+        let hash = BpfHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })?;
+        diff::apply(&mut KeyedHash { map: hash, name }, desired)
     }
 
     /// The block maps: both tries and the IPv4 hash tiers.

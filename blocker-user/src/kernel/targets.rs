@@ -312,29 +312,34 @@ impl SyncTarget for PrefixMaps<'_> {
     }
 }
 
-/// The exempt-cgroup hash: cgroup id -> 1.
-pub struct ExemptCgroups<'a>(pub BpfHashMap<&'a mut MapData, u64, u8>);
+/// A plain hash map as a sync target: the exempt cgroups (cgroup id -> 1) and the exemptions
+/// (`ExemptionKey` -> `Grant`).
+pub struct KeyedHash<'a, K, V> {
+    pub map: BpfHashMap<&'a mut MapData, K, V>,
+    pub name: &'static str,
+}
 
-impl SyncTarget for ExemptCgroups<'_> {
-    type Key = u64;
-    type Value = u8;
+impl<K, V> SyncTarget for KeyedHash<'_, K, V>
+where
+    K: aya::Pod + Eq + std::hash::Hash,
+    V: aya::Pod + PartialEq,
+{
+    type Key = K;
+    type Value = V;
     type Error = KernelError;
 
-    fn read_all(&self) -> Result<HashMap<u64, u8>, KernelError> {
-        let name = blocker_common::map_names::EXEMPT_CGROUPS;
-        self.0
+    fn read_all(&self) -> Result<HashMap<K, V>, KernelError> {
+        self.map
             .iter()
-            .map(|item| item.map_err(map_err(name)))
+            .map(|item| item.map_err(map_err(self.name)))
             .collect()
     }
 
-    fn upsert(&mut self, id: &u64, value: &u8) -> Result<(), KernelError> {
-        let name = blocker_common::map_names::EXEMPT_CGROUPS;
-        self.0.insert(id, value, 0).map_err(map_err(name))
+    fn upsert(&mut self, key: &K, value: &V) -> Result<(), KernelError> {
+        self.map.insert(key, value, 0).map_err(map_err(self.name))
     }
 
-    fn delete(&mut self, id: &u64) -> Result<(), KernelError> {
-        let name = blocker_common::map_names::EXEMPT_CGROUPS;
-        self.0.remove(id).map_err(map_err(name))
+    fn delete(&mut self, key: &K) -> Result<(), KernelError> {
+        self.map.remove(key).map_err(map_err(self.name))
     }
 }

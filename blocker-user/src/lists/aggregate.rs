@@ -73,7 +73,8 @@ pub fn kernel_set(entries: &[Tagged]) -> KernelSet {
 fn action_rank(action: Action) -> u8 {
     match action {
         Action::Enforce => 0,
-        Action::Audit => 1,
+        // Lists never carry Exempted (an event-only action); rank it last.
+        Action::Audit | Action::Exempted => 1,
     }
 }
 

@@ -59,6 +59,9 @@ pub struct Manifest {
     /// Date of the names (YYYY-MM-DD).
     #[serde(default)]
     pub domain_data_date: Option<String>,
+    /// The vendor's products as installed on a host, for `vendorwall scan`.
+    #[serde(default)]
+    pub software: Option<crate::software::Software>,
 }
 
 impl Manifest {

@@ -1,6 +1,6 @@
 //! The Elastic Common Schema form of an event (ECS 9.4): `event.kind` event, `event.category`
 //! [network], `event.type` [connection, denied] (refused) or [connection, allowed] (audited)
-//! or [connection, end] (terminated), `destination.*`, `network.*`, `process.*`, `user.*`,
+//! (also exempted) or [connection, end] (terminated), `destination.*`, `network.*`, `process.*`, `user.*`,
 //! `rule.name` = the list, `rule.ruleset` = the vendor, `observer.*` = vendorwall; what ECS has
 //! no field for stays under `vendorwall.*`.
 
@@ -15,6 +15,7 @@ pub fn from_record(record: &Map<String, Value>) -> Value {
     let action = f.str("action").unwrap_or("blocked");
     let (types, outcome, event_action) = match action {
         "audited" => (["connection", "allowed"], "success", "connection-audited"),
+        "exempted" => (["connection", "allowed"], "success", "connection-exempted"),
         "terminated" => (["connection", "end"], "success", "connection-terminated"),
         _ => (["connection", "denied"], "failure", "connection-blocked"),
     };
@@ -68,6 +69,7 @@ pub fn from_record(record: &Map<String, Value>) -> Value {
         },
         "observer": { "product": "vendorwall", "vendor": "vendorwall", "type": "firewall" },
         "container": { "id": f.str("container") },
+        "package": { "name": f.str("package") },
         "vendorwall": {
             "count": f.u64("count"),
             "repeat": f.value("repeat"),
@@ -76,6 +78,7 @@ pub fn from_record(record: &Map<String, Value>) -> Value {
             "unit": f.str("unit"),
             "cgroup_id": f.u64("cgroup_id"),
             "limited": f.value("limited"),
+            "exemption": f.str("exemption"),
         },
     }))
 }

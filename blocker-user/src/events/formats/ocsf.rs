@@ -23,6 +23,13 @@ pub fn from_record(record: &Map<String, Value>) -> Value {
             true,
             (17, "Logged"),
         ),
+        "exempted" => (
+            (6, "Traffic"),
+            (1, "Informational"),
+            (1, "Success"),
+            true,
+            (1, "Allowed"),
+        ),
         "terminated" => (
             (3, "Reset"),
             (3, "Medium"),
@@ -114,6 +121,8 @@ pub fn from_record(record: &Map<String, Value>) -> Value {
             "cgroup_id": f.u64("cgroup_id"),
             "repeat": f.value("repeat"),
             "limited": f.value("limited"),
+            "exemption": f.str("exemption"),
+            "package": f.str("package"),
         },
     }))
 }

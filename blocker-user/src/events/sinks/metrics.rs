@@ -22,6 +22,11 @@ pub struct ListUnit {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExemptionLabel {
+    pub exemption: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListLabel {
     pub list: String,
 }
@@ -64,6 +69,10 @@ pub struct Metrics {
     learned_refused: Counter,
     learner: Gauge,
     listed_domains: Gauge,
+    exempted: Family<ExemptionLabel, Counter>,
+    exemption_expiry: Family<ExemptionLabel, Gauge>,
+    exemptions_expired: Counter,
+    history_stored: Counter,
 }
 
 impl Default for Metrics {
@@ -101,7 +110,31 @@ impl Metrics {
             learned_refused: Counter::default(),
             learner: Gauge::default(),
             listed_domains: Gauge::default(),
+            exempted: Family::default(),
+            exemption_expiry: Family::default(),
+            exemptions_expired: Counter::default(),
+            history_stored: Counter::default(),
         };
+        registry.register(
+            "exempted",
+            "Listed destinations let through by an exemption, by exemption (from events)",
+            m.exempted.clone(),
+        );
+        registry.register(
+            "exemption_expiry_timestamp_seconds",
+            "When each configured exemption expires",
+            m.exemption_expiry.clone(),
+        );
+        registry.register(
+            "exemptions_expired",
+            "Exemptions that expired while the daemon ran",
+            m.exemptions_expired.clone(),
+        );
+        registry.register(
+            "history_stored",
+            "Event lines written to the history database",
+            m.history_stored.clone(),
+        );
         registry.register(
             "dns_responses",
             "DNS responses the learner read to the end",
@@ -234,12 +267,36 @@ impl Metrics {
             list: record.list.clone(),
             unit: record.process.unit.clone().unwrap_or_default(),
         };
-        let family = if record.action == "audited" {
-            &self.audited
-        } else {
-            &self.blocked
+        let family = match record.action {
+            "audited" => &self.audited,
+            "exempted" => {
+                let exemption = record.exemption.clone().unwrap_or_default();
+                self.exempted
+                    .get_or_create(&ExemptionLabel { exemption })
+                    .inc_by(record.count);
+                return;
+            }
+            _ => &self.blocked,
         };
         family.get_or_create(&labels).inc_by(record.count);
+    }
+
+    /// The configured exemptions' expiries (replacing the previous set) and how many expired
+    /// since the last call.
+    pub fn observe_exemptions(&self, expiries: &[(String, i64)], newly_expired: u64) {
+        self.exemption_expiry.clear();
+        for (id, at) in expiries {
+            self.exemption_expiry
+                .get_or_create(&ExemptionLabel {
+                    exemption: id.clone(),
+                })
+                .set(*at);
+        }
+        self.exemptions_expired.inc_by(newly_expired);
+    }
+
+    pub fn observe_history_stored(&self, lines: u64) {
+        self.history_stored.inc_by(lines);
     }
 
     pub fn observe_missed(&self, sink: &str, count: u64) {

@@ -1,0 +1,98 @@
+//! Debian's package database, read directly (`var/lib/dpkg/status` and `info/*.list`) rather
+//! than through `dpkg-query`, so a scan of another root (a container's) needs no chroot and
+//! costs no process per look-up.
+
+use std::path::Path;
+
+/// Installed packages (status `install ok installed`, or any `... installed`/`half-configured`
+/// state in which the files are on disk), with their versions.
+pub fn installed(root: &Path) -> Vec<(String, String)> {
+    let Ok(text) = std::fs::read_to_string(root.join("var/lib/dpkg/status")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for stanza in text.split("\n\n") {
+        let (mut name, mut version, mut on_disk) = (None, String::new(), false);
+        for line in stanza.lines() {
+            if let Some(v) = line.strip_prefix("Package: ") {
+                name = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("Version: ") {
+                version = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("Status: ") {
+                let state = v.split_whitespace().nth(2).unwrap_or_default();
+                on_disk = matches!(
+                    state,
+                    "installed"
+                        | "half-configured"
+                        | "unpacked"
+                        | "half-installed"
+                        | "triggers-awaited"
+                        | "triggers-pending"
+                );
+            }
+        }
+        if let (Some(name), true) = (name, on_disk) {
+            found.push((name, version));
+        }
+    }
+    found
+}
+
+/// The package whose file list holds `path`. On merged-/usr systems the kernel names
+/// `/usr/bin/bash` where the package lists `/bin/bash`, so the path without `/usr` counts too.
+pub fn owner(root: &Path, path: &str) -> Option<String> {
+    let unmerged = ["/usr/bin/", "/usr/sbin/", "/usr/lib/", "/usr/lib64/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        .then(|| &path[4..]);
+    let info = root.join("var/lib/dpkg/info");
+    for entry in std::fs::read_dir(info).ok()?.filter_map(Result::ok) {
+        let file = entry.path();
+        if file.extension().is_none_or(|e| e != "list") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        if text.lines().any(|l| l == path || Some(l) == unmerged) {
+            let stem = file.file_stem()?.to_string_lossy().into_owned();
+            // Multi-arch packages' lists are named `name:arch.list`.
+            return Some(stem.split(':').next().unwrap_or(&stem).to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_installed_packages_and_owners() {
+        let root = std::env::temp_dir().join(format!("vw-dpkg-{}", std::process::id()));
+        let info = root.join("var/lib/dpkg/info");
+        std::fs::create_dir_all(&info).expect("dirs");
+        std::fs::write(
+            root.join("var/lib/dpkg/status"),
+            "Package: kesl\nStatus: install ok installed\nVersion: 12.1.0-1\n\n\
+             Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n\n\
+             Package: klnagent64\nStatus: install ok half-configured\nVersion: 15\n",
+        )
+        .expect("status");
+        std::fs::write(
+            info.join("kesl:amd64.list"),
+            "/.\n/opt/kaspersky/kesl/bin/kesl\n",
+        )
+        .expect("list");
+        std::fs::write(info.join("bash.list"), "/.\n/bin/bash\n").expect("list");
+        let names: Vec<String> = installed(&root).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["kesl", "klnagent64"]);
+        assert_eq!(
+            owner(&root, "/opt/kaspersky/kesl/bin/kesl").as_deref(),
+            Some("kesl")
+        );
+        assert_eq!(owner(&root, "/opt/kaspersky/kesl/bin"), None);
+        assert_eq!(owner(&root, "/usr/bin/bash").as_deref(), Some("bash"), "merged /usr");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

@@ -1,0 +1,54 @@
+//! The RPM database, through `rpm` itself: its format (Berkeley DB, NDB or SQLite, by
+//! distribution and release) is the rpm library's to read. Only consulted where an RPM
+//! database exists.
+
+use std::{path::Path, process::Command};
+
+fn available(root: &Path) -> bool {
+    ["var/lib/rpm", "usr/lib/sysimage/rpm"]
+        .iter()
+        .any(|db| root.join(db).is_dir())
+}
+
+fn rpm(root: &Path, args: &[&str]) -> Option<String> {
+    if !available(root) {
+        return None;
+    }
+    let output = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Which of `names` are installed, with their versions.
+pub fn installed(root: &Path, names: &[String]) -> Vec<(String, String)> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    for name in names {
+        if let Some(out) = rpm(
+            root,
+            &["-q", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\n", name],
+        ) {
+            for line in out.lines() {
+                if let Some((n, v)) = line.split_once(' ') {
+                    found.push((n.to_owned(), v.to_owned()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The package owning `path`.
+pub fn owner(root: &Path, path: &str) -> Option<String> {
+    let out = rpm(root, &["-qf", "--qf", "%{NAME}\n", path])?;
+    out.lines().next().map(str::to_owned)
+}
