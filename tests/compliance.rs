@@ -386,8 +386,16 @@ fn events_name_the_package_that_owns_the_executable() {
         .output()
         .expect("dpkg-query");
     let owner = String::from_utf8_lossy(&owner.stdout);
-    let owner = owner.split(':').next().unwrap_or_default().trim().to_owned();
-    assert!(!owner.is_empty(), "this host's dpkg does not know /bin/bash");
+    let owner = owner
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(
+        !owner.is_empty(),
+        "this host's dpkg does not know /bin/bash"
+    );
     let script = format!(
         "echo $$ > {}/cgroup.procs && exec /bin/bash -c \
          '{{ : 3<>/dev/tcp/{LISTED}/{port}; }} 2>/dev/null; read -t 3 _'",

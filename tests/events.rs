@@ -274,10 +274,14 @@ fn the_metrics_endpoint_parses_and_counts_match_the_attempts() {
         let text = std::fs::read_to_string(vendorwall_e2e::repo_root().join(file)).expect(file);
         for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
             if word.starts_with("vendorwall_") {
-                // Families with labels appear with their first sample: no audit and no missed
-                // line happened here. Those must at least be registered by the daemon.
+                // Families with labels appear with their first sample: no audit, no missed line
+                // and no exemption happened here. Those must at least be registered by the daemon.
                 let family = word.strip_suffix("_total").unwrap_or(word);
-                let first_sample_only = ["vendorwall_audited", "vendorwall_events_missed"];
+                let first_sample_only = [
+                    "vendorwall_audited",
+                    "vendorwall_events_missed",
+                    "vendorwall_exemption_expiry_timestamp_seconds",
+                ];
                 let exported = samples.iter().any(|(n, _, _)| n == word)
                     || body.contains(&format!("# TYPE {family} "));
                 let registered = first_sample_only.contains(&family)

@@ -273,7 +273,16 @@ fn manual_pages_render_and_completions_load() {
         .collect();
     pages.sort();
     let mut expected: Vec<String> = [
-        "check", "events", "lists", "reload", "run", "status", "unload",
+        "check",
+        "events",
+        "exemptions",
+        "lists",
+        "reload",
+        "report",
+        "run",
+        "scan",
+        "status",
+        "unload",
     ]
     .iter()
     .map(|s| format!("vendorwall-{s}.8"))

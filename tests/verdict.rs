@@ -250,12 +250,15 @@ fn the_userspace_verdict_agrees_with_the_kernel_on_random_list_sets() {
                 attempt.errno,
                 case
             );
-            if word == "blocked" || word == "audited" {
-                let action = if word == "blocked" {
-                    "blocked"
-                } else {
-                    "audited"
-                };
+            // Every listed destination is reported: refused, audited, or let through by the
+            // exemption (`exempted`).
+            let action = match word.as_str() {
+                "blocked" => Some("blocked"),
+                "audited" => Some("audited"),
+                "exempt" => Some("exempted"),
+                _ => None,
+            };
+            if let Some(action) = action {
                 want_events.insert(*addr, (action.to_owned(), list.clone()));
             }
         }

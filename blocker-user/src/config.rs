@@ -607,6 +607,9 @@ mod tests {
         assert_eq!(config.lists.len(), 4);
         assert_eq!(config.lists[3].domain_sources.len(), 1);
         assert!(config.names.warm_start);
+        assert_eq!(config.exemptions.len(), 1);
+        assert_eq!(config.exemptions[0].expires.text, "2027-03-31");
+        assert!(config.history.enabled);
     }
 
     #[test]

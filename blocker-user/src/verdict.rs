@@ -12,7 +12,8 @@
 //!    a listed name decides when no prefix holds it, or when the prefix only audits and the
 //!    learned name enforces;
 //! 3. an exception (allow-list) covering the address looked up, in the same family, allows;
-//! 4. an exempt cgroup allows;
+//! 4. an exempt cgroup, or an unexpired `[[exemptions]]` grant for the cgroup (from this list
+//!    or every list), allows;
 //! 5. dry run turns a refusal into an audit.
 
 use std::{
@@ -20,7 +21,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use blocker_common::Action;
+use blocker_common::{Action, EXEMPT_CGROUP, ExemptionKey, Grant};
 use ipnet::IpNet;
 use serde::Serialize;
 
@@ -110,9 +111,14 @@ pub struct Policy<'a> {
     pub dry_run: bool,
     /// Unexpired learned addresses, as the kernel's learned maps hold them.
     pub learned: &'a HashMap<IpAddr, LearnedEntry>,
+    /// The `[[exemptions]]` grants as the exemptions map holds them, with the boot-clock time
+    /// to judge their expiry by; only cgroup grants count here (a process is not known).
+    pub grants: (&'a HashMap<ExemptionKey, Grant>, u64),
 }
 
 static NONE_LEARNED: std::sync::LazyLock<HashMap<IpAddr, LearnedEntry>> =
+    std::sync::LazyLock::new(HashMap::new);
+static NO_GRANTS: std::sync::LazyLock<HashMap<ExemptionKey, Grant>> =
     std::sync::LazyLock::new(HashMap::new);
 
 impl<'a> Policy<'a> {
@@ -125,7 +131,26 @@ impl<'a> Policy<'a> {
             translations: Translations::of(config),
             dry_run: config.dry_run,
             learned: &NONE_LEARNED,
+            grants: (&NO_GRANTS, 0),
         }
+    }
+
+    /// The same policy with the exemption grants in force, judged at boot-clock `now_ns`.
+    pub fn with_grants(self, grants: &'a HashMap<ExemptionKey, Grant>, now_ns: u64) -> Self {
+        Self {
+            grants: (grants, now_ns),
+            ..self
+        }
+    }
+
+    /// Whether an unexpired grant exempts cgroup `id` from list `list_id`.
+    fn granted(&self, id: u64, list_id: u16) -> bool {
+        let (grants, now) = self.grants;
+        [list_id, 0].into_iter().any(|list| {
+            grants
+                .get(&ExemptionKey::new(EXEMPT_CGROUP, id, list))
+                .is_some_and(|g| g.expires_ns > now)
+        })
     }
 
     /// The same policy with the learned addresses of the kernel's maps.
@@ -160,7 +185,7 @@ impl<'a> Policy<'a> {
         if self.exceptions.iter().any(|e| e.contains(&looked_up)) {
             return Verdict::Excepted(listed);
         }
-        if cgroup.is_some_and(|id| self.exempt.contains(&id)) {
+        if cgroup.is_some_and(|id| self.exempt.contains(&id) || self.granted(id, list_id)) {
             return Verdict::Exempt(listed);
         }
         Verdict::Listed(listed)
@@ -252,6 +277,7 @@ mod tests {
         ]);
         let off = Policy {
             learned: &NONE_LEARNED,
+            grants: (&NO_GRANTS, 0),
             block: &block,
             exceptions: &[],
             exempt: &[],
@@ -285,6 +311,7 @@ mod tests {
         let exceptions: Vec<IpNet> = vec!["10.9.0.0/16".parse().expect("net")];
         let policy = Policy {
             learned: &NONE_LEARNED,
+            grants: (&NO_GRANTS, 0),
             block: &block,
             exceptions: &exceptions,
             exempt: &[42],
@@ -298,6 +325,18 @@ mod tests {
         );
         assert_eq!(policy.decide(addr("10.8.1.1"), Some(42)).word(), "exempt");
         assert_eq!(policy.decide(addr("10.8.1.1"), Some(7)).word(), "blocked");
+        // A grant from list 1 for cgroup 7, until boot time 100: exempt before, not after.
+        let grant = |expires_ns| Grant {
+            expires_ns,
+            slot: 1,
+            _pad: [0; 6],
+            comm: [0; blocker_common::COMM_LEN],
+        };
+        let grants = HashMap::from([(ExemptionKey::new(EXEMPT_CGROUP, 7, 1), grant(100))]);
+        let granted = Policy { ..policy }.with_grants(&grants, 99);
+        assert_eq!(granted.decide(addr("10.8.1.1"), Some(7)).word(), "exempt");
+        let ended = Policy { ..policy }.with_grants(&grants, 100);
+        assert_eq!(ended.decide(addr("10.8.1.1"), Some(7)).word(), "blocked");
         let dry = Policy {
             dry_run: true,
             ..policy

@@ -31,9 +31,11 @@ pub fn open_history(
         return Ok(None);
     }
     let path = config.history.path_in(&config.cache_dir);
-    crate::history::Store::open_read_only(&path)
-        .map_err(|err| anyhow::anyhow!(err))
-        .map_err(|err| err.context(format!("cannot read the event history {}", path.display())))
+    crate::history::Store::open_read_only(&path).map_err(|err| match err {
+        crate::history::StoreError::PermissionDenied { .. } => anyhow::anyhow!(err),
+        other => anyhow::anyhow!(other)
+            .context(format!("cannot read the event history {}", path.display())),
+    })
 }
 
 /// The manifests in the config's blocklists directory.

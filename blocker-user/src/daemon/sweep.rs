@@ -34,7 +34,10 @@ impl Daemon {
             // Only after a failed sync, which skips the sweep: nothing to decide against.
             return;
         };
-        let policy = Policy::new(block, &self.config, &self.exempt_ids);
+        let policy = Policy::new(block, &self.config, &self.exempt_ids).with_grants(
+            &self.exemptions.desired,
+            crate::events::clock::boottime_ns(),
+        );
         let mut covered = Vec::new();
         collect_cgroup_ids(&self.cgroup_path, &mut covered);
         covered.sort_unstable();

@@ -25,6 +25,14 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("permission denied: cannot read {} (root only): run as root", path.display())]
+    PermissionDenied { path: PathBuf },
+    #[error("failed to read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 const SCHEMA: &str = "
@@ -87,6 +95,21 @@ impl Store {
                 source,
             })?;
         }
+        // Root's alone: events hold users, command lines and units. SQLite gives its journal
+        // and WAL files the database's mode.
+        {
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|source| StoreError::Dir {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
         let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
             path: path.to_owned(),
             source,
@@ -107,8 +130,20 @@ impl Store {
 
     /// Opens an existing database for reading only; `None` when there is none yet.
     pub fn open_read_only(path: &Path) -> Result<Option<Self>, StoreError> {
-        if !path.exists() {
-            return Ok(None);
+        match std::fs::File::open(path) {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::PermissionDenied {
+                    path: path.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         }
         let conn = Connection::open_with_flags(
             path,
@@ -365,6 +400,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("h.sqlite");
         let mut store = Store::open(&path).expect("open");
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).expect("db").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "root's alone");
         let now = humantime::format_rfc3339(SystemTime::now()).to_string();
         let old = "2000-01-01T00:00:00Z";
         let stored = store

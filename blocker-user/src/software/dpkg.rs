@@ -92,7 +92,11 @@ mod tests {
             Some("kesl")
         );
         assert_eq!(owner(&root, "/opt/kaspersky/kesl/bin"), None);
-        assert_eq!(owner(&root, "/usr/bin/bash").as_deref(), Some("bash"), "merged /usr");
+        assert_eq!(
+            owner(&root, "/usr/bin/bash").as_deref(),
+            Some("bash"),
+            "merged /usr"
+        );
         let _ = std::fs::remove_dir_all(&root);
     }
 }

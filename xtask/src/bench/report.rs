@@ -221,6 +221,32 @@ impl Report {
                 t.lines + t.dropped_kernel + t.missed_sink,
                 t.attempts
             )?;
+            writeln!(s, "\n### History ingest\n")?;
+            writeln!(
+                s,
+                "The same flood, as the history database (SQLite, WAL, one transaction per batch) stored it\n\
+                 beside the file sink: lines stored a second of flood, lines it could not keep up with\n\
+                 (counted, never waited for), and the database's size per million stored lines.\n"
+            )?;
+            writeln!(
+                s,
+                "| lines stored | stored/s | missed by the history | database bytes | bytes per million lines |"
+            )?;
+            writeln!(s, "|---|---|---|---|---|")?;
+            let per_million = if t.history_stored == 0 {
+                0.0
+            } else {
+                t.history_bytes as f64 / t.history_stored as f64 * 1e6
+            };
+            writeln!(
+                s,
+                "| {} | {:.0} | {} | {} | {:.0} MiB |",
+                t.history_stored,
+                t.history_stored as f64 / t.seconds,
+                t.history_missed,
+                t.history_bytes,
+                per_million / (1u64 << 20) as f64
+            )?;
         }
         if let Some(n) = &self.names {
             render_names(&mut s, n)?;

@@ -17,6 +17,11 @@ pub(super) struct Throughput {
     pub(super) lines: u64,
     pub(super) dropped_kernel: u64,
     pub(super) missed_sink: u64,
+    /// The same flood into the history database (the daemon's default sink beside the file).
+    pub(super) history_stored: u64,
+    pub(super) history_missed: u64,
+    /// The database's size afterwards (with its write-ahead log).
+    pub(super) history_bytes: u64,
 }
 
 /// Floods refused connects from two probes for a few seconds with aggregation off, and counts
@@ -34,7 +39,9 @@ pub(super) fn event_throughput(
     std::fs::write(
         dir.join("config.toml"),
         format!(
-            "[events]\nstdout = false\naggregate_window = \"0s\"\nfile = {:?}\n",
+            "cache_dir = {:?}\n[events]\nstdout = false\naggregate_window = \"0s\"\n\
+             max_lines_per_second = 0\nmax_lines_per_second_per_uid = 0\nfile = {:?}\n",
+            dir.join("cache").display().to_string(),
             sink.display().to_string()
         ),
     )?;
@@ -119,6 +126,16 @@ pub(super) fn event_throughput(
     // SAFETY: SIGTERM to the daemon we started.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     daemon.wait()?;
+    let report = Command::new(&bin)
+        .args(args(&["report", "--since", "1h", "--format", "json"]))
+        .stderr(Stdio::null())
+        .output()?;
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap_or_default();
+    let history_bytes = ["history.sqlite", "history.sqlite-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join("cache").join(f)).ok())
+        .map(|m| m.len())
+        .sum();
     unload();
     let text = std::fs::read_to_string(&sink).unwrap_or_default();
     let lines = text
@@ -137,5 +154,8 @@ pub(super) fn event_throughput(
         lines,
         dropped_kernel,
         missed_sink,
+        history_stored: report["totals"]["blocked"].as_u64().unwrap_or(0),
+        history_missed: report["missed_lines"].as_u64().unwrap_or(0),
+        history_bytes,
     })
 }

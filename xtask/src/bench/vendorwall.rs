@@ -65,6 +65,11 @@ impl Vendorwall {
         let dir = out.join(format!("vw-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
+        // Its own state directory: the history and the list cache stay out of this machine's.
+        let config = format!(
+            "cache_dir = {:?}\n{config}",
+            dir.join("cache").display().to_string()
+        );
         std::fs::write(dir.join("config.toml"), config)?;
         let bin = root.join("target/release/vendorwall");
         let mut vw = Self {

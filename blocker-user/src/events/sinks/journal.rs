@@ -1,5 +1,5 @@
 //! The journal sink: each event through journald's native protocol (libsystemd), as a
-//! one-line human `MESSAGE`, a `PRIORITY` (warning when refused, notice when audited), and
+//! one-line human `MESSAGE`, a `PRIORITY` (warning when refused, notice when audited or exempted), and
 //! every field of the JSON record as `VENDORWALL_<FIELD>` (`VENDORWALL_LIST`,
 //! `VENDORWALL_VENDOR`, `VENDORWALL_DST`, ...), so `journalctl VENDORWALL_VENDOR=...` selects
 //! and `journalctl -o json` carries the structure. Used instead of JSON lines on stdout when
@@ -51,7 +51,7 @@ fn send_event(line: &str) -> Result<(), libsystemd::errors::SdError> {
         return journal_send(Priority::Warning, line, std::iter::empty::<(&str, &str)>());
     };
     let priority = match record.get("action").and_then(Value::as_str) {
-        Some("audited") => Priority::Notice,
+        Some("audited" | "exempted") => Priority::Notice,
         _ => Priority::Warning,
     };
     let fields = record.iter().filter_map(|(key, value)| {
