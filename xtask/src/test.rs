@@ -8,13 +8,14 @@ use anyhow::bail;
 use crate::{bootstrap, deb, install, kernels, shell, testbed, vm};
 
 /// The end-to-end tests the kernel matrix runs on every kernel.
-const MATRIX_TESTS: [&str; 6] = [
+const MATRIX_TESTS: [&str; 7] = [
     "enforcement",
     "bypass",
     "persistence",
     "refresh",
     "verdict",
     "names",
+    "compliance",
 ];
 
 #[derive(clap::Args)]

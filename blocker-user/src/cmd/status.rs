@@ -188,6 +188,13 @@ fn print_human(s: &Status) {
                     d.names.skipped.first().map_or("-", String::as_str)
                 );
             }
+            for e in &d.exemptions {
+                let state = if e.expired { "EXPIRED" } else { "active" };
+                println!(
+                    "exemption:   {} {state} until {}, covering {} cgroups and {} processes",
+                    e.id, e.expires, e.cgroups, e.processes
+                );
+            }
             println!(
                 "daemon:      pid {} running since {}, heartbeat {}, cgroup {}",
                 d.pid, d.started, d.heartbeat, d.cgroup

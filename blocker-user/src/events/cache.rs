@@ -14,17 +14,12 @@ use super::process::{self, ProcessInfo};
 const PROCESS_TTL: Duration = Duration::from_secs(1);
 const USER_TTL: Duration = Duration::from_secs(60);
 
-/// Executables whose owning package is remembered; beyond, the memory starts over.
-const PACKAGES_KEPT: usize = 4096;
-const PACKAGE_TTL: Duration = Duration::from_secs(600);
-
 #[derive(Default)]
 pub struct ProcessCache {
     processes: HashMap<u32, (Instant, ProcessInfo)>,
     users: HashMap<u32, (Instant, Option<String>)>,
-    /// Executable path -> owning package: reading the package database costs milliseconds,
-    /// and the same few programs make most attempts.
-    packages: HashMap<String, (Instant, Option<String>)>,
+    /// Executable path -> owning package, indexed off the loop.
+    packages: Option<crate::software::owners::Owners>,
 }
 
 impl ProcessCache {
@@ -36,23 +31,18 @@ impl ProcessCache {
             return info.clone();
         }
         let mut info = process::read(Path::new("/proc"), pid);
-        info.package = info.exe.as_deref().and_then(|exe| self.package(exe, now));
+        let packages = self
+            .packages
+            .get_or_insert_with(|| crate::software::owners::Owners::start(Path::new("/")));
+        info.package = info.exe.as_deref().and_then(|exe| packages.lookup(exe));
         self.processes.insert(pid, (now, info.clone()));
         info
     }
 
-    fn package(&mut self, exe: &str, now: Instant) -> Option<String> {
-        if let Some((at, package)) = self.packages.get(exe)
-            && now.duration_since(*at) < PACKAGE_TTL
-        {
-            return package.clone();
-        }
-        if self.packages.len() >= PACKAGES_KEPT {
-            self.packages.clear();
-        }
-        let package = crate::software::owner(Path::new("/"), exe);
-        self.packages.insert(exe.to_owned(), (now, package.clone()));
-        package
+    /// Starts indexing the package databases now rather than at the first event.
+    pub fn index_packages(&mut self) {
+        self.packages
+            .get_or_insert_with(|| crate::software::owners::Owners::start(Path::new("/")));
     }
 
     pub fn user(&mut self, uid: u32) -> Option<String> {

@@ -105,7 +105,11 @@ impl Pipeline {
                 total: config.max_lines_per_second,
                 per_uid: config.max_lines_per_second_per_uid,
             }),
-            cache: super::cache::ProcessCache::default(),
+            cache: {
+                let mut cache = super::cache::ProcessCache::default();
+                cache.index_packages();
+                cache
+            },
             writers,
             exemptions: Vec::new(),
         })

@@ -1,6 +1,6 @@
 //! Debian's package database, read directly (`var/lib/dpkg/status` and `info/*.list`) rather
 //! than through `dpkg-query`, so a scan of another root (a container's) needs no chroot and
-//! costs no process per look-up.
+//! the owners index (`owners.rs`) costs no process.
 
 use std::path::Path;
 
@@ -38,29 +38,28 @@ pub fn installed(root: &Path) -> Vec<(String, String)> {
     found
 }
 
-/// The package whose file list holds `path`. On merged-/usr systems the kernel names
-/// `/usr/bin/bash` where the package lists `/bin/bash`, so the path without `/usr` counts too.
-pub fn owner(root: &Path, path: &str) -> Option<String> {
-    let unmerged = ["/usr/bin/", "/usr/sbin/", "/usr/lib/", "/usr/lib64/"]
-        .iter()
-        .any(|p| path.starts_with(p))
-        .then(|| &path[4..]);
-    let info = root.join("var/lib/dpkg/info");
-    for entry in std::fs::read_dir(info).ok()?.filter_map(Result::ok) {
+/// Every (path, package) of the installed packages' file lists.
+pub fn files(root: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(root.join("var/lib/dpkg/info")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
         let file = entry.path();
         if file.extension().is_none_or(|e| e != "list") {
             continue;
         }
+        let Some(stem) = file.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        // Multi-arch packages' lists are named `name:arch.list`.
+        let package = stem.split(':').next().unwrap_or(&stem).to_owned();
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
         };
-        if text.lines().any(|l| l == path || Some(l) == unmerged) {
-            let stem = file.file_stem()?.to_string_lossy().into_owned();
-            // Multi-arch packages' lists are named `name:arch.list`.
-            return Some(stem.split(':').next().unwrap_or(&stem).to_owned());
-        }
+        out.extend(text.lines().map(|l| (l.to_owned(), package.clone())));
     }
-    None
+    out
 }
 
 #[cfg(test)]
@@ -87,16 +86,9 @@ mod tests {
         std::fs::write(info.join("bash.list"), "/.\n/bin/bash\n").expect("list");
         let names: Vec<String> = installed(&root).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["kesl", "klnagent64"]);
-        assert_eq!(
-            owner(&root, "/opt/kaspersky/kesl/bin/kesl").as_deref(),
-            Some("kesl")
-        );
-        assert_eq!(owner(&root, "/opt/kaspersky/kesl/bin"), None);
-        assert_eq!(
-            owner(&root, "/usr/bin/bash").as_deref(),
-            Some("bash"),
-            "merged /usr"
-        );
+        let files = files(&root);
+        assert!(files.contains(&("/opt/kaspersky/kesl/bin/kesl".into(), "kesl".into())));
+        assert!(files.contains(&("/bin/bash".into(), "bash".into())));
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -1,8 +1,10 @@
 //! The vendors' products on this host: what a manifest's `[software]` section says they look
 //! like once installed (packages, units, paths, processes), and `scan` finding them. `dpkg` and
-//! `rpm` read the package databases, also to name the package that owns an executable in events.
+//! `rpm` read the package databases; `owners` indexes them to name the package that owns an
+//! executable in events.
 
 pub mod dpkg;
+pub mod owners;
 pub mod rpm;
 pub mod scan;
 
@@ -32,10 +34,4 @@ pub struct Software {
     /// Where these facts come from (the vendor's documentation).
     #[serde(default)]
     pub references: Vec<String>,
-}
-
-/// The package owning `exe`, from whichever package database this host has; cached by the
-/// caller.
-pub fn owner(root: &std::path::Path, exe: &str) -> Option<String> {
-    dpkg::owner(root, exe).or_else(|| rpm::owner(root, exe))
 }

@@ -47,8 +47,13 @@ pub fn installed(root: &Path, names: &[String]) -> Vec<(String, String)> {
     found
 }
 
-/// The package owning `path`.
-pub fn owner(root: &Path, path: &str) -> Option<String> {
-    let out = rpm(root, &["-qf", "--qf", "%{NAME}\n", path])?;
-    out.lines().next().map(str::to_owned)
+/// Every (path, package) of the installed packages, from one `rpm -qa`.
+pub fn files(root: &Path) -> Vec<(String, String)> {
+    let Some(out) = rpm(root, &["-qa", "--qf", "[%{FILENAMES}\t%{NAME}\n]"]) else {
+        return Vec::new();
+    };
+    out.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(path, name)| (path.to_owned(), name.to_owned()))
+        .collect()
 }
