@@ -120,9 +120,11 @@ impl Store {
         };
         // Incremental auto-vacuum only takes effect on a new database; the size cap needs it
         // to give deleted pages back to the file system.
+        // The writer only appends: a small page cache (512 KiB, SQLite's default is 2 MiB)
+        // keeps the daemon's memory where it was.
         store.exec(
             "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; \
-             PRAGMA synchronous = NORMAL;",
+             PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512;",
         )?;
         store.exec(SCHEMA)?;
         Ok(store)

@@ -38,8 +38,9 @@ pub fn installed(root: &Path) -> Vec<(String, String)> {
     found
 }
 
-/// Every (path, package) of the installed packages' file lists.
-pub fn files(root: &Path) -> Vec<(String, String)> {
+/// The (path, package) pairs of the installed packages' file lists that `keep` accepts (a
+/// system lists a hundred thousand paths; the caller wants a few).
+pub fn files(root: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
     let Ok(entries) = std::fs::read_dir(root.join("var/lib/dpkg/info")) else {
         return Vec::new();
     };
@@ -57,7 +58,11 @@ pub fn files(root: &Path) -> Vec<(String, String)> {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
         };
-        out.extend(text.lines().map(|l| (l.to_owned(), package.clone())));
+        out.extend(
+            text.lines()
+                .filter(|l| keep(l))
+                .map(|l| (l.to_owned(), package.clone())),
+        );
     }
     out
 }
@@ -86,7 +91,7 @@ mod tests {
         std::fs::write(info.join("bash.list"), "/.\n/bin/bash\n").expect("list");
         let names: Vec<String> = installed(&root).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["kesl", "klnagent64"]);
-        let files = files(&root);
+        let files = files(&root, |_| true);
         assert!(files.contains(&("/opt/kaspersky/kesl/bin/kesl".into(), "kesl".into())));
         assert!(files.contains(&("/bin/bash".into(), "bash".into())));
         let _ = std::fs::remove_dir_all(&root);

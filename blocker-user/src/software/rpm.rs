@@ -47,13 +47,15 @@ pub fn installed(root: &Path, names: &[String]) -> Vec<(String, String)> {
     found
 }
 
-/// Every (path, package) of the installed packages, from one `rpm -qa`.
-pub fn files(root: &Path) -> Vec<(String, String)> {
+/// The (path, package) pairs of the installed packages that `keep` accepts, from one
+/// `rpm -qa`.
+pub fn files(root: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
     let Some(out) = rpm(root, &["-qa", "--qf", "[%{FILENAMES}\t%{NAME}\n]"]) else {
         return Vec::new();
     };
     out.lines()
         .filter_map(|l| l.split_once('\t'))
+        .filter(|(path, _)| keep(path))
         .map(|(path, name)| (path.to_owned(), name.to_owned()))
         .collect()
 }
