@@ -156,6 +156,17 @@ fn print_human(s: &Status) {
             "map memory:  {:.1} MiB in the kernel",
             total as f64 / (1024.0 * 1024.0)
         );
+        // Each map's share, largest first, so an operator sees what a capacity costs.
+        let mut maps = s.map_memory.clone();
+        maps.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let parts: Vec<String> = maps
+            .iter()
+            .filter(|(_, b)| *b >= 1 << 20)
+            .map(|(name, b)| format!("{name} {:.1} MiB", *b as f64 / (1024.0 * 1024.0)))
+            .collect();
+        if !parts.is_empty() {
+            println!("             {}", parts.join(", "));
+        }
     }
     if let Some(c) = &s.counters {
         println!(
