@@ -50,6 +50,8 @@ pub struct ExemptionWatch {
     expired: HashSet<String>,
     /// Expiries not yet counted in the metrics.
     pub newly_expired: u64,
+    /// The problems logged last, so each is logged when it appears, not at every check.
+    problems: Vec<String>,
 }
 
 /// Every configured list's name and kernel id (failed lists keep their id).
@@ -110,8 +112,11 @@ impl Daemon {
 
     /// Logs each exemption's expiry once, and once the warning before it.
     fn note_transitions(&mut self, resolved: &Resolved) -> u64 {
-        for problem in &resolved.problems {
-            warn!("{problem}");
+        if resolved.problems != self.exemptions.problems {
+            for problem in &resolved.problems {
+                warn!("{problem}");
+            }
+            self.exemptions.problems.clone_from(&resolved.problems);
         }
         let now = SystemTime::now();
         let mut newly_expired = 0;

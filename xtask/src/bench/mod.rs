@@ -5,10 +5,12 @@
 //! only the bench uid's traffic, all of it is removed afterwards (guards, also on failure), and
 //! the only destinations are loopback addresses.
 
+mod ab;
 mod bpf_stats;
 mod cgroup;
 mod firewalls;
 mod formats;
+mod ipv6;
 mod names;
 mod prefixes;
 mod probe;
@@ -141,6 +143,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             report.memory = Some(vw.memory()?);
             report.change = Some(vw.one_percent_change(&list, &prefixes)?);
         }
+        // The same cost A/B interleaved: a cgroup with no program (the kernel's hook runs, no
+        // program does) against the enforced cgroup, pair after pair.
+        let pairs = (runs * 2).max(10);
+        let mut ab_row = Vec::new();
+        for (i, kind) in KINDS.iter().enumerate() {
+            let target = &probe.targets[i];
+            ab_row.push(ab::interleaved(
+                pairs,
+                || probe.once(&cgroup.sibling, kind, target),
+                || probe.once(&cgroup.path, kind, target),
+            )?);
+        }
+        report.interleaved.push((
+            format!("vendorwall, {label}"),
+            [ab_row[0], ab_row[1], ab_row[2]],
+        ));
         report
             .rows
             .push(Row::config(&format!("vendorwall, {label}"), costs, run_ns));
@@ -175,6 +193,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 &format!("iptables + ipset, {label}"),
             ],
         )?;
+    }
+    eprintln!("bench: IPv6 lists");
+    let v6_sizes = [sizes[0], *sizes.last().unwrap_or(&1_000)];
+    match ipv6::measure(&root, &cgroup, &out_dir, &probe, &v6_sizes) {
+        Ok(rows) => report.ipv6 = rows,
+        Err(err) => report.notes.push(format!("IPv6 lists: {err:#}")),
     }
     eprintln!("bench: the DNS learner");
     match names::measure(&root, &cgroup, &out_dir, &probe) {

@@ -15,63 +15,13 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use super::{
-    KINDS, bpf_stats::BpfStats, cgroup::BenchCgroup, probe::Probe, vendorwall::Vendorwall,
+    KINDS,
+    ab::{Ratio, interleaved},
+    bpf_stats::BpfStats,
+    cgroup::BenchCgroup,
+    probe::Probe,
+    vendorwall::Vendorwall,
 };
-
-/// One A/B comparison: the median of the per-pair ratios B/A of ns per operation, with a 95%
-/// confidence interval from resampling the pairs (the median and the bootstrap, not the mean
-/// and Student's t: one preempted run would otherwise widen the interval for all).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Ratio {
-    pub(super) a_ns: f64,
-    pub(super) b_ns: f64,
-    pub(super) median: f64,
-    pub(super) low: f64,
-    pub(super) high: f64,
-    pub(super) pairs: usize,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-impl Ratio {
-    fn of(pairs: &[(f64, f64)]) -> Self {
-        let ratios: Vec<f64> = pairs.iter().map(|(a, b)| b / a).collect();
-        // A fixed-seed xorshift: the interval is reproducible from the samples.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let mut medians: Vec<f64> = (0..2000)
-            .map(|_| {
-                median(
-                    (0..ratios.len())
-                        .map(|_| ratios[(next() % ratios.len() as u64) as usize])
-                        .collect(),
-                )
-            })
-            .collect();
-        medians.sort_by(f64::total_cmp);
-        Self {
-            a_ns: median(pairs.iter().map(|p| p.0).collect()),
-            b_ns: median(pairs.iter().map(|p| p.1).collect()),
-            median: median(ratios.clone()),
-            low: medians[50],
-            high: medians[1949],
-            pairs: ratios.len(),
-        }
-    }
-}
 
 /// Pins the calling thread to `cpu`, so a sender and a receiver do not trade places on the
 /// two CPUs between runs (the largest source of noise in receive rates here).
@@ -199,19 +149,11 @@ pub(super) fn measure(
     let mut receive = Vec::new();
     for (kind, target, count) in &receive_kinds {
         let run = |cg: &Path| probe.once_with(cg, kind, target, *count, receiver);
-        let mut samples = Vec::new();
-        for round in 0..pairs {
-            // Alternate which side goes first, so neither always runs on a warmer machine.
-            let (a, b) = if round % 2 == 0 {
-                let a = run(&cgroup.sibling)?;
-                (a, run(&cgroup.path)?)
-            } else {
-                let b = run(&cgroup.path)?;
-                (run(&cgroup.sibling)?, b)
-            };
-            samples.push((a, b));
-        }
-        receive.push(Ratio::of(&samples));
+        receive.push(interleaved(
+            pairs,
+            || run(&cgroup.sibling),
+            || run(&cgroup.path),
+        )?);
     }
     let per_packet_ns = {
         let stats = BpfStats::enable()?;
@@ -230,18 +172,11 @@ pub(super) fn measure(
     let mut connect = Vec::new();
     for (i, kind) in KINDS.iter().enumerate() {
         let target = &probe.targets[i];
-        let mut samples = Vec::new();
-        for round in 0..pairs {
-            let (a, b) = if round % 2 == 0 {
-                let a = probe.once(&cgroup.other, kind, target)?;
-                (a, probe.once(&cgroup.path, kind, target)?)
-            } else {
-                let b = probe.once(&cgroup.path, kind, target)?;
-                (probe.once(&cgroup.other, kind, target)?, b)
-            };
-            samples.push((a, b));
-        }
-        connect.push(Ratio::of(&samples));
+        connect.push(interleaved(
+            pairs,
+            || probe.once(&cgroup.other, kind, target),
+            || probe.once(&cgroup.path, kind, target),
+        )?);
     }
     drop((learning, without));
     Ok(NamesCost {

@@ -49,3 +49,38 @@ pub fn write(path: &Path, prefixes: &[String]) -> std::io::Result<()> {
     }
     file.flush()
 }
+
+/// `count` IPv6 prefixes as text lines, a realistic mix for lists of allocations and hosts:
+/// mostly /32 to /48 allocations, the rest /64 networks and /128 hosts, each in a /32 of its
+/// own inside 2000::/3 (global unicast; the bench's own IPv6 traffic goes to ::1).
+pub fn generate_v6(count: usize, seed: u64) -> Vec<String> {
+    let mut rng = Rng(seed | 1);
+    let mut used = std::collections::HashSet::with_capacity(count);
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        // The top 32 bits, inside 2000::/3.
+        let top = 0x2000_0000u32 | (rng.next() >> 35) as u32 & 0x1fff_ffff;
+        if !used.insert(top) {
+            continue;
+        }
+        let rest = rng.next();
+        let bits =
+            (u128::from(top) << 96) | (u128::from(rest) << 32) | u128::from(rng.next() as u32);
+        let roll = rng.next() % 100;
+        let len = match roll {
+            0..=19 => 32,
+            20..=34 => 40,
+            35..=44 => 44,
+            45..=64 => 48,
+            65..=84 => 64,
+            _ => 128,
+        };
+        let masked = if len == 128 {
+            bits
+        } else {
+            bits & !(u128::MAX >> len)
+        };
+        out.push(format!("{}/{len}", std::net::Ipv6Addr::from(masked)));
+    }
+    out
+}

@@ -42,6 +42,24 @@ impl Vendorwall {
         )
     }
 
+    /// The daemon with an IPv6 list as its only list, room for a million IPv6 prefixes.
+    pub(super) fn start_v6(
+        root: &Path,
+        cgroup: &Path,
+        list: &Path,
+        out: &Path,
+    ) -> anyhow::Result<Self> {
+        let list = list.display().to_string();
+        Self::spawn(
+            root,
+            cgroup,
+            out,
+            "v6",
+            "[events]\nstdout = false\n",
+            &["--list", &list, "--max-v6", "2097152"],
+        )
+    }
+
     /// A daemon with its own config text (its lists, names and settings), tagged `tag` so
     /// several can run at once on different cgroups.
     pub(super) fn start_configured(
