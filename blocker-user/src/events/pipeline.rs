@@ -27,6 +27,9 @@ pub struct Pipeline {
     budget: Budget,
     cache: super::cache::ProcessCache,
     writers: Vec<std::thread::JoinHandle<()>>,
+    /// Tells the history writer, if any, that the daemon stops.
+    history_stop: crate::history::sink::Stop,
+    history_writer: Option<std::thread::JoinHandle<()>>,
     /// The ids of `[[exemptions]]`, in slot order, to name the one an event carries.
     exemptions: Vec<String>,
 }
@@ -42,15 +45,18 @@ impl Pipeline {
     ) -> anyhow::Result<Self> {
         let hub = Hub::new(config.keep);
         let mut writers = Vec::new();
+        let history_stop = crate::history::sink::Stop::default();
+        let mut history_writer = None;
         if let Some(history) = history {
             let path = history.path.clone();
             let (m, stored) = (metrics.clone(), metrics.clone());
             match history.spawn(
                 hub.subscribe(),
+                history_stop.clone(),
                 move |n| m.observe_missed("history", n),
                 move |n| stored.observe_history_stored(n),
             ) {
-                Ok(writer) => writers.push(writer),
+                Ok(writer) => history_writer = Some(writer),
                 Err(err) => tracing::error!(
                     "event history off: {err} (events still go to the other sinks; {})",
                     path.display()
@@ -111,6 +117,8 @@ impl Pipeline {
                 cache
             },
             writers,
+            history_stop,
+            history_writer,
             exemptions: Vec::new(),
         })
     }
@@ -231,8 +239,22 @@ impl Pipeline {
             self.publish(&limited);
         }
         drop(self.hub);
+        self.history_stop.request();
         for writer in self.writers {
             let _ = writer.join();
+        }
+        // The history writer counts what it cannot store within its stop budget; a database
+        // that hangs altogether (a dead disk) must still not keep the daemon from exiting.
+        if let Some(writer) = self.history_writer {
+            let deadline = Instant::now() + std::time::Duration::from_secs(5);
+            while !writer.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if writer.is_finished() {
+                let _ = writer.join();
+            } else {
+                tracing::warn!("history: the writer did not finish in 5 s; exiting without it");
+            }
         }
     }
 }

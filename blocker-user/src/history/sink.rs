@@ -6,6 +6,7 @@
 
 use std::{
     path::PathBuf,
+    sync::Arc,
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -17,7 +18,10 @@ use super::{Store, StoreError};
 use crate::events::hub::Line;
 
 /// Most lines in one transaction.
-const BATCH: usize = 8192;
+const BATCH: usize = 2048;
+/// How long a stopping daemon lets the writer store what is still queued; what is left then
+/// is recorded as missed (exactly) instead of holding up the exit.
+const STOP_BUDGET: Duration = Duration::from_secs(2);
 /// How often retention runs.
 const RETAIN_EVERY: Duration = Duration::from_secs(300);
 
@@ -27,11 +31,31 @@ pub struct HistorySink {
     pub max_bytes: u64,
 }
 
+/// Tells a running writer the daemon is stopping.
+#[derive(Clone, Default)]
+pub struct Stop(Arc<std::sync::Mutex<Option<Instant>>>);
+
+impl Stop {
+    pub fn request(&self) {
+        if let Ok(mut at) = self.0.lock() {
+            at.get_or_insert_with(Instant::now);
+        }
+    }
+
+    fn overdue(&self) -> bool {
+        self.0
+            .lock()
+            .map(|at| at.is_some_and(|t| t.elapsed() >= STOP_BUDGET))
+            .unwrap_or(false)
+    }
+}
+
 impl HistorySink {
     /// Opens the database (so a bad path is a start-up error) and starts the writer.
     pub fn spawn(
         self,
         mut rx: Receiver<Line>,
+        stop: Stop,
         on_missed: impl Fn(u64) + Send + 'static,
         on_stored: impl Fn(u64) + Send + 'static,
     ) -> Result<JoinHandle<()>, StoreError> {
@@ -42,6 +66,7 @@ impl HistorySink {
         let handle = std::thread::Builder::new()
             .name("vw-history".into())
             .spawn(move || {
+                lower_priority();
                 let mut last_retain = Instant::now();
                 let mut batch: Vec<Line> = Vec::with_capacity(BATCH);
                 loop {
@@ -83,6 +108,19 @@ impl HistorySink {
                     if closed {
                         break;
                     }
+                    if stop.overdue() {
+                        // Stopping, and still behind: count what is queued as missed, exactly,
+                        // rather than keep the daemon from exiting.
+                        let left = rx.len() as u64;
+                        if left > 0 {
+                            on_missed(left);
+                            if let Err(err) = store.insert(&[] as &[Line], left) {
+                                error!("history: {err}");
+                            }
+                            warn!("history: {left} queued lines not stored at stop (counted as missed)");
+                        }
+                        break;
+                    }
                 }
             })
             .map_err(|source| StoreError::Dir {
@@ -90,5 +128,16 @@ impl HistorySink {
                 source,
             })?;
         Ok(handle)
+    }
+}
+
+/// Runs this thread at nice 10: under a flood the writer must lose lines (counted), not CPU
+/// time the event loop and enforcement need.
+pub(crate) fn lower_priority() {
+    // SAFETY: gettid and setpriority have no memory preconditions; on Linux a thread id names
+    // one thread for PRIO_PROCESS.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
     }
 }
