@@ -81,7 +81,12 @@ impl Daemon {
     /// warnings.
     pub fn refresh_exemptions(&mut self) {
         let resolved = resolve(&self.config, &self.lists);
-        self.exemptions.newly_expired += self.note_transitions(&resolved);
+        self.apply_exemptions(&resolved);
+    }
+
+    /// Writes `resolved` when it differs from what the map holds; logs expiries and warnings.
+    pub(super) fn apply_exemptions(&mut self, resolved: &Resolved) {
+        self.exemptions.newly_expired += self.note_transitions(resolved);
         if !grants::same(&resolved.desired, &self.exemptions.desired) {
             match self.enforcer.sync_exemptions(&resolved.desired) {
                 Ok(stats) => {
@@ -91,7 +96,7 @@ impl Daemon {
                 Err(err) => error!("cannot update the exemptions map: {err:#}"),
             }
         }
-        self.record_exemptions(&resolved);
+        self.record_exemptions(resolved);
     }
 
     pub(super) fn record_exemptions(&mut self, resolved: &Resolved) {

@@ -166,7 +166,8 @@ impl Daemon {
             last_prune: Instant::now(),
         };
         daemon.apply_names(names_built);
-        daemon.refresh_exemptions();
+        // Establish wrote these grants; this only logs expiries and records the state.
+        daemon.apply_exemptions(&grants);
         daemon.record_learner();
         daemon.sweep_established();
         daemon.watched = daemon.snapshot_watched();

@@ -110,22 +110,9 @@ impl Enforcer {
 
     /// Makes the exempt-cgroup map hold exactly `ids`.
     pub fn sync_exempt(&mut self, ids: &[u64]) -> Result<SyncStats, KernelError> {
-        let name = map_names::EXEMPT_CGROUPS;
-        if ids.len() > self.sizes.exempt_cgroups as usize {
-            return Err(KernelError::TooManyEntries {
-                name,
-                key: "maps.exempt_cgroups",
-                capacity: self.sizes.exempt_cgroups,
-                needed: ids.len(),
-            });
-        }
-        let map = self
-            .ebpf
-            .map_mut(name)
-            .ok_or(KernelError::MissingMap(name))?;
-        let hash = BpfHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })?;
         let desired: HashMap<u64, u8> = ids.iter().map(|&id| (id, 1)).collect();
-        diff::apply(&mut KeyedHash { map: hash, name }, &desired)
+        let capacity = (self.sizes.exempt_cgroups, "maps.exempt_cgroups");
+        self.sync_hash(map_names::EXEMPT_CGROUPS, capacity, &desired)
     }
 
     /// Makes the exemptions map hold exactly `desired` (upserts before deletes, so a key
@@ -134,12 +121,27 @@ impl Enforcer {
         &mut self,
         desired: &HashMap<blocker_common::ExemptionKey, blocker_common::Grant>,
     ) -> Result<SyncStats, KernelError> {
-        let name = map_names::EXEMPTIONS;
-        if desired.len() > self.sizes.exemptions as usize {
+        let capacity = (self.sizes.exemptions, "maps.exemptions");
+        self.sync_hash(map_names::EXEMPTIONS, capacity, desired)
+    }
+
+    /// Makes the plain hash `name` hold exactly `desired`, refused beyond its capacity (the
+    /// size and the config key that sets it).
+    fn sync_hash<K, V>(
+        &mut self,
+        name: &'static str,
+        (capacity, key): (u32, &'static str),
+        desired: &HashMap<K, V>,
+    ) -> Result<SyncStats, KernelError>
+    where
+        K: aya::Pod + Eq + std::hash::Hash,
+        V: aya::Pod + PartialEq,
+    {
+        if desired.len() > capacity as usize {
             return Err(KernelError::TooManyEntries {
                 name,
-                key: "maps.exemptions",
-                capacity: self.sizes.exemptions,
+                key,
+                capacity,
                 needed: desired.len(),
             });
         }

@@ -58,6 +58,19 @@ impl Ratio {
     }
 }
 
+impl Ratio {
+    /// `+1.23% (95% CI -0.40% to +2.90%, 14 pairs)`: B/A − 1 and its interval.
+    pub(super) fn percent(&self) -> String {
+        format!(
+            "{:+.2}% (95% CI {:+.2}% to {:+.2}%, {} pairs)",
+            (self.median - 1.0) * 100.0,
+            (self.low - 1.0) * 100.0,
+            (self.high - 1.0) * 100.0,
+            self.pairs
+        )
+    }
+}
+
 /// `pairs` pairs of `a` and `b`, alternating which goes first so neither always runs on a
 /// warmer machine.
 pub(super) fn interleaved(

@@ -497,15 +497,7 @@ fn render_interleaved(
         "| configuration | TCP (listener) | TCP (closed) | UDP sendto | at most +3%: TCP / TCP closed / UDP |"
     )?;
     writeln!(s, "|---|---|---|---|---|")?;
-    let pct = |r: &super::ab::Ratio| {
-        format!(
-            "{:+.2}% ({:+.2}% to {:+.2}%, {} pairs)",
-            (r.median - 1.0) * 100.0,
-            (r.low - 1.0) * 100.0,
-            (r.high - 1.0) * 100.0,
-            r.pairs
-        )
-    };
+    let pct = super::ab::Ratio::percent;
     for (name, r) in rows {
         writeln!(
             s,
@@ -535,15 +527,7 @@ fn render_ipv6(s: &mut String, rows: &[super::ipv6::V6Row]) -> anyhow::Result<()
         "| IPv6 prefixes | kernel prefixes | parse + aggregate + sync | load ≤ 1 s | unlisted TCP connect (closed port) B/A − 1 | unlisted UDP sendto B/A − 1 | within 3%: TCP / UDP |"
     )?;
     writeln!(s, "|---|---|---|---|---|---|---|")?;
-    let pct = |r: &super::ab::Ratio| {
-        format!(
-            "{:+.2}% ({:+.2}% to {:+.2}%, {} pairs)",
-            (r.median - 1.0) * 100.0,
-            (r.low - 1.0) * 100.0,
-            (r.high - 1.0) * 100.0,
-            r.pairs
-        )
-    };
+    let pct = super::ab::Ratio::percent;
     for r in rows {
         let total_ms = r.parse_ms + r.aggregate_ms + r.sync_ms;
         writeln!(
@@ -574,15 +558,7 @@ fn human_count(n: usize) -> String {
 }
 
 fn render_names(s: &mut String, n: &super::names::NamesCost) -> anyhow::Result<()> {
-    let pct = |r: &super::ab::Ratio| {
-        format!(
-            "{:+.2}% (95% CI {:+.2}% to {:+.2}%, {} pairs)",
-            (r.median - 1.0) * 100.0,
-            (r.low - 1.0) * 100.0,
-            (r.high - 1.0) * 100.0,
-            r.pairs
-        )
-    };
+    let pct = super::ab::Ratio::percent;
     writeln!(s, "\n## The DNS learner\n")?;
     writeln!(
         s,

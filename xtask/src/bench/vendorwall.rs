@@ -31,15 +31,7 @@ impl Vendorwall {
         list: &Path,
         out: &Path,
     ) -> anyhow::Result<Self> {
-        let list = list.display().to_string();
-        Self::spawn(
-            root,
-            cgroup,
-            out,
-            "main",
-            "[events]\nstdout = false\n",
-            &["--list", &list, "--max-v4", "2097152"],
-        )
+        Self::start_list(root, cgroup, list, out, "main", "--max-v4")
     }
 
     /// The daemon with an IPv6 list as its only list, room for a million IPv6 prefixes.
@@ -49,14 +41,27 @@ impl Vendorwall {
         list: &Path,
         out: &Path,
     ) -> anyhow::Result<Self> {
+        Self::start_list(root, cgroup, list, out, "v6", "--max-v6")
+    }
+
+    /// The daemon with `list` as its only list and 2M entries of room in the family `max`
+    /// (`--max-v4` or `--max-v6`) sizes.
+    fn start_list(
+        root: &Path,
+        cgroup: &Path,
+        list: &Path,
+        out: &Path,
+        tag: &str,
+        max: &str,
+    ) -> anyhow::Result<Self> {
         let list = list.display().to_string();
         Self::spawn(
             root,
             cgroup,
             out,
-            "v6",
+            tag,
             "[events]\nstdout = false\n",
-            &["--list", &list, "--max-v6", "2097152"],
+            &["--list", &list, max, "2097152"],
         )
     }
 
