@@ -3,6 +3,7 @@
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
+    os::unix::fs::OpenOptionsExt as _,
     os::unix::net::UnixStream,
     time::{Duration, Instant},
 };
@@ -458,5 +459,51 @@ fn a_local_user_cannot_flood_the_log() {
     assert!(
         stderr.contains("ENFORCEMENT TAMPERED WITH"),
         "the tamper warning was lost: {stderr}"
+    );
+}
+
+#[test]
+fn a_sink_stuck_in_a_write_does_not_keep_the_daemon_from_stopping() {
+    let dir = TempDir::new("stuck");
+    let lists = [list_file(&dir, "stuck", &[LISTED])];
+    let fifo = dir.path().join("events.fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a NUL-terminated path; mkfifo has no other preconditions.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    // A reader that never reads: the daemon's writes fill the pipe and then block.
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("open the fifo for reading");
+    let vw = Instance::new("stuck");
+    vw.write_config(&format!(
+        "[events]\naggregate_window = \"0s\"\nmax_lines_per_second = 0\n\
+         max_lines_per_second_per_uid = 0\nfile = \"{}\"\n",
+        fifo.display()
+    ));
+    let daemon = vw.start(&lists, &[]);
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let mut hammer = Hammer::start(
+        &probe_bin(),
+        &vw.cgroup,
+        &format!("{LISTED}:{port}"),
+        Duration::from_secs(60),
+    );
+    // Far more lines than a pipe holds (64 KiB): the file sink is stuck in a write.
+    let start = hammer.mark();
+    hammer.wait_for(start, 2_000);
+    let first = daemon.expect_event(EVENT_TIMEOUT, |e| e["type"] == "event");
+    assert_eq!(first["action"], "blocked", "{first:#}");
+    let (status, stderr) = daemon.stop();
+    let counts = hammer.stop();
+    assert_eq!(counts.ok, 0, "{counts:?}");
+    assert!(
+        status.success(),
+        "the daemon did not stop by itself: {status}: {stderr}"
+    );
+    assert!(
+        stderr.contains("event sink file did not finish"),
+        "the abandoned sink is not named: {stderr}"
     );
 }

@@ -31,11 +31,14 @@ use crate::{
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// Events handled per wake-up: under a flood the ring never empties, and an unbounded drain
 /// would starve signals, reloads and the integrity check.
-const DRAIN_BATCH: usize = 1024;
+const DRAIN_BATCH: usize = 256;
 /// How often the state file's heartbeat is refreshed and lost events are checked.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a stopping daemon keeps delivering queued events.
 const STOP_DRAIN_BUDGET: Duration = Duration::from_secs(1);
+/// Events handled between looks at that budget: a batch of [`DRAIN_BATCH`] takes seconds on
+/// a slow machine (seen under emulation), which would overrun it.
+const STOP_DRAIN_BATCH: usize = 64;
 
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = daemon::effective_config(global, args)?;
@@ -247,9 +250,9 @@ async fn serve(
     let deadline = Instant::now() + STOP_DRAIN_BUDGET;
     let mut delivered = 0;
     while Instant::now() < deadline && delivered < final_drain {
-        let n = drain(streams.ring.get_mut(), daemon, pipeline, DRAIN_BATCH)?;
+        let n = drain(streams.ring.get_mut(), daemon, pipeline, STOP_DRAIN_BATCH)?;
         delivered += n;
-        if n < DRAIN_BATCH {
+        if n < STOP_DRAIN_BATCH {
             break;
         }
     }

@@ -1,4 +1,5 @@
-//! Process limits a server raises for itself at start.
+//! Process limits a server raises for itself at start, and the priority of its background
+//! threads.
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
@@ -19,4 +20,16 @@ pub fn raise_open_files() -> Option<u64> {
         return limit.maximum;
     }
     limit.current
+}
+
+/// Runs this thread at nice 10: a background thread (the history writer, the package index)
+/// must fall behind under a flood (losing lines, counted, or finishing later), not take CPU
+/// time the event loop and enforcement need.
+pub fn lower_priority() {
+    // SAFETY: gettid and setpriority have no memory preconditions; on Linux a thread id names
+    // one thread for PRIO_PROCESS.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
 }

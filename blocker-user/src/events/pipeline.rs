@@ -11,7 +11,7 @@ use super::{
     budget::{Budget, Limits},
     describe,
     hub::Hub,
-    sinks::{metrics::Metrics, writer::spawn_writer},
+    sinks::{metrics::Metrics, stop::Stop, writer::spawn_writer},
     summary,
     window::{Admission, Window},
     window_key,
@@ -26,10 +26,10 @@ pub struct Pipeline {
     window: Window<EventRecord>,
     budget: Budget,
     cache: super::cache::ProcessCache,
-    writers: Vec<std::thread::JoinHandle<()>>,
-    /// Tells the history writer, if any, that the daemon stops.
-    history_stop: crate::history::sink::Stop,
-    history_writer: Option<std::thread::JoinHandle<()>>,
+    /// Every sink thread (stdout, file, journal, history), by sink name.
+    writers: Vec<(&'static str, std::thread::JoinHandle<()>)>,
+    /// Tells the sink threads that the daemon stops.
+    stop: Stop,
     /// The ids of `[[exemptions]]`, in slot order, to name the one an event carries.
     exemptions: Vec<String>,
 }
@@ -45,18 +45,17 @@ impl Pipeline {
     ) -> anyhow::Result<Self> {
         let hub = Hub::new(config.keep);
         let mut writers = Vec::new();
-        let history_stop = crate::history::sink::Stop::default();
-        let mut history_writer = None;
+        let stop = Stop::default();
         if let Some(history) = history {
             let path = history.path.clone();
             let (m, stored) = (metrics.clone(), metrics.clone());
             match history.spawn(
                 hub.subscribe(),
-                history_stop.clone(),
+                stop.clone(),
                 move |n| m.observe_missed("history", n),
                 move |n| stored.observe_history_stored(n),
             ) {
-                Ok(writer) => history_writer = Some(writer),
+                Ok(writer) => writers.push(("history", writer)),
                 Err(err) => tracing::error!(
                     "event history off: {err} (events still go to the other sinks; {})",
                     path.display()
@@ -68,20 +67,24 @@ impl Pipeline {
             .unwrap_or_else(super::sinks::journal::stdout_is_journal);
         if journal {
             let m = metrics.clone();
-            writers.push(super::sinks::journal::spawn_journal(
-                hub.subscribe(),
-                move |n| m.observe_missed("journal", n),
+            writers.push((
+                "journal",
+                super::sinks::journal::spawn_journal(hub.subscribe(), stop.clone(), move |n| {
+                    m.observe_missed("journal", n)
+                }),
             ));
         } else if config.stdout {
             let m = metrics.clone();
-            writers.push(spawn_writer(
-                hub.subscribe(),
-                std::io::stdout(),
+            writers.push((
                 "stdout",
-                config.format,
-                move |n| {
-                    m.observe_missed("stdout", n);
-                },
+                spawn_writer(
+                    hub.subscribe(),
+                    std::io::stdout(),
+                    "stdout",
+                    config.format,
+                    stop.clone(),
+                    move |n| m.observe_missed("stdout", n),
+                ),
             ));
         }
         if let Some(path) = &config.file {
@@ -95,12 +98,16 @@ impl Pipeline {
                 .open(path)
                 .with_context(|| format!("failed to open the event file {}", path.display()))?;
             let m = metrics.clone();
-            writers.push(spawn_writer(
-                hub.subscribe(),
-                std::io::BufWriter::new(file),
+            writers.push((
                 "file",
-                config.format,
-                move |n| m.observe_missed("file", n),
+                spawn_writer(
+                    hub.subscribe(),
+                    std::io::BufWriter::new(file),
+                    "file",
+                    config.format,
+                    stop.clone(),
+                    move |n| m.observe_missed("file", n),
+                ),
             ));
         }
         Ok(Self {
@@ -117,8 +124,7 @@ impl Pipeline {
                 cache
             },
             writers,
-            history_stop,
-            history_writer,
+            stop,
             exemptions: Vec::new(),
         })
     }
@@ -239,22 +245,9 @@ impl Pipeline {
             self.publish(&limited);
         }
         drop(self.hub);
-        self.history_stop.request();
-        for writer in self.writers {
-            let _ = writer.join();
-        }
-        // The history writer counts what it cannot store within its stop budget; a database
-        // that hangs altogether (a dead disk) must still not keep the daemon from exiting.
-        if let Some(writer) = self.history_writer {
-            let deadline = Instant::now() + std::time::Duration::from_secs(5);
-            while !writer.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            if writer.is_finished() {
-                let _ = writer.join();
-            } else {
-                tracing::warn!("history: the writer did not finish in 5 s; exiting without it");
-            }
-        }
+        // Each sink writes what is queued within the stop budget and counts the rest as
+        // missed; one stuck in a write (a pipe nobody reads, a dead disk) is left behind.
+        self.stop.request();
+        self.stop.join_all(self.writers);
     }
 }

@@ -6,7 +6,6 @@
 
 use std::{
     path::PathBuf,
-    sync::Arc,
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -15,13 +14,13 @@ use tokio::sync::broadcast::{Receiver, error::TryRecvError};
 use tracing::{error, warn};
 
 use super::{Store, StoreError};
-use crate::events::hub::Line;
+use crate::events::{hub::Line, sinks::stop::Stop};
 
 /// Most lines in one transaction.
 const BATCH: usize = 2048;
-/// How long a stopping daemon lets the writer store what is still queued; what is left then
-/// is recorded as missed (exactly) instead of holding up the exit.
-const STOP_BUDGET: Duration = Duration::from_secs(2);
+/// Most lines in one transaction once the daemon stops: small enough that the stop budget is
+/// looked at often on a slow machine, so what is left is counted rather than cut off.
+const STOP_BATCH: usize = 128;
 /// How often retention runs.
 const RETAIN_EVERY: Duration = Duration::from_secs(300);
 
@@ -29,25 +28,6 @@ pub struct HistorySink {
     pub path: PathBuf,
     pub keep: Duration,
     pub max_bytes: u64,
-}
-
-/// Tells a running writer the daemon is stopping.
-#[derive(Clone, Default)]
-pub struct Stop(Arc<std::sync::Mutex<Option<Instant>>>);
-
-impl Stop {
-    pub fn request(&self) {
-        if let Ok(mut at) = self.0.lock() {
-            at.get_or_insert_with(Instant::now);
-        }
-    }
-
-    fn overdue(&self) -> bool {
-        self.0
-            .lock()
-            .map(|at| at.is_some_and(|t| t.elapsed() >= STOP_BUDGET))
-            .unwrap_or(false)
-    }
 }
 
 impl HistorySink {
@@ -66,7 +46,7 @@ impl HistorySink {
         let handle = std::thread::Builder::new()
             .name("vw-history".into())
             .spawn(move || {
-                lower_priority();
+                crate::daemon::limits::lower_priority();
                 let mut last_retain = Instant::now();
                 let mut batch: Vec<Line> = Vec::with_capacity(BATCH);
                 loop {
@@ -77,7 +57,8 @@ impl HistorySink {
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => missed += n,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => closed = true,
                     }
-                    while !closed && batch.len() < BATCH {
+                    let most = if stop.requested() { STOP_BATCH } else { BATCH };
+                    while !closed && batch.len() < most {
                         match rx.try_recv() {
                             Ok(line) => batch.push(line),
                             Err(TryRecvError::Lagged(n)) => missed += n,
@@ -128,16 +109,5 @@ impl HistorySink {
                 source,
             })?;
         Ok(handle)
-    }
-}
-
-/// Runs this thread at nice 10: under a flood the writer must lose lines (counted), not CPU
-/// time the event loop and enforcement need.
-pub(crate) fn lower_priority() {
-    // SAFETY: gettid and setpriority have no memory preconditions; on Linux a thread id names
-    // one thread for PRIO_PROCESS.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
     }
 }

@@ -109,7 +109,7 @@ impl Owners {
         let spawned = std::thread::Builder::new()
             .name("vw-packages".into())
             .spawn(move || {
-                crate::history::sink::lower_priority();
+                crate::daemon::limits::lower_priority();
                 let started = Instant::now();
                 let stamp = Self::stamps(&this.root);
                 let owners = build(&this.root);

@@ -9,6 +9,7 @@ use libsystemd::logging::{JournalStream, Priority, journal_send};
 use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError};
 
+use super::stop::Stop;
 use crate::events::hub::Line;
 
 /// Whether standard output is connected to the journal (systemd sets `JOURNAL_STREAM` to the
@@ -19,22 +20,28 @@ pub fn stdout_is_journal() -> bool {
     })
 }
 
-/// Sends every line of `rx` to the journal on a thread of its own, until the hub is dropped.
+/// Sends every line of `rx` to the journal on a thread of its own, until the hub is dropped
+/// (or, once `stop` is overdue, counts what is still queued as missed and ends).
 pub fn spawn_journal(
     mut rx: broadcast::Receiver<Line>,
+    stop: Stop,
     on_missed: impl Fn(u64) + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         loop {
+            if stop.overdue() {
+                let left = rx.len() as u64;
+                if left > 0 {
+                    on_missed(left);
+                    let _ = send_missed(left);
+                }
+                break;
+            }
             let sent = match rx.blocking_recv() {
                 Ok(line) => send_event(&line),
                 Err(RecvError::Lagged(n)) => {
                     on_missed(n);
-                    journal_send(
-                        Priority::Warning,
-                        &format!("the journal sink missed {n} event lines"),
-                        [("VENDORWALL_MISSED", n.to_string())].into_iter(),
-                    )
+                    send_missed(n)
                 }
                 Err(RecvError::Closed) => break,
             };
@@ -44,6 +51,14 @@ pub fn spawn_journal(
             }
         }
     })
+}
+
+fn send_missed(n: u64) -> Result<(), libsystemd::errors::SdError> {
+    journal_send(
+        Priority::Warning,
+        &format!("the journal sink missed {n} event lines"),
+        [("VENDORWALL_MISSED", n.to_string())].into_iter(),
+    )
 }
 
 fn send_event(line: &str) -> Result<(), libsystemd::errors::SdError> {

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use tokio::sync::broadcast::{self, error::RecvError};
 
+use super::stop::Stop;
 use crate::events::{
     formats::LineFormat,
     hub::{Line, missed_line},
@@ -12,16 +13,26 @@ use crate::events::{
 
 /// Writes every line from `rx` to `out`, in `format`, on a thread of its own, until the hub
 /// is dropped. A writer that falls behind writes a `missed` line with the exact number it lost;
-/// `on_missed` is told too (for metrics).
+/// `on_missed` is told too (for metrics). Once `stop` is overdue, what is still queued is
+/// counted the same way and the writer ends.
 pub fn spawn_writer<W: Write + Send + 'static>(
     mut rx: broadcast::Receiver<Line>,
     mut out: W,
     sink: &'static str,
     format: LineFormat,
+    stop: Stop,
     on_missed: impl Fn(u64) + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         loop {
+            if stop.overdue() {
+                let left = rx.len() as u64;
+                if left > 0 {
+                    on_missed(left);
+                    let _ = writeln!(out, "{}", missed_line(left, sink));
+                }
+                break;
+            }
             let line = match rx.blocking_recv() {
                 Ok(line) => format.convert(&line),
                 Err(RecvError::Lagged(n)) => {
