@@ -47,7 +47,8 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             });
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // Often: the state file is small, and the reply should follow the reload closely.
+        std::thread::sleep(Duration::from_millis(10));
     }
     bail!("pid {pid} did not finish reloading within {RELOAD_TIMEOUT:?}")
 }

@@ -97,7 +97,7 @@ impl Daemon {
     /// whatever was pinned before stays in force untouched.
     pub fn start(config: Config, specs: Vec<ListSpec>, verbose: bool) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let (lists, list_errors) = ListSet::load(
+        let (mut lists, list_errors) = ListSet::load(
             &specs,
             &selection::fetcher(&config),
             &selection::guards(&config),
@@ -120,7 +120,7 @@ impl Daemon {
         // aya-log level 4 is `debug`; 0 turns the kernel-side log statements into no-ops.
         let log_level = if verbose { 4 } else { 0 };
         let phase = Instant::now();
-        let desired = lists.kernel_set();
+        let desired = lists.kernel_set_counted();
         let kernel_counts = family_counts(&desired);
         timings.aggregate_ms = ms(phase.elapsed());
         let phase = Instant::now();

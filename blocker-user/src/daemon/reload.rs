@@ -81,7 +81,7 @@ impl ReloadJob {
         let fetcher = selection::fetcher(&config);
         let guards = selection::guards(&config);
         let phase = Instant::now();
-        let lists = match previous.refresh(&specs, &fetcher, &guards) {
+        let mut lists = match previous.refresh(&specs, &fetcher, &guards) {
             Ok((lists, list_errors)) => {
                 errors.extend(list_errors.into_iter().map(ReloadError::List));
                 Some(lists)
@@ -93,7 +93,10 @@ impl ReloadJob {
         };
         let lists_ms = ms(phase.elapsed());
         let phase = Instant::now();
-        let desired = lists.as_ref().unwrap_or(&previous).kernel_set();
+        let desired = match lists.as_mut() {
+            Some(lists) => lists.kernel_set_counted(),
+            None => previous.kernel_set(),
+        };
         Built {
             config,
             specs,

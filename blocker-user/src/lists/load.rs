@@ -4,9 +4,9 @@
 use ipnet::{IpNet, Ipv4Net};
 
 use super::{
-    ListEntry, ListError, ListGuards, ListSpec, aggregate, error_chain,
+    List, ListEntry, ListError, ListGuards, ListSpec, aggregate, error_chain,
     parse::{self, ParseError},
-    source::Fetcher,
+    source::{Fetched, Fetcher},
 };
 
 /// Parsed content of one list, before it gets an id.
@@ -19,12 +19,88 @@ pub(super) struct Content {
     pub skipped_lines: usize,
     pub skipped: Vec<String>,
     pub exceptions: usize,
+    pub fingerprint: u64,
 }
 
-/// Fetches, parses and guards one list.
+/// The digest of a list's fetched texts (labels and bytes, in order). Only compared within
+/// one daemon's life, so the standard hasher's per-process keys do not matter.
+fn fingerprint(texts: &[Fetched]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for text in texts {
+        text.label.hash(&mut hasher);
+        text.bytes.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// Fetches, parses and guards one list. When `previous` (the list's content in force) was
+/// parsed from the very same texts with the same spec, its entries are reused unparsed.
 pub(super) fn load_content(
     spec: &ListSpec,
     fetcher: &Fetcher,
+    guards: &ListGuards,
+    previous: Option<&List>,
+) -> Result<Content, ListError> {
+    let mut texts = Vec::new();
+    for source in &spec.sources {
+        let fetched = fetcher.fetch(source).map_err(|source| ListError::Fetch {
+            list: spec.name.clone(),
+            source,
+        })?;
+        texts.extend(fetched);
+    }
+    let digest = fingerprint(&texts);
+    let stale: Vec<String> = texts
+        .iter()
+        .filter_map(|text| {
+            let reason = text.stale_because.as_ref()?;
+            Some(format!(
+                "{}: {}; using the cached copy",
+                text.label,
+                error_chain(reason)
+            ))
+        })
+        .collect();
+    let previous_len = previous.map(|l| l.entries.len());
+    if let Some(previous) = previous.filter(|p| p.fingerprint == digest && p.spec == *spec) {
+        let content = Content {
+            origins: previous.origins.clone(),
+            entries: previous.entries.clone(),
+            warnings: previous.warnings.clone(),
+            stale,
+            skipped_lines: previous.skipped_lines,
+            skipped: previous.skipped.clone(),
+            exceptions: previous.exceptions,
+            fingerprint: digest,
+        };
+        // The guards may have changed with the config: they are checked again.
+        return guarded(spec, guards, content, previous_len);
+    }
+    parse_texts(spec, texts, stale, digest, guards, previous_len)
+}
+
+fn guarded(
+    spec: &ListSpec,
+    guards: &ListGuards,
+    content: Content,
+    previous_len: Option<usize>,
+) -> Result<Content, ListError> {
+    guards
+        .check(spec, &content.entries, &content.origins, previous_len)
+        .map_err(|source| ListError::Guard {
+            list: spec.name.clone(),
+            source,
+        })?;
+    Ok(content)
+}
+
+/// Parses the fetched texts of one list, carves its exceptions and checks the guards.
+fn parse_texts(
+    spec: &ListSpec,
+    texts: Vec<Fetched>,
+    stale: Vec<String>,
+    fingerprint: u64,
     guards: &ListGuards,
     previous_len: Option<usize>,
 ) -> Result<Content, ListError> {
@@ -32,10 +108,11 @@ pub(super) fn load_content(
         origins: Vec::new(),
         entries: Vec::new(),
         warnings: Vec::new(),
-        stale: Vec::new(),
+        stale,
         skipped_lines: 0,
         skipped: Vec::new(),
         exceptions: 0,
+        fingerprint,
     };
     let mut holes = Vec::new();
     let mut first_skipped = None;
@@ -43,52 +120,39 @@ pub(super) fn load_content(
         list: spec.name.clone(),
         source,
     };
-    for source in &spec.sources {
-        let fetched = fetcher.fetch(source).map_err(|source| ListError::Fetch {
-            list: spec.name.clone(),
-            source,
-        })?;
-        for text in fetched {
-            if let Some(reason) = &text.stale_because {
-                content.stale.push(format!(
-                    "{}: {}; using the cached copy",
-                    text.label,
-                    error_chain(reason)
-                ));
-            }
-            let origin = u16::try_from(content.origins.len()).unwrap_or(u16::MAX);
-            let parsed = parse::parse(std::path::Path::new(&text.label), &text.bytes, spec.format)
-                .map_err(parse_error)?;
-            if spec.strict
-                && let Some(first) = parsed.skipped.first()
-            {
-                return Err(parse_error(first.clone()));
-            }
-            content.skipped_lines += parsed.skipped_count;
-            if first_skipped.is_none() {
-                first_skipped = parsed.skipped.first().cloned();
-            }
-            let room = parse::SKIPPED_KEPT.saturating_sub(content.skipped.len());
-            content
-                .skipped
-                .extend(parsed.skipped.iter().take(room).map(ToString::to_string));
-            content
-                .warnings
-                .extend(parsed.warnings.iter().map(ToString::to_string));
-            for e in parsed.entries {
-                let entry = ListEntry {
-                    net: unmap(e.net),
-                    line: e.line,
-                    origin,
-                };
-                if e.exception {
-                    holes.push(entry.net);
-                } else {
-                    content.entries.push(entry);
-                }
-            }
-            content.origins.push(text.label);
+    for text in texts {
+        let origin = u16::try_from(content.origins.len()).unwrap_or(u16::MAX);
+        let parsed = parse::parse(std::path::Path::new(&text.label), &text.bytes, spec.format)
+            .map_err(parse_error)?;
+        if spec.strict
+            && let Some(first) = parsed.skipped.first()
+        {
+            return Err(parse_error(first.clone()));
         }
+        content.skipped_lines += parsed.skipped_count;
+        if first_skipped.is_none() {
+            first_skipped = parsed.skipped.first().cloned();
+        }
+        let room = parse::SKIPPED_KEPT.saturating_sub(content.skipped.len());
+        content
+            .skipped
+            .extend(parsed.skipped.iter().take(room).map(ToString::to_string));
+        content
+            .warnings
+            .extend(parsed.warnings.iter().map(ToString::to_string));
+        for e in parsed.entries {
+            let entry = ListEntry {
+                net: unmap(e.net),
+                line: e.line,
+                origin,
+            };
+            if e.exception {
+                holes.push(entry.net);
+            } else {
+                content.entries.push(entry);
+            }
+        }
+        content.origins.push(text.label);
     }
     // Every content line malformed (a wrong `format`, an error page served as the list): an
     // empty list would remove everything it enforced, so the list fails and keeps what it had.
@@ -106,13 +170,7 @@ pub(super) fn load_content(
     if !holes.is_empty() {
         content.entries = carve(content.entries, &holes);
     }
-    guards
-        .check(spec, &content.entries, &content.origins, previous_len)
-        .map_err(|source| ListError::Guard {
-            list: spec.name.clone(),
-            source,
-        })?;
-    Ok(content)
+    guarded(spec, guards, content, previous_len)
 }
 
 /// The entries minus the exceptions (ipset `nomatch`): an entry that overlaps an exception is

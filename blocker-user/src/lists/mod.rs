@@ -119,6 +119,9 @@ pub struct List {
     pub skipped: Vec<String>,
     /// ipset `nomatch` exceptions carved out of the entries.
     pub exceptions: usize,
+    /// A digest of the texts the entries were parsed from: a refresh that fetches the same
+    /// texts (an untouched file, a 304 from a server) reuses the entries instead of parsing.
+    pub fingerprint: u64,
 }
 
 /// A configured list with no content in force: it failed to load and had none before. It is

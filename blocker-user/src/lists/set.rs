@@ -3,11 +3,9 @@
 
 use std::{net::IpAddr, time::SystemTime};
 
-use ipnet::IpNet;
-
 use super::{
     FailedList, List, ListError, ListGuards, ListSpec, Match,
-    aggregate::{self, KernelSet, Tagged},
+    aggregate::{self, KernelSet},
     error_chain,
     index::PrefixIndex,
     load::{Content, load_content},
@@ -53,7 +51,7 @@ impl ListSet {
         let mut failed = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let previous = self.lists.iter().find(|l| l.spec.name == spec.name);
-            match load_content(spec, fetcher, guards, previous.map(|l| l.entries.len())) {
+            match load_content(spec, fetcher, guards, previous) {
                 Ok(content) => {
                     let list = new_list(i, spec, content);
                     // Served from a cached copy: in force, but worth reporting.
@@ -79,6 +77,7 @@ impl ListSet {
                             skipped_lines: previous.skipped_lines,
                             skipped: previous.skipped.clone(),
                             exceptions: previous.exceptions,
+                            fingerprint: previous.fingerprint,
                         }),
                         None => failed.push(FailedList {
                             id: list_id(i),
@@ -164,18 +163,28 @@ impl ListSet {
 
     /// The prefixes the kernel must hold, aggregated, with enforce winning over audit.
     pub fn kernel_set(&self) -> KernelSet {
-        let tagged: Vec<Tagged> = self
-            .lists
-            .iter()
-            .flat_map(|list| {
-                list.entries.iter().map(|e| Tagged {
-                    net: e.net,
-                    list_id: list.id,
-                    action: list.spec.action.into(),
-                })
-            })
-            .collect();
-        aggregate::kernel_set(&tagged)
+        self.aggregated().0
+    }
+
+    /// [`Self::kernel_set`], recording each list's own aggregated count on the way (what
+    /// `status` and the metrics show as `aggregated_entries`).
+    pub fn kernel_set_counted(&mut self) -> KernelSet {
+        let (set, counts) = self.aggregated();
+        for list in &mut self.lists {
+            list.aggregated = counts
+                .iter()
+                .find(|(id, _)| *id == list.id)
+                .map_or(0, |(_, n)| *n);
+        }
+        set
+    }
+
+    /// Each list aggregated from its entries in place (no copy of a million entries first).
+    fn aggregated(&self) -> (KernelSet, Vec<(u16, usize)>) {
+        aggregate::from_lists(self.lists.iter().map(|list| {
+            let nets = aggregate::aggregate_iter(list.entries.iter().map(|e| e.net));
+            (list.id, list.spec.action.into(), nets)
+        }))
     }
 }
 
@@ -192,11 +201,11 @@ fn list_id(position: usize) -> u16 {
 }
 
 fn new_list(position: usize, spec: &ListSpec, content: Content) -> List {
-    let nets: Vec<IpNet> = content.entries.iter().map(|e| e.net).collect();
     List {
         id: list_id(position),
         spec: spec.clone(),
-        aggregated: aggregate::aggregate(&nets).len(),
+        // Counted by the aggregation of the whole set (`kernel_set_counted`), not twice.
+        aggregated: 0,
         origins: content.origins,
         entries: content.entries,
         refreshed_at: Some(SystemTime::now()),
@@ -205,6 +214,7 @@ fn new_list(position: usize, spec: &ListSpec, content: Content) -> List {
         skipped_lines: content.skipped_lines,
         skipped: content.skipped,
         exceptions: content.exceptions,
+        fingerprint: content.fingerprint,
     }
 }
 
@@ -368,6 +378,48 @@ mod tests {
         assert!(
             next.entry(1, "10.0.0.1".parse().expect("addr")).is_some(),
             "the previous content stays"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn unchanged_texts_are_reused_and_any_change_is_parsed_again() {
+        let dir = temp_dir("reuse");
+        let path = write(&dir, "l.netset", "10.0.0.1\n10.0.0.2\n");
+        let specs = [spec("l", &[&path], ListAction::Enforce)];
+        let guards = ListGuards::default();
+        let set = ListSet::load(&specs, &fetcher(), &guards).expect("loads").0;
+        let nets = |set: &ListSet| -> Vec<String> {
+            set.lists()[0]
+                .entries
+                .iter()
+                .map(|e| e.net.to_string())
+                .collect()
+        };
+        let (same, errors) = set.refresh(&specs, &fetcher(), &guards).expect("refresh");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(nets(&same), ["10.0.0.1/32", "10.0.0.2/32"]);
+        assert_eq!(same.lists()[0].fingerprint, set.lists()[0].fingerprint);
+        // Same length, one byte different: parsed again.
+        write(&dir, "l.netset", "10.0.0.1\n10.0.0.3\n");
+        let (changed, _) = same.refresh(&specs, &fetcher(), &guards).expect("refresh");
+        assert_eq!(nets(&changed), ["10.0.0.1/32", "10.0.0.3/32"]);
+        // Same bytes read another way (a changed spec): parsed again, under the new spec.
+        let strict = [ListSpec {
+            strict: true,
+            ..specs[0].clone()
+        }];
+        write(&dir, "l.netset", "10.0.0.1\nnonsense\n");
+        let (lenient, _) = changed
+            .refresh(&specs, &fetcher(), &guards)
+            .expect("refresh");
+        assert_eq!(lenient.lists()[0].skipped_lines, 1);
+        let (_, errors) = lenient
+            .refresh(&strict, &fetcher(), &guards)
+            .expect("refresh");
+        assert!(
+            errors.iter().any(|e| error_chain(e).contains("nonsense")),
+            "a strict list with a bad line fails even when its text is unchanged: {errors:?}"
         );
         std::fs::remove_dir_all(dir).ok();
     }

@@ -31,11 +31,12 @@ pub fn read<'a>(lines: impl Iterator<Item = Line<'a>>, sink: &mut Sink<'_>) {
         {
             continue;
         }
-        // DShield: two addresses of one family are the start and end of a range.
-        if let (Ok(start), Some(Ok(end))) = (
-            first.parse::<IpAddr>(),
-            columns.next().map(str::parse::<IpAddr>),
-        ) && start.is_ipv4() == end.is_ipv4()
+        // DShield: two addresses of one family are the start and end of a range. Only looked
+        // at with a second column, and not for a CIDR (not an address).
+        if !first.contains('/')
+            && let Some(second) = columns.next()
+            && let (Ok(start), Ok(end)) = (first.parse::<IpAddr>(), second.parse::<IpAddr>())
+            && start.is_ipv4() == end.is_ipv4()
         {
             // range_into checks the ends before it pushes anything, so an error leaves no
             // partial range behind.
