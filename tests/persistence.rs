@@ -101,8 +101,10 @@ fn a_changed_map_size_migrates_without_a_gap() {
     let (_listener, port) = listen(&format!("{LISTED}:0"));
     let first = vw.start(&lists, &["--max-v4", "1000"]);
     let (_, before) = vw.status();
+    // The IPv4 trie's capacity is `--max-v4`; the hashes are fitted to the two entries and
+    // still fit, so only the trie is new.
     let (v4_before, v6_before) = (
-        map_id(&before, "BLOCK_HOSTS_V4"),
+        map_id(&before, "BLOCK_TRIE_V4"),
         map_id(&before, "BLOCK_V6"),
     );
     assert!(v4_before.is_some() && v6_before.is_some(), "{before:#}");
@@ -127,7 +129,7 @@ fn a_changed_map_size_migrates_without_a_gap() {
     let (code, after) = vw.status();
     assert_eq!(code, 0, "{after:#}");
     assert_ne!(
-        map_id(&after, "BLOCK_HOSTS_V4"),
+        map_id(&after, "BLOCK_TRIE_V4"),
         v4_before,
         "a new map was expected"
     );
@@ -137,11 +139,63 @@ fn a_changed_map_size_migrates_without_a_gap() {
         "BLOCK_V6 fits: reused"
     );
     assert_eq!(after["fill"]["block_v4"], 2, "{after:#}");
+    drop(second);
+}
+
+#[test]
+fn a_list_that_outgrows_its_hash_moves_to_a_bigger_one_without_a_gap() {
+    let dir = TempDir::new("grow");
+    let few: Vec<String> = (1..=3).map(|i| format!("10.77.0.{i}")).collect();
+    // More hosts than the smallest hash holds (4096), LISTED among them throughout; odd
+    // addresses only, so aggregation keeps each a /32.
+    let many: Vec<String> = (0..6000u32)
+        .map(|i| format!("10.77.{}.{}", i / 120, 1 + 2 * (i % 120)))
+        .chain([LISTED.to_owned()])
+        .collect();
+    let few_refs: Vec<&str> = few.iter().map(String::as_str).chain([LISTED]).collect();
+    let list = list_file(&dir, "grow", &few_refs);
+    let vw = Instance::new("grow");
+    let (_listener, port) = listen(&format!("{LISTED}:0"));
+    let daemon = vw.start(std::slice::from_ref(&list), &[]);
+    let (_, before) = vw.status();
+    let hosts_path = |status: &Value| {
+        std::path::Path::new(status["pin_dir"].as_str().expect("pin_dir"))
+            .join(format!("g{}", status["generation"]))
+            .join("BLOCK_HOSTS_V4")
+    };
+    let small = blocker_user::kernel::inspect::capacity(&hosts_path(&before));
+    assert_eq!(small, Some(4096), "fitted to four hosts: {before:#}");
+    let hammer = Hammer::start(
+        &probe_bin(),
+        &vw.cgroup,
+        &format!("{LISTED}:{port}"),
+        HAMMER_MAX,
+    );
+    let many_refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    list_file(&dir, "grow", &many_refs);
+    let (code, out, err) = vw.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    let counts = hammer.stop();
     assert_eq!(
-        after["daemon"]["last_sync_stats"]["inserted"], 2,
+        counts.ok, 0,
+        "a connection got through while the hash grew: {counts:?}"
+    );
+    assert!(counts.refused > 100, "{counts:?}");
+    let (_, after) = vw.status();
+    assert_ne!(after["generation"], before["generation"], "{after:#}");
+    assert_eq!(
+        blocker_user::kernel::inspect::capacity(&hosts_path(&after)),
+        Some(8192),
         "{after:#}"
     );
-    drop(second);
+    assert_eq!(after["fill"]["block_v4"], 6001, "{after:#}");
+    let (status, stderr) = daemon.stop();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains("map sizes changed: migrating to a new generation"),
+        "{stderr}"
+    );
 }
 
 #[test]

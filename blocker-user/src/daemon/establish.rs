@@ -88,8 +88,9 @@ pub fn establish(
     cgroup_file: &File,
     log_level: u8,
 ) -> Result<(Enforcer, SyncStats), EstablishError> {
+    let hashes = crate::kernel::sizing::HashSizes::for_sync(&desired, keep, config.maps.block_v4);
     let mut enforcer =
-        Enforcer::prepare(&config.pin_dir, config.maps, log_level).map_err(|source| {
+        Enforcer::prepare(&config.pin_dir, config.maps, hashes, log_level).map_err(|source| {
             EstablishError::Load {
                 pin_dir: config.pin_dir.clone(),
                 source: Box::new(source),

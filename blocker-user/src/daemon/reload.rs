@@ -175,10 +175,17 @@ impl Daemon {
         self.state.timings.lists_ms = lists_ms;
         self.state.timings.aggregate_ms = aggregate_ms;
         self.exempt_ids = exempt::resolve(&self.config.exempt);
-        let sizes_changed = pins::map_specs(&self.config.maps).iter().any(|spec| {
-            spec.mismatch(&self.enforcer.generation_dir().join(spec.name))
-                .is_some()
-        });
+        let hashes = crate::kernel::sizing::HashSizes::for_sync(
+            &desired,
+            &self.lists.failed_ids(),
+            self.config.maps.block_v4,
+        );
+        let sizes_changed = pins::map_specs(&self.config.maps, &hashes)
+            .iter()
+            .any(|spec| {
+                spec.mismatch(&self.enforcer.generation_dir().join(spec.name))
+                    .is_some()
+            });
         let counts = family_counts(&desired);
         self.state.reloads += 1;
         self.state.last_reload_started_ns = started_ns;

@@ -174,6 +174,13 @@ pub fn map_id(path: &Path) -> Option<u32> {
     aya::maps::MapInfo::from_pin(path).ok().map(|i| i.id())
 }
 
+/// The capacity (`max_entries`) of the map pinned at `path`.
+pub fn capacity(path: &Path) -> Option<u32> {
+    aya::maps::MapInfo::from_pin(path)
+        .ok()
+        .map(|i| i.max_entries())
+}
+
 fn pinned<K: aya::Pod, V: aya::Pod>(
     generation_dir: &Path,
     name: &'static str,

@@ -11,7 +11,9 @@ use aya::{
 use blocker_common::{map_names, program_names};
 use serde::Serialize;
 
-use super::{EBPF_OBJECT, KernelError, learned, pins, pins::PinRoot, seen, shadow};
+use super::{
+    EBPF_OBJECT, KernelError, learned, pins, pins::PinRoot, seen, shadow, sizing::HashSizes,
+};
 use crate::config::MapsConfig;
 
 /// How the new generation relates to what was pinned before.
@@ -31,6 +33,9 @@ pub struct Enforcer {
     pub(super) ebpf: Ebpf,
     pub(super) pins: PinRoot,
     pub(super) sizes: MapsConfig,
+    /// The capacities of the IPv4 hashes this generation has (hosts, /24 networks): fitted
+    /// when created, whatever they were when reused.
+    pub(super) hash_capacity: (u32, u32),
     pub(super) adoption: Adoption,
     /// What the block tries hold after the last successful sync. Only this generation writes
     /// them, so reloads diff against this copy instead of reading a million entries back; it is
@@ -48,11 +53,12 @@ pub struct Enforcer {
 
 impl Enforcer {
     /// Loads the object into a new generation under `pin_root`, reusing every map of the
-    /// current generation whose shape matches `sizes`. Nothing is attached yet.
-    /// `log_level` is aya-log's level for the kernel programs (0 = off, 4 = debug).
+    /// current generation whose shape matches `sizes` (the IPv4 hashes: `hashes`). Nothing is
+    /// attached yet. `log_level` is aya-log's level for the kernel programs (0 = off, 4 = debug).
     pub fn prepare(
         pin_root: &std::path::Path,
         sizes: MapsConfig,
+        hashes: HashSizes,
         log_level: u8,
     ) -> Result<Self, KernelError> {
         let pins = PinRoot::open(pin_root)?;
@@ -67,10 +73,11 @@ impl Enforcer {
 
         let mut loader = EbpfLoader::new();
         loader
-            // Each IPv4 tier can take the whole capacity; `sync_block` bounds their sum.
+            // The trie can take the whole capacity (it allocates per entry); the hashes are
+            // fitted to their content; `sync_block` bounds the sum and each hash.
             .map_max_entries(map_names::BLOCK_TRIE_V4, sizes.block_v4)
-            .map_max_entries(map_names::BLOCK_HOSTS_V4, sizes.block_v4)
-            .map_max_entries(map_names::BLOCK_NETS24_V4, sizes.block_v4)
+            .map_max_entries(map_names::BLOCK_HOSTS_V4, hashes.hosts_v4.capacity)
+            .map_max_entries(map_names::BLOCK_NETS24_V4, hashes.nets24_v4.capacity)
             .map_max_entries(map_names::BLOCK_V6, sizes.block_v6)
             .map_max_entries(map_names::ALLOW_V4, sizes.allow_v4)
             .map_max_entries(map_names::ALLOW_V6, sizes.allow_v6)
@@ -81,10 +88,18 @@ impl Enforcer {
             .map_max_entries(map_names::LEARNED_V4, sizes.learned)
             .map_max_entries(map_names::LEARNED_V6, sizes.learned)
             .override_global(aya_log::LEVEL, &log_level, true);
-        for spec in pins::map_specs(&sizes) {
+        let mut hash_capacity = (hashes.hosts_v4.capacity, hashes.nets24_v4.capacity);
+        for spec in pins::map_specs(&sizes, &hashes) {
             let old = previous.map(|g| pins.generation_dir(g).join(spec.name));
             match old.as_ref().map(|path| (path, spec.mismatch(path))) {
                 Some((path, None)) => {
+                    if let Ok(info) = aya::maps::MapInfo::from_pin(path) {
+                        match spec.name {
+                            map_names::BLOCK_HOSTS_V4 => hash_capacity.0 = info.max_entries(),
+                            map_names::BLOCK_NETS24_V4 => hash_capacity.1 = info.max_entries(),
+                            _ => {}
+                        }
+                    }
                     loader.map_pin_path(spec.name, path.clone());
                     adoption.reused.push(spec.name);
                 }
@@ -150,6 +165,7 @@ impl Enforcer {
             ebpf,
             pins,
             sizes,
+            hash_capacity,
             adoption,
             block_shadow: None,
             verify_block: false,

@@ -1,6 +1,7 @@
 //! The daemon's handle on the kernel side. A generation is loaded (`load`), filled (`sync`,
 //! writing the difference through `diff` into the maps as sync `targets`), attached and pinned
-//! (`attach`), and later inspected read-only (`inspect`) by `status` and `check`.
+//! (`attach`), and later inspected read-only (`inspect`) by `status` and `check`. The IPv4
+//! hashes are made for their content (`sizing`).
 
 pub mod attach;
 pub mod batch;
@@ -19,6 +20,7 @@ pub mod optional;
 pub mod pins;
 pub mod seen;
 pub mod shadow;
+pub mod sizing;
 pub mod sync;
 pub mod targets;
 

@@ -17,6 +17,7 @@ use std::{
 use aya::maps::{MapInfo, MapType};
 use blocker_common::{map_names, program_names};
 
+use super::sizing::{Fitted, HashSizes};
 use crate::config::MapsConfig;
 
 /// `BPF_FS_MAGIC` from linux/magic.h.
@@ -78,12 +79,16 @@ pub struct MapSpec {
     pub map_type: MapType,
     pub key_size: u32,
     pub value_size: u32,
+    /// The capacity a new map is made with.
     pub max_entries: u32,
     pub flags: u32,
+    /// The capacities an existing map may have and be reused (just `max_entries`, except for
+    /// the hashes fitted to their content).
+    pub reuse_entries: (u32, u32),
 }
 
-/// Every pinned map and its expected shape for `sizes`.
-pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
+/// Every pinned map and its expected shape for `sizes`, the IPv4 hashes sized by `hashes`.
+pub fn map_specs(sizes: &MapsConfig, hashes: &HashSizes) -> [MapSpec; 16] {
     let trie = |name, key_size, max_entries| MapSpec {
         name,
         map_type: MapType::LpmTrie,
@@ -91,14 +96,16 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
         value_size: size_of::<blocker_common::ListRef>() as u32,
         max_entries,
         flags: NO_PREALLOC,
+        reuse_entries: (max_entries, max_entries),
     };
-    let hash4 = |name| MapSpec {
+    let hash4 = |name, fitted: Fitted| MapSpec {
         name,
         map_type: MapType::Hash,
         key_size: 4,
         value_size: size_of::<blocker_common::ListRef>() as u32,
-        max_entries: sizes.block_v4,
+        max_entries: fitted.capacity,
         flags: NO_PREALLOC,
+        reuse_entries: (fitted.needed, fitted.keep_up_to),
     };
     [
         MapSpec {
@@ -108,9 +115,10 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
             value_size: 8,
             max_entries: blocker_common::SEEN_V4_WORDS,
             flags: MMAPABLE,
+            reuse_entries: (blocker_common::SEEN_V4_WORDS, blocker_common::SEEN_V4_WORDS),
         },
-        hash4(map_names::BLOCK_HOSTS_V4),
-        hash4(map_names::BLOCK_NETS24_V4),
+        hash4(map_names::BLOCK_HOSTS_V4, hashes.hosts_v4),
+        hash4(map_names::BLOCK_NETS24_V4, hashes.nets24_v4),
         trie(map_names::BLOCK_TRIE_V4, 8, sizes.block_v4),
         trie(map_names::BLOCK_V6, 20, sizes.block_v6),
         trie(map_names::ALLOW_V4, 8, sizes.allow_v4),
@@ -122,6 +130,7 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
             value_size: 1,
             max_entries: sizes.exempt_cgroups,
             flags: 0,
+            reuse_entries: (sizes.exempt_cgroups, sizes.exempt_cgroups),
         },
         MapSpec {
             name: map_names::EXEMPTIONS,
@@ -130,6 +139,7 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
             value_size: size_of::<blocker_common::Grant>() as u32,
             max_entries: sizes.exemptions,
             flags: 0,
+            reuse_entries: (sizes.exemptions, sizes.exemptions),
         },
         MapSpec {
             name: map_names::SETTINGS,
@@ -138,6 +148,7 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
             value_size: size_of::<blocker_common::Settings>() as u32,
             max_entries: 1,
             flags: 0,
+            reuse_entries: (1, 1),
         },
         MapSpec {
             name: map_names::EVENTS,
@@ -146,6 +157,7 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
             value_size: 0,
             max_entries: sizes.events_bytes,
             flags: 0,
+            reuse_entries: (sizes.events_bytes, sizes.events_bytes),
         },
         MapSpec {
             name: map_names::COUNTERS,
@@ -154,6 +166,7 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
             value_size: 8,
             max_entries: blocker_common::COUNTER_SLOTS,
             flags: 0,
+            reuse_entries: (blocker_common::COUNTER_SLOTS, blocker_common::COUNTER_SLOTS),
         },
         MapSpec {
             name: map_names::DOMAINS,
@@ -162,6 +175,7 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
             value_size: size_of::<blocker_common::DomainRef>() as u32,
             max_entries: sizes.domains,
             flags: NO_PREALLOC,
+            reuse_entries: (sizes.domains, sizes.domains),
         },
         learned(map_names::LEARNED_V4, 4, sizes.learned),
         learned(map_names::LEARNED_V6, 16, sizes.learned),
@@ -172,6 +186,10 @@ pub fn map_specs(sizes: &MapsConfig) -> [MapSpec; 16] {
             value_size: 8,
             max_entries: blocker_common::LEARNED_SEEN_WORDS,
             flags: MMAPABLE,
+            reuse_entries: (
+                blocker_common::LEARNED_SEEN_WORDS,
+                blocker_common::LEARNED_SEEN_WORDS,
+            ),
         },
     ]
 }
@@ -184,6 +202,7 @@ fn learned(name: &'static str, key_size: u32, max_entries: u32) -> MapSpec {
         value_size: size_of::<blocker_common::Learned>() as u32,
         max_entries,
         flags: 0,
+        reuse_entries: (max_entries, max_entries),
     }
 }
 
@@ -202,11 +221,13 @@ impl MapSpec {
             info.max_entries(),
             info.map_flags(),
         );
+        let (low, high) = self.reuse_entries;
+        let fits = (low..=high).contains(&actual.3);
         let wanted = (
             Some(self.map_type),
             self.key_size,
             self.value_size,
-            self.max_entries,
+            if fits { actual.3 } else { self.max_entries },
             self.flags,
         );
         (actual != wanted).then(|| {

@@ -49,7 +49,12 @@ impl Enforcer {
         let diff = match shadow {
             // The common case: diff against the copy of what this generation last wrote.
             Some(shadow) if keep.is_empty() => {
-                check_block_capacity(&desired, self.sizes.block_v4, self.sizes.block_v6)?;
+                check_block_capacity(
+                    &desired,
+                    self.sizes.block_v4,
+                    self.sizes.block_v6,
+                    self.hash_capacity,
+                )?;
                 diff::diff_sorted(shadow.iter(), desired.iter().copied())
             }
             shadow => {
@@ -65,7 +70,12 @@ impl Enforcer {
                 if !keep.is_empty() {
                     desired = with_kept(desired, &current, keep);
                 }
-                check_block_capacity(&desired, self.sizes.block_v4, self.sizes.block_v6)?;
+                check_block_capacity(
+                    &desired,
+                    self.sizes.block_v4,
+                    self.sizes.block_v6,
+                    self.hash_capacity,
+                )?;
                 diff::diff_sorted(current, desired.iter().copied())
             }
         };
@@ -239,13 +249,35 @@ fn with_kept(desired: KernelSet, current: &KernelSet, keep: &[u16]) -> KernelSet
     merged
 }
 
-fn check_block_capacity(desired: &KernelSet, v4: u32, v6: u32) -> Result<(), KernelError> {
+fn check_block_capacity(
+    desired: &KernelSet,
+    v4: u32,
+    v6: u32,
+    (hosts, nets24): (u32, u32),
+) -> Result<(), KernelError> {
     check_capacity(
         desired.iter().map(|(n, _)| n),
         v4,
         v6,
         ("maps.block_v4", "maps.block_v6"),
-    )
+    )?;
+    // Each hash is fitted to its content; more than it holds takes a new generation, which
+    // the daemon makes before it syncs (this refuses a sync that would fail halfway).
+    let fitted = super::sizing::HashSizes::fit(desired, u32::MAX);
+    for (name, capacity, needed) in [
+        ("IPv4 hosts map", hosts, fitted.hosts_v4.needed),
+        ("IPv4 /24 map", nets24, fitted.nets24_v4.needed),
+    ] {
+        if needed > capacity {
+            return Err(KernelError::TooManyEntries {
+                name,
+                key: "maps.block_v4",
+                capacity,
+                needed: needed as usize,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a set that does not fit before anything is written.

@@ -32,7 +32,10 @@ pub fn aggregate(nets: &[IpNet]) -> Vec<IpNet> {
 
 /// [`aggregate`] over any source of prefixes, so a list's entries need no copy first.
 pub fn aggregate_iter(nets: impl IntoIterator<Item = IpNet>) -> Vec<IpNet> {
-    let mut out = Vec::new();
+    let nets = nets.into_iter();
+    // Never more prefixes than went in (the fewest covering a union of prefixes are at most
+    // those prefixes): one allocation, no doubling.
+    let mut out = Vec::with_capacity(nets.size_hint().0);
     each_aggregated(nets, |net| out.push(net));
     out
 }

@@ -140,17 +140,28 @@ fn parse_texts(
         content
             .warnings
             .extend(parsed.warnings.iter().map(ToString::to_string));
-        for e in parsed.entries {
-            let entry = ListEntry {
+        holes.extend(
+            parsed
+                .entries
+                .iter()
+                .filter(|e| e.exception)
+                .map(|e| unmap(e.net)),
+        );
+        // Converted in place (an entry and a list entry have the same layout, so collect
+        // reuses the parser's allocation): a million entries are never held twice.
+        let entries = parsed
+            .entries
+            .into_iter()
+            .filter(|e| !e.exception)
+            .map(|e| ListEntry {
                 net: unmap(e.net),
                 line: e.line,
                 origin,
-            };
-            if e.exception {
-                holes.push(entry.net);
-            } else {
-                content.entries.push(entry);
-            }
+            });
+        if content.entries.is_empty() {
+            content.entries = entries.collect();
+        } else {
+            content.entries.extend(entries);
         }
         content.origins.push(text.label);
     }

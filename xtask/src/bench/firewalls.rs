@@ -71,6 +71,8 @@ impl Drop for Nft {
 /// An ipset hash:net of the prefixes and an iptables OUTPUT rule for the bench uid.
 pub struct Ipset {
     pub load_time: Duration,
+    /// The set's kernel memory as ipset reports it (`Size in memory` of `ipset list -t`), bytes.
+    pub memory: Option<u64>,
 }
 
 const IPTABLES_RULE: [&str; 10] = [
@@ -106,7 +108,17 @@ impl Ipset {
         if !status.success() {
             bail!("iptables {rule:?} failed");
         }
-        Ok(Self { load_time })
+        let memory = Command::new("ipset")
+            .args(["list", "vwbench", "-t"])
+            .output()
+            .ok()
+            .and_then(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Size in memory:"))
+                    .and_then(|v| v.trim().parse().ok())
+            });
+        Ok(Self { load_time, memory })
     }
 
     fn remove() {

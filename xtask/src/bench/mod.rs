@@ -141,6 +141,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         });
         if largest {
             report.memory = Some(vw.memory()?);
+            report.map_memory = vw.map_memory()?;
+            report.start = Some((state.lists_ms, state.aggregate_ms, state.sync_ms));
             report.change = Some(vw.one_percent_change(&list, &prefixes)?);
         }
         // The same cost A/B interleaved: a cgroup with no program (the kernel's hook runs, no
@@ -184,6 +186,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             ],
         )?;
         let ipset = Ipset::load(&prefixes).map(|i| (i.load_time, i));
+        if largest && let Ok((_, set)) = &ipset {
+            report.ipset_memory = set.memory.map(|b| b as f64 / (1024.0 * 1024.0));
+        }
         report.peer(
             &probe,
             ipset,

@@ -156,6 +156,23 @@ impl Vendorwall {
             .collect())
     }
 
+    /// The kernel memory of each map (`memlock`), MiB, largest first.
+    pub(super) fn map_memory(&self) -> anyhow::Result<Vec<(String, f64)>> {
+        let mut maps: Vec<(String, f64)> = self.status()?["map_memory"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|pair| {
+                Some((
+                    pair[0].as_str()?.to_owned(),
+                    pair[1].as_f64()? / (1024.0 * 1024.0),
+                ))
+            })
+            .collect();
+        maps.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Ok(maps)
+    }
+
     /// Daemon RSS and kernel map memory, in MiB.
     pub(super) fn memory(&self) -> anyhow::Result<(f64, f64, f64)> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
@@ -179,12 +196,13 @@ impl Vendorwall {
         ))
     }
 
-    /// Replaces 1% of the list and reloads; returns (sync ms, whole reload ms).
+    /// Replaces 1% of the list and reloads; returns the reload's (lists, aggregate, sync) ms
+    /// and the wall time of `vendorwall reload` (signal to reply).
     pub(super) fn one_percent_change(
         &self,
         list: &Path,
         prefixes: &[String],
-    ) -> anyhow::Result<(f64, f64)> {
+    ) -> anyhow::Result<((f64, f64, f64), f64)> {
         let mut changed = prefixes.to_vec();
         let replacements = prefixes::generate(prefixes.len() / 100, 0x00c4_a96e);
         let step = 100;
@@ -193,7 +211,11 @@ impl Vendorwall {
                 *slot = replacement;
             }
         }
-        prefixes::write(list, &changed)?;
+        // Written beside and renamed over, as list updaters do: the daemon's file watch never
+        // sees half a file.
+        let staged = list.with_extension("staged");
+        prefixes::write(&staged, &changed)?;
+        std::fs::rename(&staged, list)?;
         let start = Instant::now();
         let out = Command::new(&self.bin)
             .args(global(&self.dir))
@@ -203,7 +225,8 @@ impl Vendorwall {
         if !out.status.success() {
             bail!("reload failed: {}", String::from_utf8_lossy(&out.stdout));
         }
-        Ok((self.state()?.sync_ms, total))
+        let state = self.state()?;
+        Ok(((state.lists_ms, state.aggregate_ms, state.sync_ms), total))
     }
 }
 
