@@ -10,6 +10,10 @@ pub fn parse(token: &str, mut push: impl FnMut(IpNet)) -> Result<Option<String>,
         push(IpNet::V4(net));
         return Ok(None);
     }
+    if let Some(net) = plain_v6(token) {
+        push(IpNet::V6(net));
+        return Ok(None);
+    }
     // A range is `start-end` with an address before the dash; anything else with a dash (a
     // stray word, a host name) is reported as an invalid address, which is what it is.
     let range = token
@@ -63,6 +67,27 @@ fn plain_v4(token: &[u8]) -> Option<Ipv4Net> {
         Some(_) => return None,
     };
     let net = Ipv4Net::new(octets.into(), len).ok()?;
+    (net.trunc() == net).then_some(net)
+}
+
+/// The IPv6 counterpart of [`plain_v4`]: `addr/len` or `addr` with no host bits set, the
+/// address read once by the standard parser (the general path reads it as IPv4 first, then
+/// again as IPv6, through `ipnet`'s copy of that parser).
+fn plain_v6(token: &str) -> Option<Ipv6Net> {
+    if !token.contains(':') || token.contains('-') {
+        return None;
+    }
+    let (addr, len) = match token.split_once('/') {
+        Some((addr, len)) => {
+            let (value, end) = decimal(len.as_bytes(), 0, 3)?;
+            if end != len.len() || value > 128 {
+                return None;
+            }
+            (addr, value as u8)
+        }
+        None => (token, 128),
+    };
+    let net = Ipv6Net::new(addr.parse().ok()?, len).ok()?;
     (net.trunc() == net).then_some(net)
 }
 
@@ -170,6 +195,25 @@ mod tests {
             if let Some(net) = plain_v4(token.as_bytes()) {
                 prop_assert_eq!(Some(IpNet::V4(net)), general(&token), "{}", token);
             }
+        }
+
+        /// Whatever the IPv6 fast path accepts, the general path reads the same way.
+        #[test]
+        fn the_ipv6_fast_path_agrees_with_the_general_one(
+            token in "([0-9a-f]{0,4}:){1,8}[0-9a-f]{0,4}(/[0-9]{1,3})?|[0-9a-f:./]{0,24}"
+        ) {
+            if let Some(net) = plain_v6(&token) {
+                prop_assert_eq!(Some(IpNet::V6(net)), general(&token), "{}", token);
+            }
+        }
+
+        /// Every canonical IPv6 prefix or host takes the fast path.
+        #[test]
+        fn canonical_ipv6_prefixes_take_the_fast_path(addr in any::<u128>(), len in 0u8..=128, host in any::<bool>()) {
+            let net = Ipv6Net::new(addr.into(), len).expect("len <= 128").trunc();
+            let token = if host { net.network().to_string() } else { net.to_string() };
+            let expected = if host { Ipv6Net::from(net.network()) } else { net };
+            prop_assert_eq!(plain_v6(&token), Some(expected));
         }
 
         /// Every canonical IPv4 prefix or host takes the fast path.
