@@ -34,7 +34,8 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 const DRAIN_BATCH: usize = 256;
 /// How often the state file's heartbeat is refreshed and lost events are checked.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-/// How long a stopping daemon keeps delivering queued events.
+/// How long a stopping daemon (or one replacing its ring at a migration) keeps delivering
+/// queued events.
 const STOP_DRAIN_BUDGET: Duration = Duration::from_secs(1);
 /// Events handled between looks at that budget: a batch of [`DRAIN_BATCH`] takes seconds on
 /// a slow machine (seen under emulation), which would overrun it.
@@ -235,9 +236,18 @@ async fn serve(
         }
         report_terminations(daemon, pipeline);
         if new_generation {
-            // The old ring may be a different map after a migration: deliver what it holds,
-            // then read the new generation's.
-            drain(streams.ring.get_mut(), daemon, pipeline, final_drain)?;
+            // A new generation that reused the ring reads on where this one stopped. One with
+            // a ring of its own: deliver what the old one holds within a budget (a flood
+            // during the migration can fill it, and the loop must get back to signals), then
+            // read the new one.
+            let reused = daemon
+                .enforcer
+                .adoption()
+                .reused
+                .contains(&blocker_common::map_names::EVENTS);
+            if !reused {
+                drain_within(streams.ring.get_mut(), daemon, pipeline, final_drain)?;
+            }
             streams = Streams::open(daemon)?;
             observe(daemon, pipeline);
         }
@@ -247,15 +257,7 @@ async fn serve(
     // Deliver what is queued, within a time budget: under a flood the ring refills as fast as
     // it is read, and a stop must not wait for the flood to end. What is left stays in the
     // pinned ring for the next daemon.
-    let deadline = Instant::now() + STOP_DRAIN_BUDGET;
-    let mut delivered = 0;
-    while Instant::now() < deadline && delivered < final_drain {
-        let n = drain(streams.ring.get_mut(), daemon, pipeline, STOP_DRAIN_BATCH)?;
-        delivered += n;
-        if n < STOP_DRAIN_BATCH {
-            break;
-        }
-    }
+    drain_within(streams.ring.get_mut(), daemon, pipeline, final_drain)?;
     let totals: Counters = daemon.enforcer.counters().unwrap_or_default();
     info!(
         "daemon stopping: {} checked, {} blocked, {} audited, {} events dropped; \
@@ -381,6 +383,26 @@ fn drain(
         }
     }
     Ok(read)
+}
+
+/// Hands up to `max` pending events to the pipeline within [`STOP_DRAIN_BUDGET`], looking at
+/// the clock every [`STOP_DRAIN_BATCH`]; what is left stays in the ring.
+fn drain_within(
+    ring: &mut RingBuf<MapData>,
+    daemon: &Daemon,
+    pipeline: &mut Pipeline,
+    max: usize,
+) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + STOP_DRAIN_BUDGET;
+    let mut delivered = 0;
+    while Instant::now() < deadline && delivered < max {
+        let n = drain(ring, daemon, pipeline, STOP_DRAIN_BATCH)?;
+        delivered += n;
+        if n < STOP_DRAIN_BATCH {
+            break;
+        }
+    }
+    Ok(delivered)
 }
 
 /// How many records a ring of `bytes` holds at most: the bound for the drains at a generation
