@@ -202,6 +202,13 @@ fn recent_events_are_listed_and_filtered_by_the_events_command() {
         ],
     );
     daemon.expect_event(EVENT_TIMEOUT, |e| e["dst"] == "127.0.0.67");
+    // The history is written on a thread of its own, after stdout: wait until it holds both.
+    let stored = vendorwall_e2e::eventually(EVENT_TIMEOUT, || {
+        let (code, all, err) = vw.cli(&["events", "--json"]);
+        assert_eq!(code, 0, "{all}{err}");
+        all.lines().count() >= 2
+    });
+    assert!(stored, "the history never held both events");
     let (code, out, err) = vw.cli(&["events", "--json", "--list", "recent-b"]);
     assert_eq!(code, 0, "{out}{err}");
     let lines: Vec<Value> = out
