@@ -40,11 +40,6 @@ impl Fitted {
             keep_up_to: capacity.saturating_mul(4).min(limit).max(capacity),
         }
     }
-
-    /// Whether an existing map of `capacity` entries can be kept.
-    pub fn keeps(&self, capacity: u32) -> bool {
-        (self.needed..=self.keep_up_to).contains(&capacity)
-    }
 }
 
 /// The sizing of both IPv4 hashes.
@@ -135,13 +130,10 @@ mod tests {
     fn an_existing_map_is_kept_while_it_holds_the_content_and_is_not_four_times_too_big() {
         let sizes = HashSizes::fit(&set(5000, 0), 1 << 21);
         assert_eq!(sizes.hosts_v4.capacity, 8192);
-        assert!(sizes.hosts_v4.keeps(8192));
-        assert!(sizes.hosts_v4.keeps(1 << 15));
-        assert!(!sizes.hosts_v4.keeps(4096), "too small for 5000");
-        assert!(
-            !sizes.hosts_v4.keeps(1 << 16),
-            "more than four times too big"
-        );
-        assert!(HashSizes::at_limit(1 << 21).hosts_v4.keeps(1 << 21));
+        // Kept from 5000 (what it must hold) up to four times the fitted capacity.
+        assert_eq!(sizes.hosts_v4.needed, 5000);
+        assert_eq!(sizes.hosts_v4.keep_up_to, 1 << 15);
+        let at_limit = HashSizes::at_limit(1 << 21).hosts_v4;
+        assert_eq!((at_limit.needed, at_limit.keep_up_to), (0, 1 << 21));
     }
 }

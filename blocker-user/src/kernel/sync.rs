@@ -49,12 +49,7 @@ impl Enforcer {
         let diff = match shadow {
             // The common case: diff against the copy of what this generation last wrote.
             Some(shadow) if keep.is_empty() => {
-                check_block_capacity(
-                    &desired,
-                    self.sizes.block_v4,
-                    self.sizes.block_v6,
-                    self.hash_capacity,
-                )?;
+                self.check_block_capacity(&desired)?;
                 diff::diff_sorted(shadow.iter(), desired.iter().copied())
             }
             shadow => {
@@ -70,12 +65,7 @@ impl Enforcer {
                 if !keep.is_empty() {
                     desired = with_kept(desired, &current, keep);
                 }
-                check_block_capacity(
-                    &desired,
-                    self.sizes.block_v4,
-                    self.sizes.block_v6,
-                    self.hash_capacity,
-                )?;
+                self.check_block_capacity(&desired)?;
                 diff::diff_sorted(current, desired.iter().copied())
             }
         };
@@ -88,6 +78,16 @@ impl Enforcer {
         self.seen.narrow(&seen_bits);
         self.block_shadow = Some(shadow::Shadow::of(&desired));
         Ok(stats)
+    }
+
+    /// Refuses a block set this generation's maps cannot hold, before anything is written.
+    fn check_block_capacity(&self, desired: &KernelSet) -> Result<(), KernelError> {
+        check_block_capacity(
+            desired,
+            self.sizes.block_v4,
+            self.sizes.block_v6,
+            self.hash_capacity,
+        )
     }
 
     /// Makes the next sync read the block tries back from the kernel instead of trusting the
