@@ -32,7 +32,14 @@ fn unpack(bits: u32) -> (u8, ListRef) {
 impl Shadow {
     /// From a set sorted by `IpNet` order (as `ListSet::kernel_set` returns it).
     pub fn of(sorted: &[(IpNet, ListRef)]) -> Self {
-        let mut shadow = Self::default();
+        let v4 = sorted
+            .iter()
+            .filter(|(net, _)| net.addr().is_ipv4())
+            .count();
+        let mut shadow = Self {
+            v4: Vec::with_capacity(v4),
+            v6: Vec::with_capacity(sorted.len() - v4),
+        };
         for (net, value) in sorted {
             match net {
                 IpNet::V4(n) => shadow.v4.push(

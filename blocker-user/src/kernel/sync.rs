@@ -50,7 +50,7 @@ impl Enforcer {
             // The common case: diff against the copy of what this generation last wrote.
             Some(shadow) if keep.is_empty() => {
                 self.check_block_capacity(&desired)?;
-                diff::diff_sorted(shadow.iter(), desired.iter().copied())
+                Some(diff::diff_sorted(shadow.iter(), desired.iter().copied()))
             }
             shadow => {
                 let current: KernelSet = match shadow {
@@ -66,7 +66,9 @@ impl Enforcer {
                     desired = with_kept(desired, &current, keep);
                 }
                 self.check_block_capacity(&desired)?;
-                diff::diff_sorted(current, desired.iter().copied())
+                // Empty maps (a start, a new generation) take `desired` as it is: a diff
+                // would be a second copy of a million entries at the daemon's peak.
+                (!current.is_empty()).then(|| diff::diff_sorted(current, desired.iter().copied()))
             }
         };
         let seen_bits = seen::bits_of(desired.iter().filter_map(|(net, _)| match net {
@@ -74,8 +76,18 @@ impl Enforcer {
             IpNet::V6(_) => None,
         }));
         self.seen.widen(&seen_bits);
-        let stats = diff::write_diff(&mut self.block_maps()?, &diff)?;
+        let stats = match diff {
+            Some(diff) => diff::write_diff(&mut self.block_maps()?, &diff)?,
+            None => {
+                self.block_maps()?.upsert_many(&desired)?;
+                SyncStats {
+                    inserted: desired.len(),
+                    ..SyncStats::default()
+                }
+            }
+        };
         self.seen.narrow(&seen_bits);
+        drop(seen_bits);
         self.block_shadow = Some(shadow::Shadow::of(&desired));
         Ok(stats)
     }

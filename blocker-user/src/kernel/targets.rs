@@ -175,16 +175,14 @@ struct Batch<K> {
     values: Vec<ListRef>,
 }
 
-impl<K> Default for Batch<K> {
-    fn default() -> Self {
+impl<K> Batch<K> {
+    fn with_capacity(count: usize) -> Self {
         Self {
-            keys: Vec::new(),
-            values: Vec::new(),
+            keys: Vec::with_capacity(count),
+            values: Vec::with_capacity(count),
         }
     }
-}
 
-impl<K> Batch<K> {
     fn push(&mut self, key: K, value: ListRef) {
         self.keys.push(key);
         self.values.push(value);
@@ -253,8 +251,27 @@ impl SyncTarget for PrefixMaps<'_> {
     }
 
     fn upsert_many(&mut self, items: &[(IpNet, ListRef)]) -> Result<(), KernelError> {
-        let (mut trie4, mut trie6) = (Batch::default(), Batch::default());
-        let (mut hosts, mut nets24) = (Batch::default(), Batch::default());
+        // Sized exactly first: grown by doubling, a million-entry batch costs up to twice its
+        // size at the daemon's peak.
+        let mut counts = [0usize; 4];
+        for (net, _) in items {
+            counts[match net {
+                IpNet::V4(n) => match self.hash_tier(n) {
+                    Some(V4Tier::Hosts) => 0,
+                    Some(_) => 1,
+                    None => 2,
+                },
+                IpNet::V6(_) => 3,
+            }] += 1;
+        }
+        let (mut hosts, mut nets24) = (
+            Batch::with_capacity(counts[0]),
+            Batch::with_capacity(counts[1]),
+        );
+        let (mut trie4, mut trie6) = (
+            Batch::with_capacity(counts[2]),
+            Batch::with_capacity(counts[3]),
+        );
         for (net, value) in items {
             match net {
                 IpNet::V4(n) => match self.hash_tier(n) {
