@@ -199,6 +199,82 @@ fn a_list_that_outgrows_its_hash_moves_to_a_bigger_one_without_a_gap() {
 }
 
 #[test]
+fn many_24s_move_to_the_dense_array_and_back_to_the_hash_without_a_gap() {
+    use blocker_user::kernel::sizing::{DENSE24_AT, DENSE24_UNTIL};
+    let dir = TempDir::new("dense");
+    // The hammer's destination is listed as a /24 throughout: it is refused by the /24 tier,
+    // hash or dense, whichever is in force.
+    const NET24: &str = "127.0.77.0/24";
+    let target = "127.0.77.1";
+    // Every other /24 from 11.0.0.0 (never contacted: only counted), so aggregation keeps
+    // each a /24.
+    let spaced = |count: usize| -> Vec<String> {
+        (0..count)
+            .map(|i| {
+                let block = (11 << 16) + 2 * i;
+                format!(
+                    "{}.{}.{}.0/24",
+                    block >> 16,
+                    (block >> 8) & 0xff,
+                    block & 0xff
+                )
+            })
+            .chain([NET24.to_owned()])
+            .collect()
+    };
+    let write = |lines: &[String]| {
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        list_file(&dir, "dense", &refs)
+    };
+    let list = write(&spaced(10));
+    let vw = Instance::new("dense");
+    let (_listener, port) = listen(&format!("{target}:0"));
+    let daemon = vw.start(std::slice::from_ref(&list), &[]);
+    let chunks = |status: &Value| {
+        let path = std::path::Path::new(status["pin_dir"].as_str().expect("pin_dir"))
+            .join(format!("g{}", status["generation"]))
+            .join("BLOCK_DENSE24_V4");
+        blocker_user::kernel::inspect::capacity(&path)
+    };
+    let (_, sparse) = vw.status();
+    assert_eq!(
+        chunks(&sparse),
+        Some(1),
+        "a few /24s stay in the hash: {sparse:#}"
+    );
+    let hammer = Hammer::start(
+        &probe_bin(),
+        &vw.cgroup,
+        &format!("{target}:{port}"),
+        HAMMER_MAX,
+    );
+    // To the dense array, then below the threshold but above half of it (stays dense), then
+    // below half (back to the hash): refused throughout.
+    let steps = [
+        (DENSE24_AT, Some((1 << 16) + 1)),
+        (DENSE24_UNTIL + 1000, Some((1 << 16) + 1)),
+        (DENSE24_UNTIL - 1000, Some(1)),
+    ];
+    for (count, expected) in steps {
+        write(&spaced(count));
+        let (code, out, err) = vw.cli(&["reload"]);
+        assert_eq!(code, 0, "{count} /24s: {out}{err}");
+        let (_, status) = vw.status();
+        assert_eq!(chunks(&status), expected, "{count} /24s: {status:#}");
+        assert_eq!(status["fill"]["block_v4"], count + 1, "{status:#}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let counts = hammer.stop();
+    assert_eq!(
+        counts.ok, 0,
+        "a connection got through while the /24s changed form: {counts:?}"
+    );
+    assert!(counts.refused > 100, "{counts:?}");
+    let (status, stderr) = daemon.stop();
+    assert!(status.success(), "{status}: {stderr}");
+}
+
+#[test]
 fn unload_leaves_nothing_attached_or_pinned() {
     let dir = TempDir::new("unload");
     let lists = [list_file(&dir, "unload", &[LISTED])];

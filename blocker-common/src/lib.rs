@@ -18,6 +18,12 @@ pub mod map_names {
     pub const BLOCK_HOSTS_V4: &str = "BLOCK_HOSTS_V4";
     /// Hash of blocked IPv4 /24 networks: key `[u8; 4]` (last byte 0), value [`super::ListRef`].
     pub const BLOCK_NETS24_V4: &str = "BLOCK_NETS24_V4";
+    /// Array of [`super::DENSE24_CHUNKS`] + 1 chunks of 256 bytes, one byte per IPv4 /24
+    /// ([`super::dense24_byte`]), used instead of `BLOCK_NETS24_V4` when a list set holds so
+    /// many /24s that a hash costs more than the 16 MiB of one byte each. Chunk `i + 1` holds
+    /// the /24s of the /16 `i`; a set kept in the hash gets a one-chunk array, so every index
+    /// the program asks for misses and it reads the hash instead.
+    pub const BLOCK_DENSE24_V4: &str = "BLOCK_DENSE24_V4";
     /// Array of `u64` words, one bit per IPv4 /24 ([`super::SEEN_V4_WORDS`] words): set when
     /// any blocked IPv4 entry overlaps that /24. An unset bit answers "not listed" with one
     /// array read, before any hash or trie lookup. Memory-mappable, so the daemon writes it
@@ -122,6 +128,49 @@ impl ListRef {
     pub const fn with_prefix_len(self, prefix_len: u8) -> Self {
         Self { prefix_len, ..self }
     }
+}
+
+/// The /16s whose /24s `BLOCK_DENSE24_V4` holds in dense form (every one).
+pub const DENSE24_CHUNKS: u32 = 1 << 16;
+
+/// A /16's 256 /24s in `BLOCK_DENSE24_V4`, one [`dense24_byte`] each.
+pub type Dense24Chunk = [u8; 256];
+
+/// The chunk of `BLOCK_DENSE24_V4` holding the /24 of `addr`, and the byte in it.
+#[inline(always)]
+pub const fn dense24_slot(addr: [u8; 4]) -> (u32, usize) {
+    (
+        1 + ((addr[0] as u32) << 8 | addr[1] as u32),
+        addr[2] as usize,
+    )
+}
+
+/// The highest list id a dense /24 byte can name: seven bits, beside the action's one.
+pub const DENSE24_MAX_LIST: u16 = 127;
+
+/// A /24's value as its dense byte: `list_id << 1 | audit`, 0 for "not listed". `None` when
+/// it has no byte form (a list id above [`DENSE24_MAX_LIST`] or 0, an action other than
+/// enforce or audit): such a set stays in the hash.
+#[inline(always)]
+pub const fn dense24_byte(value: ListRef) -> Option<u8> {
+    if value.list_id == 0 || value.list_id > DENSE24_MAX_LIST || value.action > Action::Audit as u8
+    {
+        return None;
+    }
+    Some((value.list_id as u8) << 1 | value.action)
+}
+
+/// The value a dense /24 byte stands for; `None` for 0 (not listed).
+#[inline(always)]
+pub const fn dense24_value(byte: u8) -> Option<ListRef> {
+    if byte >> 1 == 0 {
+        return None;
+    }
+    Some(ListRef {
+        list_id: (byte >> 1) as u16,
+        action: byte & 1,
+        prefix_len: 0,
+    })
 }
 
 /// Words in `BLOCK_SEEN_V4`: 2^24 bits, one per IPv4 /24.
@@ -462,6 +511,25 @@ mod tests {
         assert_eq!(core::mem::size_of::<DomainRef>(), 8);
         assert_eq!(core::mem::size_of::<Learned>(), 24);
         assert_eq!(core::mem::size_of::<DomainKey>(), DOMAIN_KEY_LEN);
+    }
+
+    #[test]
+    fn dense24_bytes_round_trip_and_refuse_what_they_cannot_hold() {
+        for list_id in 1..=DENSE24_MAX_LIST {
+            for action in [Action::Enforce, Action::Audit] {
+                let value = ListRef::new(list_id, action);
+                let byte = dense24_byte(value).expect("fits");
+                assert_ne!(byte, 0);
+                assert_eq!(dense24_value(byte), Some(value));
+            }
+        }
+        assert_eq!(dense24_value(0), None);
+        assert_eq!(dense24_value(1), None);
+        assert_eq!(dense24_byte(ListRef::new(0, Action::Enforce)), None);
+        assert_eq!(dense24_byte(ListRef::new(128, Action::Enforce)), None);
+        assert_eq!(dense24_byte(ListRef::new(1, Action::Exempted)), None);
+        assert_eq!(dense24_slot([0, 0, 7, 1]), (1, 7));
+        assert_eq!(dense24_slot([255, 255, 255, 0]), (DENSE24_CHUNKS, 255));
     }
 
     #[test]

@@ -30,10 +30,10 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use blocker_common::{
-    Action, BlockEvent, COMM_LEN, COUNTER_SLOTS, Counter, EXEMPT_CGROUP, EXEMPT_PROCESS,
-    ExemptionKey, FAMILY_INET, FAMILY_INET6, Grant, Hook, Learned, ListRef, SEEN_V4_WORDS,
-    SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings, learned_slot_v4, learned_slot_v6,
-    seen_v4_slot,
+    Action, BlockEvent, COMM_LEN, COUNTER_SLOTS, Counter, Dense24Chunk, EXEMPT_CGROUP,
+    EXEMPT_PROCESS, ExemptionKey, FAMILY_INET, FAMILY_INET6, Grant, Hook, Learned, ListRef,
+    SEEN_V4_WORDS, SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings, dense24_slot,
+    dense24_value, learned_slot_v4, learned_slot_v6, seen_v4_slot,
 };
 
 /// `BPF_F_NO_PREALLOC`: hash entries are allocated when written, so capacity costs nothing
@@ -56,6 +56,9 @@ static BLOCK_SEEN_V4: Array<u64> = Array::with_max_entries(SEEN_V4_WORDS, MMAPAB
 static BLOCK_HOSTS_V4: HashMap<[u8; 4], ListRef> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
 #[map]
 static BLOCK_NETS24_V4: HashMap<[u8; 4], ListRef> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
+// One chunk (a miss for every address) unless the daemon makes it dense; see `block_v4`.
+#[map]
+static BLOCK_DENSE24_V4: Array<Dense24Chunk> = Array::with_max_entries(1, 0);
 #[map]
 static BLOCK_TRIE_V4: LpmTrie<[u8; 4], ListRef> = LpmTrie::with_max_entries(1 << 20, 0);
 #[map]
@@ -400,7 +403,7 @@ fn enforced_v4(dst: [u8; 4]) -> bool {
 }
 
 /// The longest blocked IPv4 prefix holding `ip`, across the three tiers: hosts (/32, hash),
-/// /24 networks (hash) and every other length (trie, whose values carry their prefix length).
+/// /24 networks (hash, or one byte each in the dense array) and every other length (trie, whose values carry their prefix length).
 /// A /32 is the longest possible match; a trie match longer than /24 beats a /24; otherwise a
 /// /24 beats whatever shorter prefix the trie found. The bitmap first: most destinations are
 /// in no listed /24 and cost one inlined array read.
@@ -424,6 +427,15 @@ fn block_v4(ip: [u8; 4]) -> Option<ListRef> {
         .map_or(ListRef::new(0, Action::Enforce), |t| *t);
     if trie.prefix_len > 24 {
         return Some(trie);
+    }
+    // A set with hundreds of thousands of /24s keeps them as one byte each in the dense
+    // array, and the hash is empty; otherwise the array has one chunk and this misses.
+    let (chunk, byte) = dense24_slot(ip);
+    if let Some(chunk) = BLOCK_DENSE24_V4.get(chunk) {
+        if let Some(net) = dense24_value(chunk[byte & 0xff]) {
+            return Some(net);
+        }
+        return (trie.list_id != 0).then_some(trie);
     }
     let net24 = [ip[0], ip[1], ip[2], 0];
     if let Some(net) = unsafe { BLOCK_NETS24_V4.get(&net24) } {

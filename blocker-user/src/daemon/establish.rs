@@ -88,7 +88,10 @@ pub fn establish(
     cgroup_file: &File,
     log_level: u8,
 ) -> Result<(Enforcer, SyncStats), EstablishError> {
-    let hashes = crate::kernel::sizing::HashSizes::for_sync(&desired, keep, config.maps.block_v4);
+    let dense_now = crate::kernel::pins::PinRoot::existing(&config.pin_dir)
+        .is_some_and(|pins| pins.dense24_in_force());
+    let hashes =
+        crate::kernel::sizing::HashSizes::for_sync(&desired, keep, config.maps.block_v4, dense_now);
     let mut enforcer =
         Enforcer::prepare(&config.pin_dir, config.maps, hashes, log_level).map_err(|source| {
             EstablishError::Load {

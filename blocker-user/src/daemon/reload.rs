@@ -179,6 +179,7 @@ impl Daemon {
             &desired,
             &self.lists.failed_ids(),
             self.config.maps.block_v4,
+            self.enforcer.dense24(),
         );
         let sizes_changed = pins::map_specs(&self.config.maps, &hashes)
             .iter()

@@ -78,4 +78,12 @@ pub enum KernelError {
         capacity: u32,
         needed: usize,
     },
+    /// A sync in place into dense /24s met one they cannot hold (the daemon migrates to the
+    /// hash before such a sync; this refuses it before anything is written if it did not).
+    #[error(
+        "the /24 {net} of list {list_id} has no dense form (list ids above {} or an action \
+         other than enforce and audit); the /24s must move to the hash first",
+        blocker_common::DENSE24_MAX_LIST
+    )]
+    NoDenseForm { net: ipnet::IpNet, list_id: u16 },
 }

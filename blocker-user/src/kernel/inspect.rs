@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap as BpfHashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key};
-use blocker_common::{ListRef, map_names};
+use aya::maps::{Array, HashMap as BpfHashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key};
+use blocker_common::{Dense24Chunk, ListRef, map_names};
 use serde::Serialize;
 
 use super::{Counters, KernelError, linkinfo, pins};
@@ -66,6 +66,14 @@ fn hash_v4(
     BpfHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })
 }
 
+/// The pinned dense /24 array when this generation keeps /24s there (more than one chunk);
+/// `None` too for a generation from before it existed.
+fn dense24(generation_dir: &Path) -> Option<Array<MapData, Dense24Chunk>> {
+    let data = MapData::from_pin(generation_dir.join(map_names::BLOCK_DENSE24_V4)).ok()?;
+    let array = Array::try_from(Map::from_map_data(data).ok()?).ok()?;
+    (array.len() > 1).then_some(array)
+}
+
 fn trie<const N: usize>(
     path: &Path,
     name: &'static str,
@@ -88,6 +96,14 @@ pub fn block_v4(generation_dir: &Path, addr: [u8; 4]) -> Result<Option<ListRef>,
         .ok();
     if let Some(longer) = found.filter(|t| t.prefix_len > 24) {
         return Ok(Some(longer));
+    }
+    if let Some(dense) = dense24(generation_dir) {
+        let (chunk, byte) = blocker_common::dense24_slot(addr);
+        let value = dense
+            .get(&chunk, 0)
+            .ok()
+            .and_then(|c| blocker_common::dense24_value(c[byte]));
+        return Ok(value.or(found));
     }
     let net24 = [addr[0], addr[1], addr[2], 0];
     if let Ok(net) = map(map_names::BLOCK_NETS24_V4)?.get(&net24, 0) {
@@ -112,7 +128,15 @@ pub fn fill(generation_dir: &Path) -> Result<Fill, KernelError> {
             &generation_dir.join(map_names::BLOCK_TRIE_V4),
             map_names::BLOCK_TRIE_V4,
         )? + hashed(map_names::BLOCK_HOSTS_V4)?
-            + hashed(map_names::BLOCK_NETS24_V4)?,
+            + match dense24(generation_dir) {
+                Some(dense) => dense
+                    .iter()
+                    .skip(1)
+                    .filter_map(Result::ok)
+                    .map(|chunk| chunk.iter().filter(|&&b| b != 0).count())
+                    .sum(),
+                None => hashed(map_names::BLOCK_NETS24_V4)?,
+            },
         block_v6: count::<16>(
             &generation_dir.join(map_names::BLOCK_V6),
             map_names::BLOCK_V6,

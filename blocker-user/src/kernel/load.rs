@@ -36,6 +36,9 @@ pub struct Enforcer {
     /// The capacities of the IPv4 hashes this generation has (hosts, /24 networks): fitted
     /// when created, whatever they were when reused.
     pub(super) hash_capacity: (u32, u32),
+    /// Whether this generation keeps /24s in `BLOCK_DENSE24_V4` (its spec must match to be
+    /// reused, so it is what `hashes` asked for).
+    pub(super) dense24: bool,
     pub(super) adoption: Adoption,
     /// What the block tries hold after the last successful sync. Only this generation writes
     /// them, so reloads diff against this copy instead of reading a million entries back; it is
@@ -78,6 +81,7 @@ impl Enforcer {
             .map_max_entries(map_names::BLOCK_TRIE_V4, sizes.block_v4)
             .map_max_entries(map_names::BLOCK_HOSTS_V4, hashes.hosts_v4.capacity)
             .map_max_entries(map_names::BLOCK_NETS24_V4, hashes.nets24_v4.capacity)
+            .map_max_entries(map_names::BLOCK_DENSE24_V4, hashes.dense24_chunks())
             .map_max_entries(map_names::BLOCK_V6, sizes.block_v6)
             .map_max_entries(map_names::ALLOW_V4, sizes.allow_v4)
             .map_max_entries(map_names::ALLOW_V6, sizes.allow_v6)
@@ -166,6 +170,7 @@ impl Enforcer {
             pins,
             sizes,
             hash_capacity,
+            dense24: hashes.dense24,
             adoption,
             block_shadow: None,
             verify_block: false,
@@ -179,6 +184,11 @@ impl Enforcer {
     /// 5.17).
     pub fn learner(&self) -> Result<(), &str> {
         self.learner.as_ref().map(|_| ()).map_err(String::as_str)
+    }
+
+    /// Whether /24s are kept in the dense array (see `sizing::DENSE24_AT`).
+    pub fn dense24(&self) -> bool {
+        self.dense24
     }
 
     pub fn adoption(&self) -> &Adoption {

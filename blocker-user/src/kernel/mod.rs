@@ -7,6 +7,7 @@ pub mod attach;
 pub mod batch;
 pub mod cgroup;
 pub mod counters;
+pub mod dense24;
 pub mod diff;
 pub mod domains;
 pub mod error;

@@ -88,7 +88,7 @@ pub struct MapSpec {
 }
 
 /// Every pinned map and its expected shape for `sizes`, the IPv4 hashes sized by `hashes`.
-pub fn map_specs(sizes: &MapsConfig, hashes: &HashSizes) -> [MapSpec; 16] {
+pub fn map_specs(sizes: &MapsConfig, hashes: &HashSizes) -> [MapSpec; 17] {
     let trie = |name, key_size, max_entries| MapSpec {
         name,
         map_type: MapType::LpmTrie,
@@ -119,6 +119,15 @@ pub fn map_specs(sizes: &MapsConfig, hashes: &HashSizes) -> [MapSpec; 16] {
         },
         hash4(map_names::BLOCK_HOSTS_V4, hashes.hosts_v4),
         hash4(map_names::BLOCK_NETS24_V4, hashes.nets24_v4),
+        MapSpec {
+            name: map_names::BLOCK_DENSE24_V4,
+            map_type: MapType::Array,
+            key_size: 4,
+            value_size: size_of::<blocker_common::Dense24Chunk>() as u32,
+            max_entries: hashes.dense24_chunks(),
+            flags: 0,
+            reuse_entries: (hashes.dense24_chunks(), hashes.dense24_chunks()),
+        },
         trie(map_names::BLOCK_TRIE_V4, 8, sizes.block_v4),
         trie(map_names::BLOCK_V6, 20, sizes.block_v6),
         trie(map_names::ALLOW_V4, 8, sizes.allow_v4),
@@ -316,6 +325,15 @@ impl PinRoot {
     }
 
     /// Creates the directory of the next generation (after every existing one).
+    /// Whether the generation in force keeps IPv4 /24s dense (its `BLOCK_DENSE24_V4` has more
+    /// than one chunk), so a new generation keeps them so until they shrink to half.
+    pub fn dense24_in_force(&self) -> bool {
+        self.current().is_some_and(|g| {
+            MapInfo::from_pin(self.generation_dir(g).join(map_names::BLOCK_DENSE24_V4))
+                .is_ok_and(|info| info.max_entries() > 1)
+        })
+    }
+
     pub fn create_next(&self) -> Result<u64, PinError> {
         let next = self.generations().last().map_or(1, |g| g + 1);
         let dir = self.generation_dir(next);

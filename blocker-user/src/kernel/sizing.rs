@@ -4,6 +4,7 @@
 //! for what it holds plus a quarter, and a reload that needs more moves to a new generation
 //! with bigger hashes (the migration that any change of map shape takes, without a gap).
 //! The tries and the IPv6 trie allocate per entry, so their capacity stays the limit.
+//! Past [`DENSE24_AT`] /24s the /24 hash gives way to a dense array of one byte per /24.
 
 use ipnet::IpNet;
 
@@ -42,36 +43,54 @@ impl Fitted {
     }
 }
 
-/// The sizing of both IPv4 hashes.
+/// A set with this many /24s keeps them in the dense array (16 MiB, one byte each) instead
+/// of the /24 hash: a no-prealloc hash costs about 90 bytes an entry (element, bucket and
+/// headroom), so from here on the array is smaller, and its sync is one write per /16.
+pub const DENSE24_AT: usize = 3 << 16;
+
+/// A dense set goes back to the hash only below half of [`DENSE24_AT`], so a list that
+/// hovers at the threshold does not migrate at every reload.
+pub const DENSE24_UNTIL: usize = DENSE24_AT / 2;
+
+/// The sizing of both IPv4 hashes, and whether /24s are kept dense.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HashSizes {
     pub hosts_v4: Fitted,
     pub nets24_v4: Fitted,
+    /// /24s in `BLOCK_DENSE24_V4` (the /24 hash then holds none).
+    pub dense24: bool,
 }
 
 impl HashSizes {
-    /// Sized for `desired`, each at most `limit` (`maps.block_v4`).
-    pub fn fit(desired: &KernelSet, limit: u32) -> Self {
-        let (mut hosts, mut nets24) = (0, 0);
-        for (net, _) in desired {
+    /// Sized for `desired`, each at most `limit` (`maps.block_v4`); `dense_now` is whether
+    /// the maps in force keep /24s dense.
+    pub fn fit(desired: &KernelSet, limit: u32, dense_now: bool) -> Self {
+        let (mut hosts, mut nets24, mut byte_form) = (0, 0, true);
+        for (net, value) in desired {
             if let IpNet::V4(net) = net {
                 match V4Tier::of(net) {
                     V4Tier::Hosts => hosts += 1,
-                    V4Tier::Nets24 => nets24 += 1,
+                    V4Tier::Nets24 => {
+                        nets24 += 1;
+                        byte_form &= blocker_common::dense24_byte(*value).is_some();
+                    }
                     V4Tier::Trie => {}
                 }
             }
         }
+        let at = if dense_now { DENSE24_UNTIL } else { DENSE24_AT };
+        let dense24 = byte_form && nets24 >= at;
         Self {
             hosts_v4: Fitted::of(hosts, limit),
-            nets24_v4: Fitted::of(nets24, limit),
+            nets24_v4: Fitted::of(if dense24 { 0 } else { nets24 }, limit),
+            dense24,
         }
     }
 
-    /// Both at `limit`, any existing size kept: for when the maps also hold entries the
-    /// daemon does not know (those of lists that failed to load, kept as they are), which a
-    /// map fitted to the known content might not hold.
-    pub fn at_limit(limit: u32) -> Self {
+    /// Both at `limit`, any existing size kept, /24s kept as they are (`dense_now`): for when
+    /// the maps also hold entries the daemon does not know (those of lists that failed to
+    /// load, kept as they are), which a map fitted to the known content might not hold.
+    pub fn at_limit(limit: u32, dense_now: bool) -> Self {
         let fitted = Fitted {
             needed: 0,
             capacity: limit,
@@ -80,15 +99,25 @@ impl HashSizes {
         Self {
             hosts_v4: fitted,
             nets24_v4: fitted,
+            dense24: dense_now,
         }
     }
 
     /// [`Self::fit`] when nothing is kept for failed lists, else [`Self::at_limit`].
-    pub fn for_sync(desired: &KernelSet, keep: &[u16], limit: u32) -> Self {
+    pub fn for_sync(desired: &KernelSet, keep: &[u16], limit: u32, dense_now: bool) -> Self {
         if keep.is_empty() {
-            Self::fit(desired, limit)
+            Self::fit(desired, limit, dense_now)
         } else {
-            Self::at_limit(limit)
+            Self::at_limit(limit, dense_now)
+        }
+    }
+
+    /// Chunks of `BLOCK_DENSE24_V4`: every /16's, or one (a miss for every address).
+    pub fn dense24_chunks(&self) -> u32 {
+        if self.dense24 {
+            blocker_common::DENSE24_CHUNKS + 1
+        } else {
+            1
         }
     }
 }
@@ -118,22 +147,50 @@ mod tests {
 
     #[test]
     fn hashes_get_a_quarter_of_headroom_in_powers_of_two_within_the_limit() {
-        let sizes = HashSizes::fit(&set(200_000, 800_000), 1 << 21);
+        let sizes = HashSizes::fit(&set(200_000, 100_000), 1 << 21, false);
         assert_eq!(sizes.hosts_v4.capacity, 1 << 18);
-        assert_eq!(sizes.nets24_v4.capacity, 1 << 20);
-        let small = HashSizes::fit(&set(3, 0), 1 << 21);
+        assert_eq!(sizes.nets24_v4.capacity, 1 << 17);
+        let small = HashSizes::fit(&set(3, 0), 1 << 21, false);
         assert_eq!(small.hosts_v4.capacity, MIN_CAPACITY);
-        assert_eq!(HashSizes::fit(&set(3, 0), 1000).hosts_v4.capacity, 1000);
+        assert_eq!(
+            HashSizes::fit(&set(3, 0), 1000, false).hosts_v4.capacity,
+            1000
+        );
     }
 
     #[test]
     fn an_existing_map_is_kept_while_it_holds_the_content_and_is_not_four_times_too_big() {
-        let sizes = HashSizes::fit(&set(5000, 0), 1 << 21);
+        let sizes = HashSizes::fit(&set(5000, 0), 1 << 21, false);
         assert_eq!(sizes.hosts_v4.capacity, 8192);
         // Kept from 5000 (what it must hold) up to four times the fitted capacity.
         assert_eq!(sizes.hosts_v4.needed, 5000);
         assert_eq!(sizes.hosts_v4.keep_up_to, 1 << 15);
-        let at_limit = HashSizes::at_limit(1 << 21).hosts_v4;
+        let at_limit = HashSizes::at_limit(1 << 21, false).hosts_v4;
         assert_eq!((at_limit.needed, at_limit.keep_up_to), (0, 1 << 21));
+    }
+
+    #[test]
+    fn many_24s_go_dense_and_stay_dense_until_half_as_many() {
+        let many = HashSizes::fit(&set(10, DENSE24_AT as u32), 1 << 21, false);
+        assert!(many.dense24);
+        assert_eq!(
+            (many.nets24_v4.needed, many.dense24_chunks()),
+            (0, (1 << 16) + 1)
+        );
+        let fewer = set(10, DENSE24_AT as u32 - 1);
+        assert!(!HashSizes::fit(&fewer, 1 << 21, false).dense24);
+        assert!(HashSizes::fit(&fewer, 1 << 21, true).dense24);
+        let half = set(10, DENSE24_UNTIL as u32 - 1);
+        let sparse = HashSizes::fit(&half, 1 << 21, true);
+        assert!(!sparse.dense24);
+        assert_eq!(sparse.dense24_chunks(), 1);
+        assert_eq!(sparse.nets24_v4.needed, DENSE24_UNTIL as u32 - 1);
+    }
+
+    #[test]
+    fn a_24_without_a_byte_form_keeps_the_set_in_the_hash() {
+        let mut many = set(0, DENSE24_AT as u32);
+        many[0].1 = ListRef::new(200, Action::Enforce);
+        assert!(!HashSizes::fit(&many, 1 << 21, false).dense24);
     }
 }

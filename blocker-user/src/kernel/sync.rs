@@ -79,7 +79,9 @@ impl Enforcer {
         let stats = match diff {
             Some(diff) => diff::write_diff(&mut self.block_maps()?, &diff)?,
             None => {
-                self.block_maps()?.upsert_many(&desired)?;
+                let mut maps = self.block_maps()?;
+                maps.known_empty = true;
+                maps.upsert_many(&desired)?;
                 SyncStats {
                     inserted: desired.len(),
                     ..SyncStats::default()
@@ -99,6 +101,7 @@ impl Enforcer {
             self.sizes.block_v4,
             self.sizes.block_v6,
             self.hash_capacity,
+            self.dense24,
         )
     }
 
@@ -182,11 +185,25 @@ impl Enforcer {
             map_names::BLOCK_V6,
             map_names::BLOCK_HOSTS_V4,
             map_names::BLOCK_NETS24_V4,
+            map_names::BLOCK_DENSE24_V4,
         ];
-        let [v4, v6, hosts, nets24] = self.ebpf.maps_disjoint_mut(names);
+        let dense24 = self.dense24;
+        let [v4, v6, hosts, nets24, dense] = self.ebpf.maps_disjoint_mut(names);
         let missing = |i: usize| KernelError::MissingMap(names[i]);
         let (v4, v6) = (v4.ok_or(missing(0))?, v6.ok_or(missing(1))?);
         let (hosts, nets24) = (hosts.ok_or(missing(2))?, nets24.ok_or(missing(3))?);
+        let dense = match dense24 {
+            true => {
+                let dense = dense.ok_or(missing(4))?;
+                let fd = raw_fd(dense);
+                let array = Array::try_from(dense).map_err(|source| KernelError::Map {
+                    name: names[4],
+                    source,
+                })?;
+                Some((array, fd))
+            }
+            false => None,
+        };
         let hash_fds = (raw_fd(hosts), raw_fd(nets24));
         let hashes = targets::V4Hashes {
             hosts: BpfHashMap::try_from(hosts).map_err(|source| KernelError::Map {
@@ -199,6 +216,7 @@ impl Enforcer {
             })?,
             names: (names[2], names[3]),
             fds: hash_fds,
+            dense,
         };
         let mut maps = Self::prefix_tries(v4, v6, (names[0], names[1]))?;
         maps.hashes = Some(hashes);
@@ -226,6 +244,7 @@ impl Enforcer {
             hashes: None,
             names: (v4, v6),
             fds,
+            known_empty: false,
         })
     }
 }
@@ -234,9 +253,9 @@ impl Enforcer {
 fn raw_fd(map: &aya::maps::Map) -> std::os::fd::RawFd {
     use std::os::fd::{AsFd as _, AsRawFd as _};
     match map {
-        aya::maps::Map::LpmTrie(data) | aya::maps::Map::HashMap(data) => {
-            data.fd().as_fd().as_raw_fd()
-        }
+        aya::maps::Map::LpmTrie(data)
+        | aya::maps::Map::HashMap(data)
+        | aya::maps::Map::Array(data) => data.fd().as_fd().as_raw_fd(),
         _ => -1,
     }
 }
@@ -266,6 +285,7 @@ fn check_block_capacity(
     v4: u32,
     v6: u32,
     (hosts, nets24): (u32, u32),
+    dense24: bool,
 ) -> Result<(), KernelError> {
     check_capacity(
         desired.iter().map(|(n, _)| n),
@@ -275,10 +295,25 @@ fn check_block_capacity(
     )?;
     // Each hash is fitted to its content; more than it holds takes a new generation, which
     // the daemon makes before it syncs (this refuses a sync that would fail halfway).
-    let fitted = super::sizing::HashSizes::fit(desired, u32::MAX);
+    let fitted = super::sizing::HashSizes::fit(desired, u32::MAX, false);
+    // Dense /24s need no room, but a byte form: a value without one takes the hash.
+    let nets24_needed = if dense24 {
+        if let Some((net, value)) = desired.iter().find(|(net, value)| {
+            matches!(net, IpNet::V4(n) if super::targets::V4Tier::of(n) == super::targets::V4Tier::Nets24)
+                && blocker_common::dense24_byte(*value).is_none()
+        }) {
+            return Err(KernelError::NoDenseForm {
+                net: *net,
+                list_id: value.list_id,
+            });
+        }
+        0
+    } else {
+        fitted.nets24_v4.needed
+    };
     for (name, capacity, needed) in [
         ("IPv4 hosts map", hosts, fitted.hosts_v4.needed),
-        ("IPv4 /24 map", nets24, fitted.nets24_v4.needed),
+        ("IPv4 /24 map", nets24, nets24_needed),
     ] {
         if needed > capacity {
             return Err(KernelError::TooManyEntries {

@@ -9,11 +9,11 @@
 
 use std::{collections::HashMap, os::fd::RawFd};
 
-use aya::maps::{HashMap as BpfHashMap, LpmTrie, MapData, MapError};
+use aya::maps::{Array, HashMap as BpfHashMap, LpmTrie, MapData, MapError};
 use blocker_common::ListRef;
 use ipnet::{IpNet, Ipv4Net};
 
-use super::{KernelError, keys};
+use super::{KernelError, dense24::Dense24, keys};
 use crate::kernel::diff::SyncTarget;
 
 /// Where an IPv4 prefix lives among the block maps.
@@ -40,6 +40,8 @@ pub struct V4Hashes<'a> {
     pub nets24: BpfHashMap<&'a mut MapData, [u8; 4], ListRef>,
     pub names: (&'static str, &'static str),
     pub fds: (RawFd, RawFd),
+    /// The dense /24 array, when this generation keeps /24s there instead of in `nets24`.
+    pub dense: Option<(Array<&'a mut MapData, blocker_common::Dense24Chunk>, RawFd)>,
 }
 
 /// One trie per family (plus, for the block maps, the IPv4 hash tiers), addressed as one
@@ -52,6 +54,9 @@ pub struct PrefixMaps<'a> {
     pub names: (&'static str, &'static str),
     /// Raw fds of the two tries, for batch updates.
     pub fds: (RawFd, RawFd),
+    /// The maps are known to hold nothing (a start, a new generation): dense chunks are
+    /// written without being read back.
+    pub known_empty: bool,
 }
 
 /// Entries per BPF_MAP_UPDATE_BATCH call.
@@ -217,7 +222,12 @@ impl SyncTarget for PrefixMaps<'_> {
             }
         }
         if let Some(h) = &self.hashes {
-            for (map, len, name) in [(&h.hosts, 32, h.names.0), (&h.nets24, 24, h.names.1)] {
+            // What the program reads: dense /24s replace the /24 hash.
+            let nets24 = match &h.dense {
+                Some(_) => None,
+                None => Some((&h.nets24, 24, h.names.1)),
+            };
+            for (map, len, name) in [(&h.hosts, 32, h.names.0)].into_iter().chain(nets24) {
                 for item in map.iter() {
                     let (addr, value) = item.map_err(map_err(name))?;
                     if let Ok(net) = Ipv4Net::new(addr.into(), len) {
@@ -225,6 +235,9 @@ impl SyncTarget for PrefixMaps<'_> {
                     }
                 }
             }
+        }
+        if let Some((dense, _)) = self.hashes.as_ref().and_then(|h| h.dense.as_ref()) {
+            super::dense24::read_all(dense, &mut all)?;
         }
         Ok(all)
     }
@@ -240,10 +253,13 @@ impl SyncTarget for PrefixMaps<'_> {
                     .hosts
                     .remove(&n.network().octets())
                     .map_err(map_err(h.names.0)),
-                (Some(_), Some(h)) => h
-                    .nets24
-                    .remove(&n.network().octets())
-                    .map_err(map_err(h.names.1)),
+                (Some(_), Some(h)) => match h.dense.as_mut() {
+                    Some(dense) => Dense24::of(dense).delete(n.network().octets()),
+                    None => h
+                        .nets24
+                        .remove(&n.network().octets())
+                        .map_err(map_err(h.names.1)),
+                },
                 _ => self.v4.remove(&keys::v4(*n)).map_err(map_err(self.names.0)),
             },
             IpNet::V6(n) => self.v6.remove(&keys::v6(*n)).map_err(map_err(self.names.1)),
@@ -283,7 +299,12 @@ impl SyncTarget for PrefixMaps<'_> {
             }
         }
         let names = self.names;
+        let known_empty = self.known_empty;
         if let Some(h) = self.hashes.as_mut() {
+            if let Some(dense) = h.dense.as_mut() {
+                let items = nets24.keys.drain(..).zip(nets24.values.drain(..)).collect();
+                Dense24::of(dense).write(items, known_empty)?;
+            }
             let tiers = [
                 (h.fds.0, &hosts, &mut h.hosts, h.names.0),
                 (h.fds.1, &nets24, &mut h.nets24, h.names.1),

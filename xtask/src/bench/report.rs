@@ -25,9 +25,11 @@ pub(super) const COST_NOTES: &str = "
   attached to another. It is the floor for any tool that refuses unconnected UDP at the
   socket (the alternative, a per-packet egress filter, is what nftables and ipset pay).
   Connected sockets (TCP, connected UDP) pay only at `connect()`.
-- Loading: IPv4 /32s and /24s (most of any large list) go to two hashes, written with
-  `BPF_MAP_UPDATE_BATCH` by one thread per CPU (the kernel locks hash buckets, not the whole
-  map); the other lengths go to the LPM trie, whose inserts take one lock and walk the trie.
+- Loading: IPv4 /32s go to a hash, written with `BPF_MAP_UPDATE_BATCH` by one thread per CPU
+  (the kernel locks hash buckets, not the whole map); /24s to a second hash, or from 196,608
+  of them (the largest sizes here) to a dense array of one byte per /24, written a 256-byte
+  chunk per /16; the other lengths go to the LPM trie, whose inserts take one lock and walk
+  the trie.
   Reloads diff against the set last written, in one merge over sorted prefixes, and write only
   the difference.
 - Resident memory holds the parsed lists with the source line of every entry (to explain
