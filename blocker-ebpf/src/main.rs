@@ -31,9 +31,9 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use blocker_common::{
     Action, BlockEvent, COMM_LEN, COUNTER_SLOTS, Counter, Dense24Chunk, EXEMPT_CGROUP,
-    EXEMPT_PROCESS, ExemptionKey, FAMILY_INET, FAMILY_INET6, Grant, Hook, Learned, ListRef,
-    SEEN_V4_WORDS, SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings, dense24_slot,
-    dense24_value, learned_slot_v4, learned_slot_v6, seen_v4_slot,
+    EXEMPT_PROCESS, ExemptionKey, FAMILY_INET, FAMILY_INET6, Grant, HOST_V4_SEARCH_STEPS, Hook,
+    Learned, ListRef, SEEN_V4_WORDS, SETTING_6TO4, SETTING_DRY_RUN, SETTING_NAT64, Settings,
+    dense24_slot, dense24_value, host_v4_value, learned_slot_v4, learned_slot_v6, seen_v4_slot,
 };
 
 /// `BPF_F_NO_PREALLOC`: hash entries are allocated when written, so capacity costs nothing
@@ -53,7 +53,7 @@ const REFUSE: i32 = 0;
 #[map]
 static BLOCK_SEEN_V4: Array<u64> = Array::with_max_entries(SEEN_V4_WORDS, MMAPABLE);
 #[map]
-static BLOCK_HOSTS_V4: HashMap<[u8; 4], ListRef> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
+static BLOCK_HOSTS_SORTED_V4: Array<u64> = Array::with_max_entries(3, 0);
 #[map]
 static BLOCK_NETS24_V4: HashMap<[u8; 4], ListRef> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
 // One chunk (a miss for every address) unless the daemon makes it dense; see `block_v4`.
@@ -402,7 +402,7 @@ fn enforced_v4(dst: [u8; 4]) -> bool {
         && ALLOW_V4.get(Key::new(32, dst)).is_none()
 }
 
-/// The longest blocked IPv4 prefix holding `ip`, across the three tiers: hosts (/32, hash),
+/// The longest blocked IPv4 prefix holding `ip`, across the three tiers: hosts (/32, sorted),
 /// /24 networks (hash, or one byte each in the dense array) and every other length (trie, whose values carry their prefix length).
 /// A /32 is the longest possible match; a trie match longer than /24 beats a /24; otherwise a
 /// /24 beats whatever shorter prefix the trie found. The bitmap first: most destinations are
@@ -416,9 +416,8 @@ fn block_v4(ip: [u8; 4]) -> Option<ListRef> {
     {
         return None;
     }
-    // SAFETY (both hash lookups): the key is plain bytes; the value is copied out at once.
-    if let Some(host) = unsafe { BLOCK_HOSTS_V4.get(&ip) } {
-        return Some(*host);
+    if let Some(host) = host_v4(ip) {
+        return Some(host);
     }
     // A zeroed value (list 0, never used) stands for "no trie match": an `Option` here would
     // carry an uninitialized payload that LLVM spills and the verifier rejects ("!read_ok").
@@ -442,6 +441,37 @@ fn block_v4(ip: [u8; 4]) -> Option<ListRef> {
         return Some(*net);
     }
     (trie.list_id != 0).then_some(trie)
+}
+
+/// The listed host `ip`, by binary search in the active half of the sorted hosts (element 0
+/// says where it starts; its first element is its length). A fixed number of steps, so the
+/// verifier sees a bounded loop.
+#[inline(always)]
+fn host_v4(ip: [u8; 4]) -> Option<ListRef> {
+    let base = *BLOCK_HOSTS_SORTED_V4.get(0)? as u32;
+    if base == 0 {
+        return None;
+    }
+    let len = *BLOCK_HOSTS_SORTED_V4.get(base)? as u32;
+    let want = u32::from_be_bytes(ip) as u64;
+    let (mut lo, mut hi) = (0u32, len);
+    for _ in 0..HOST_V4_SEARCH_STEPS {
+        if lo >= hi {
+            return None;
+        }
+        let mid = lo + (hi - lo) / 2;
+        let entry = *BLOCK_HOSTS_SORTED_V4.get(base + 1 + mid)?;
+        let addr = entry >> 32;
+        if addr == want {
+            return Some(host_v4_value(entry));
+        }
+        if addr < want {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    None
 }
 
 /// The IPv4 address embedded by NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`), when the daemon

@@ -139,8 +139,23 @@ pub fn write_diff<T: SyncTarget>(
     target: &mut T,
     d: &Diff<T::Key, T::Value>,
 ) -> Result<SyncStats, T::Error> {
+    write_diff_then(target, d, |_| Ok(()))
+}
+
+/// [`write_diff`], with `before_deletes` run after every insert and update and before the
+/// first delete: a target with a part it writes whole switches it there, so the old content
+/// goes only once the new is in force.
+pub fn write_diff_then<T: SyncTarget>(
+    target: &mut T,
+    d: &Diff<T::Key, T::Value>,
+    before_deletes: impl FnOnce(&mut T) -> Result<(), T::Error>,
+) -> Result<SyncStats, T::Error> {
     target.upsert_many(&d.inserts)?;
     target.upsert_many(&d.updates)?;
+    // Deletes of a part written whole only mark it changed; marked first so
+    // `before_deletes` sees every change.
+    target.note_deletes(&d.deletes);
+    before_deletes(target)?;
     for key in &d.deletes {
         target.delete(key)?;
     }
@@ -162,6 +177,10 @@ pub trait SyncTarget {
     fn read_all(&self) -> Result<HashMap<Self::Key, Self::Value>, Self::Error>;
     fn upsert(&mut self, key: &Self::Key, value: &Self::Value) -> Result<(), Self::Error>;
     fn delete(&mut self, key: &Self::Key) -> Result<(), Self::Error>;
+
+    /// Told the keys about to be deleted, before any is: a target with a part it writes whole
+    /// learns that part changed (see [`write_diff_then`]).
+    fn note_deletes(&mut self, _keys: &[Self::Key]) {}
 
     /// Writes many entries; targets with a cheaper bulk path override this.
     fn upsert_many(&mut self, items: &[(Self::Key, Self::Value)]) -> Result<(), Self::Error> {

@@ -66,6 +66,15 @@ fn hash_v4(
     BpfHashMap::try_from(map).map_err(|source| KernelError::Map { name, source })
 }
 
+/// The pinned sorted hosts.
+fn hosts_v4(generation_dir: &Path) -> Result<Array<MapData, u64>, KernelError> {
+    let name = map_names::BLOCK_HOSTS_V4;
+    let data = MapData::from_pin(generation_dir.join(name))
+        .map_err(|source| KernelError::Map { name, source })?;
+    let map = Map::from_map_data(data).map_err(|source| KernelError::Map { name, source })?;
+    Array::try_from(map).map_err(|source| KernelError::Map { name, source })
+}
+
 /// The pinned dense /24 array when this generation keeps /24s there (more than one chunk);
 /// `None` too for a generation from before it existed.
 fn dense24(generation_dir: &Path) -> Option<Array<MapData, Dense24Chunk>> {
@@ -87,7 +96,7 @@ fn trie<const N: usize>(
 /// then a trie match longer than /24, then the /24, then the trie's shorter match).
 pub fn block_v4(generation_dir: &Path, addr: [u8; 4]) -> Result<Option<ListRef>, KernelError> {
     let map = |name: &'static str| hash_v4(&generation_dir.join(name), name);
-    if let Ok(host) = map(map_names::BLOCK_HOSTS_V4)?.get(&addr, 0) {
+    if let Some(host) = super::hosts::lookup(&hosts_v4(generation_dir)?, addr.into()) {
         return Ok(Some(host));
     }
     let name = map_names::BLOCK_TRIE_V4;
@@ -127,7 +136,7 @@ pub fn fill(generation_dir: &Path) -> Result<Fill, KernelError> {
         block_v4: count::<4>(
             &generation_dir.join(map_names::BLOCK_TRIE_V4),
             map_names::BLOCK_TRIE_V4,
-        )? + hashed(map_names::BLOCK_HOSTS_V4)?
+        )? + super::hosts::count(&hosts_v4(generation_dir)?)
             + match dense24(generation_dir) {
                 Some(dense) => dense
                     .iter()

@@ -79,7 +79,10 @@ impl Enforcer {
             // The trie can take the whole capacity (it allocates per entry); the hashes are
             // fitted to their content; `sync_block` bounds the sum and each hash.
             .map_max_entries(map_names::BLOCK_TRIE_V4, sizes.block_v4)
-            .map_max_entries(map_names::BLOCK_HOSTS_V4, hashes.hosts_v4.capacity)
+            .map_max_entries(
+                map_names::BLOCK_HOSTS_V4,
+                super::hosts::array_len(hashes.hosts_v4.capacity),
+            )
             .map_max_entries(map_names::BLOCK_NETS24_V4, hashes.nets24_v4.capacity)
             .map_max_entries(map_names::BLOCK_DENSE24_V4, hashes.dense24_chunks())
             .map_max_entries(map_names::BLOCK_V6, sizes.block_v6)
@@ -99,7 +102,9 @@ impl Enforcer {
                 Some((path, None)) => {
                     if let Ok(info) = aya::maps::MapInfo::from_pin(path) {
                         match spec.name {
-                            map_names::BLOCK_HOSTS_V4 => hash_capacity.0 = info.max_entries(),
+                            map_names::BLOCK_HOSTS_V4 => {
+                                hash_capacity.0 = super::hosts::capacity_of(info.max_entries())
+                            }
                             map_names::BLOCK_NETS24_V4 => hash_capacity.1 = info.max_entries(),
                             _ => {}
                         }

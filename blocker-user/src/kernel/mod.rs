@@ -11,6 +11,7 @@ pub mod dense24;
 pub mod diff;
 pub mod domains;
 pub mod error;
+pub mod hosts;
 pub mod inspect;
 pub mod keys;
 pub mod learned;

@@ -117,7 +117,18 @@ pub fn map_specs(sizes: &MapsConfig, hashes: &HashSizes) -> [MapSpec; 17] {
             flags: MMAPABLE,
             reuse_entries: (blocker_common::SEEN_V4_WORDS, blocker_common::SEEN_V4_WORDS),
         },
-        hash4(map_names::BLOCK_HOSTS_V4, hashes.hosts_v4),
+        MapSpec {
+            name: map_names::BLOCK_HOSTS_V4,
+            map_type: MapType::Array,
+            key_size: 4,
+            value_size: 8,
+            max_entries: super::hosts::array_len(hashes.hosts_v4.capacity),
+            flags: 0,
+            reuse_entries: (
+                super::hosts::array_len(hashes.hosts_v4.needed),
+                super::hosts::array_len(hashes.hosts_v4.keep_up_to),
+            ),
+        },
         hash4(map_names::BLOCK_NETS24_V4, hashes.nets24_v4),
         MapSpec {
             name: map_names::BLOCK_DENSE24_V4,

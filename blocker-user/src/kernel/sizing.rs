@@ -81,7 +81,7 @@ impl HashSizes {
         let at = if dense_now { DENSE24_UNTIL } else { DENSE24_AT };
         let dense24 = byte_form && nets24 >= at;
         Self {
-            hosts_v4: Fitted::of(hosts, limit),
+            hosts_v4: Fitted::of(hosts, limit.min(blocker_common::HOSTS_V4_MAX)),
             nets24_v4: Fitted::of(if dense24 { 0 } else { nets24 }, limit),
             dense24,
         }
@@ -96,8 +96,13 @@ impl HashSizes {
             capacity: limit,
             keep_up_to: limit,
         };
+        let hosts = Fitted {
+            capacity: limit.min(blocker_common::HOSTS_V4_MAX),
+            keep_up_to: limit.min(blocker_common::HOSTS_V4_MAX),
+            ..fitted
+        };
         Self {
-            hosts_v4: fitted,
+            hosts_v4: hosts,
             nets24_v4: fitted,
             dense24: dense_now,
         }

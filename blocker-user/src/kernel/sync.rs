@@ -76,12 +76,18 @@ impl Enforcer {
             IpNet::V6(_) => None,
         }));
         self.seen.widen(&seen_bits);
+        let mut maps = self.block_maps()?;
+        // The hosts switch from the old set to the new one in one write, once every other
+        // tier holds its new entries and before any old one is deleted: an address that moves
+        // between a host and a wider prefix is covered throughout.
         let stats = match diff {
-            Some(diff) => diff::write_diff(&mut self.block_maps()?, &diff)?,
+            Some(diff) => {
+                diff::write_diff_then(&mut maps, &diff, |maps| maps.write_hosts(&desired))?
+            }
             None => {
-                let mut maps = self.block_maps()?;
                 maps.known_empty = true;
                 maps.upsert_many(&desired)?;
+                maps.write_hosts(&desired)?;
                 SyncStats {
                     inserted: desired.len(),
                     ..SyncStats::default()
@@ -204,18 +210,21 @@ impl Enforcer {
             }
             false => None,
         };
-        let hash_fds = (raw_fd(hosts), raw_fd(nets24));
+        let (hosts_fd, nets24_fd) = (raw_fd(hosts), raw_fd(nets24));
         let hashes = targets::V4Hashes {
-            hosts: BpfHashMap::try_from(hosts).map_err(|source| KernelError::Map {
-                name: names[2],
-                source,
-            })?,
+            hosts: super::hosts::HostsV4 {
+                sorted: Array::try_from(hosts).map_err(|source| KernelError::Map {
+                    name: names[2],
+                    source,
+                })?,
+                fd: hosts_fd,
+            },
             nets24: BpfHashMap::try_from(nets24).map_err(|source| KernelError::Map {
                 name: names[3],
                 source,
             })?,
-            names: (names[2], names[3]),
-            fds: hash_fds,
+            nets24_name: names[3],
+            nets24_fd,
             dense,
         };
         let mut maps = Self::prefix_tries(v4, v6, (names[0], names[1]))?;
@@ -245,6 +254,7 @@ impl Enforcer {
             names: (v4, v6),
             fds,
             known_empty: false,
+            hosts_changed: false,
         })
     }
 }

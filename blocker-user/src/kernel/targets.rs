@@ -13,7 +13,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, LpmTrie, MapData, MapError};
 use blocker_common::ListRef;
 use ipnet::{IpNet, Ipv4Net};
 
-use super::{KernelError, dense24::Dense24, keys};
+use super::{KernelError, dense24::Dense24, hosts::HostsV4, keys};
 use crate::kernel::diff::SyncTarget;
 
 /// Where an IPv4 prefix lives among the block maps.
@@ -34,12 +34,15 @@ impl V4Tier {
     }
 }
 
-/// The hash tiers of the IPv4 block maps.
+/// The host and /24 tiers of the IPv4 block maps.
 pub struct V4Hashes<'a> {
-    pub hosts: BpfHashMap<&'a mut MapData, [u8; 4], ListRef>,
+    /// Rewritten whole by [`PrefixMaps::write_hosts`] when the hosts change: upserts and
+    /// deletes of hosts only mark them changed.
+    pub hosts: HostsV4<'a>,
     pub nets24: BpfHashMap<&'a mut MapData, [u8; 4], ListRef>,
-    pub names: (&'static str, &'static str),
-    pub fds: (RawFd, RawFd),
+    /// The name and fd of the /24 hash.
+    pub nets24_name: &'static str,
+    pub nets24_fd: RawFd,
     /// The dense /24 array, when this generation keeps /24s there instead of in `nets24`.
     pub dense: Option<(Array<&'a mut MapData, blocker_common::Dense24Chunk>, RawFd)>,
 }
@@ -57,6 +60,8 @@ pub struct PrefixMaps<'a> {
     /// The maps are known to hold nothing (a start, a new generation): dense chunks are
     /// written without being read back.
     pub known_empty: bool,
+    /// A host was upserted or deleted: the hosts are to be rewritten.
+    pub hosts_changed: bool,
 }
 
 /// Entries per BPF_MAP_UPDATE_BATCH call.
@@ -195,6 +200,21 @@ impl<K> Batch<K> {
 }
 
 impl PrefixMaps<'_> {
+    /// Makes the hosts tier hold exactly the /32s of `set` when a host was upserted or deleted
+    /// since the maps were opened (see [`HostsV4::write_all`]).
+    pub fn write_hosts(&mut self, set: &[(IpNet, ListRef)]) -> Result<(), KernelError> {
+        let Some(h) = self.hashes.as_mut().filter(|_| self.hosts_changed) else {
+            return Ok(());
+        };
+        h.hosts
+            .write_all(set.iter().filter_map(|(net, value)| match net {
+                IpNet::V4(n) if n.prefix_len() == 32 => Some((n.network(), untagged(*value))),
+                _ => None,
+            }))?;
+        self.hosts_changed = false;
+        Ok(())
+    }
+
     /// The hash tier an IPv4 prefix belongs in, if this is the block set and it has one.
     fn hash_tier(&self, net: &Ipv4Net) -> Option<V4Tier> {
         let tier = V4Tier::of(net);
@@ -223,18 +243,15 @@ impl SyncTarget for PrefixMaps<'_> {
         }
         if let Some(h) = &self.hashes {
             // What the program reads: dense /24s replace the /24 hash.
-            let nets24 = match &h.dense {
-                Some(_) => None,
-                None => Some((&h.nets24, 24, h.names.1)),
-            };
-            for (map, len, name) in [(&h.hosts, 32, h.names.0)].into_iter().chain(nets24) {
-                for item in map.iter() {
-                    let (addr, value) = item.map_err(map_err(name))?;
-                    if let Ok(net) = Ipv4Net::new(addr.into(), len) {
+            if h.dense.is_none() {
+                for item in h.nets24.iter() {
+                    let (addr, value) = item.map_err(map_err(h.nets24_name))?;
+                    if let Ok(net) = Ipv4Net::new(addr.into(), 24) {
                         all.insert(IpNet::V4(net), untagged(value));
                     }
                 }
             }
+            h.hosts.read_all(&mut all)?;
         }
         if let Some((dense, _)) = self.hashes.as_ref().and_then(|h| h.dense.as_ref()) {
             super::dense24::read_all(dense, &mut all)?;
@@ -246,19 +263,25 @@ impl SyncTarget for PrefixMaps<'_> {
         self.upsert_many(&[(*net, *value)])
     }
 
+    fn note_deletes(&mut self, nets: &[IpNet]) {
+        self.hosts_changed |= nets
+            .iter()
+            .any(|net| matches!(net, IpNet::V4(n) if self.hash_tier(n) == Some(V4Tier::Hosts)));
+    }
+
     fn delete(&mut self, net: &IpNet) -> Result<(), KernelError> {
         match net {
             IpNet::V4(n) => match (self.hash_tier(n), self.hashes.as_mut()) {
-                (Some(V4Tier::Hosts), Some(h)) => h
-                    .hosts
-                    .remove(&n.network().octets())
-                    .map_err(map_err(h.names.0)),
+                (Some(V4Tier::Hosts), Some(_)) => {
+                    self.hosts_changed = true;
+                    Ok(())
+                }
                 (Some(_), Some(h)) => match h.dense.as_mut() {
                     Some(dense) => Dense24::of(dense).delete(n.network().octets()),
                     None => h
                         .nets24
                         .remove(&n.network().octets())
-                        .map_err(map_err(h.names.1)),
+                        .map_err(map_err(h.nets24_name)),
                 },
                 _ => self.v4.remove(&keys::v4(*n)).map_err(map_err(self.names.0)),
             },
@@ -280,10 +303,8 @@ impl SyncTarget for PrefixMaps<'_> {
                 IpNet::V6(_) => 3,
             }] += 1;
         }
-        let (mut hosts, mut nets24) = (
-            Batch::with_capacity(counts[0]),
-            Batch::with_capacity(counts[1]),
-        );
+        self.hosts_changed |= counts[0] > 0;
+        let mut nets24 = Batch::with_capacity(counts[1]);
         let (mut trie4, mut trie6) = (
             Batch::with_capacity(counts[2]),
             Batch::with_capacity(counts[3]),
@@ -291,7 +312,7 @@ impl SyncTarget for PrefixMaps<'_> {
         for (net, value) in items {
             match net {
                 IpNet::V4(n) => match self.hash_tier(n) {
-                    Some(V4Tier::Hosts) => hosts.push(n.network().octets(), *value),
+                    Some(V4Tier::Hosts) => {}
                     Some(_) => nets24.push(n.network().octets(), *value),
                     None => trie4.push(keys::v4(*n), value.with_prefix_len(n.prefix_len())),
                 },
@@ -305,23 +326,18 @@ impl SyncTarget for PrefixMaps<'_> {
                 let items = nets24.keys.drain(..).zip(nets24.values.drain(..)).collect();
                 Dense24::of(dense).write(items, known_empty)?;
             }
-            let tiers = [
-                (h.fds.0, &hosts, &mut h.hosts, h.names.0),
-                (h.fds.1, &nets24, &mut h.nets24, h.names.1),
-            ];
-            for (fd, batch, map, name) in tiers {
-                batch_upsert(
-                    fd,
-                    &batch.keys,
-                    &batch.values,
-                    |i| {
-                        map.insert(batch.keys[i], batch.values[i], 0)
-                            .map_err(map_err(name))
-                    },
-                    name,
-                    true,
-                )?;
-            }
+            let (map, name) = (&mut h.nets24, h.nets24_name);
+            batch_upsert(
+                h.nets24_fd,
+                &nets24.keys,
+                &nets24.values,
+                |i| {
+                    map.insert(nets24.keys[i], nets24.values[i], 0)
+                        .map_err(map_err(name))
+                },
+                name,
+                true,
+            )?;
         }
         let v4 = &mut self.v4;
         batch_upsert(

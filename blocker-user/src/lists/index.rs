@@ -30,8 +30,28 @@ impl Default for PrefixIndex {
 impl PrefixIndex {
     /// Builds the index. A prefix listed more than once keeps every payload, in order, so a
     /// lookup restricted to one list still finds it.
-    pub fn build(items: impl IntoIterator<Item = (IpNet, u32)>) -> Self {
+    pub fn build<I>(items: I) -> Self
+    where
+        I: IntoIterator<Item = (IpNet, u32)>,
+        I::IntoIter: Clone,
+    {
+        let items = items.into_iter();
         let mut index = Self::default();
+        // Counted first, so each bucket is allocated once at its size: grown by doubling, a
+        // million prefixes cost up to twice their size, at the load's peak and after it.
+        let (mut v4, mut v6) = ([0usize; 33], [0usize; 129]);
+        for (net, _) in items.clone() {
+            match net {
+                IpNet::V4(n) => v4[usize::from(n.prefix_len())] += 1,
+                IpNet::V6(n) => v6[usize::from(n.prefix_len())] += 1,
+            }
+        }
+        for (bucket, count) in index.v4.iter_mut().zip(v4) {
+            bucket.reserve_exact(count);
+        }
+        for (bucket, count) in index.v6.iter_mut().zip(v6) {
+            bucket.reserve_exact(count);
+        }
         for (net, payload) in items {
             match net {
                 IpNet::V4(n) => {
