@@ -1,7 +1,7 @@
-//! How big the two IPv4 hashes (hosts and /24 networks) are made. A hash's bucket array is
-//! sized by its capacity (16 bytes a bucket, whatever it holds), so a capacity fixed at the
-//! configured limit cost a million-prefix install 64 MiB of empty buckets. Each hash is made
-//! for what it holds plus a quarter, and a reload that needs more moves to a new generation
+//! How big the IPv4 host array and /24 hash are made (the host array takes the same fitted
+//! capacity, per half). A hash's bucket array is sized by its capacity (16 bytes a bucket,
+//! whatever it holds), so a capacity fixed at the configured limit cost a million-prefix
+//! install 64 MiB of empty buckets. Each is made for what it holds plus a quarter, and a reload that needs more moves to a new generation
 //! with bigger hashes (the migration that any change of map shape takes, without a gap).
 //! The tries and the IPv6 trie allocate per entry, so their capacity stays the limit.
 //! Past [`DENSE24_AT`] /24s the /24 hash gives way to a dense array of one byte per /24.

@@ -1,11 +1,12 @@
 //! The kernel maps as [`SyncTarget`]s: the prefix maps (IPv4 + IPv6) keyed by prefix, and the
 //! exempt-cgroup hash keyed by cgroup id.
 //!
-//! Blocked IPv4 prefixes are spread over three maps by length: /32 hosts and /24 networks in
-//! hashes, everything else in the LPM trie. The tier is a function of the prefix alone, so the
-//! sync engine's diff (keyed by prefix) stays exact. Why: a trie insert walks the trie and
-//! costs about a microsecond at a million entries, a hash insert a fraction of that, and hosts
-//! and /24s are most of every large list. The exception tries keep everything in one trie.
+//! Blocked IPv4 prefixes are spread over three tiers by length: /32 hosts in a sorted array
+//! (`hosts.rs`, rewritten whole when they change), /24 networks in a hash or the dense array
+//! (`dense24.rs`), everything else in the LPM trie. The tier is a function of the prefix
+//! alone, so the sync engine's diff (keyed by prefix) stays exact. Why: a trie insert walks
+//! the trie and costs about a microsecond at a million entries, and hosts and /24s are most
+//! of every large list. The exception tries keep everything in one trie.
 
 use std::{collections::HashMap, os::fd::RawFd};
 

@@ -21,6 +21,7 @@ mod columns;
 mod csv;
 mod flat_json;
 mod ipset;
+mod ipv6;
 mod json;
 pub mod text;
 mod token;

@@ -87,7 +87,11 @@ fn plain_v6(token: &str) -> Option<Ipv6Net> {
         }
         None => (token, 128),
     };
-    let net = Ipv6Net::new(addr.parse().ok()?, len).ok()?;
+    let addr = match super::ipv6::plain(addr) {
+        Some(addr) => addr,
+        None => addr.parse().ok()?,
+    };
+    let net = Ipv6Net::new(addr, len).ok()?;
     (net.trunc() == net).then_some(net)
 }
 
