@@ -232,8 +232,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub exempt_cgroup: Vec<PathBuf>,
 
-    /// The most IPv4 prefixes the kernel holds (overrides `maps.block_v4`); the IPv4 hashes
-    /// are sized for the lists' content within it.
+    /// The most IPv4 prefixes the kernel holds (overrides `maps.block_v4`); the hosts' and
+    /// /24s' maps are sized for the lists' content within it.
     #[arg(long, value_name = "N")]
     pub max_v4: Option<u32>,
 

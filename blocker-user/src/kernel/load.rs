@@ -33,7 +33,7 @@ pub struct Enforcer {
     pub(super) ebpf: Ebpf,
     pub(super) pins: PinRoot,
     pub(super) sizes: MapsConfig,
-    /// The capacities of the IPv4 hashes this generation has (hosts, /24 networks): fitted
+    /// The capacities of the hosts' array (a half) and the /24 hash this generation has: fitted
     /// when created, whatever they were when reused.
     pub(super) hash_capacity: (u32, u32),
     /// Whether this generation keeps /24s in `BLOCK_DENSE24_V4` (its spec must match to be

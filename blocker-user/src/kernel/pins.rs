@@ -87,7 +87,8 @@ pub struct MapSpec {
     pub reuse_entries: (u32, u32),
 }
 
-/// Every pinned map and its expected shape for `sizes`, the IPv4 hashes sized by `hashes`.
+/// Every pinned map and its expected shape for `sizes`, the hosts and /24 maps sized by
+/// `hashes`.
 pub fn map_specs(sizes: &MapsConfig, hashes: &HashSizes) -> [MapSpec; 17] {
     let trie = |name, key_size, max_entries| MapSpec {
         name,

@@ -52,7 +52,7 @@ pub const DENSE24_AT: usize = 3 << 16;
 /// hovers at the threshold does not migrate at every reload.
 pub const DENSE24_UNTIL: usize = DENSE24_AT / 2;
 
-/// The sizing of both IPv4 hashes, and whether /24s are kept dense.
+/// The sizing of the hosts' array and the /24 hash, and whether /24s are kept dense.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HashSizes {
     pub hosts_v4: Fitted,
