@@ -61,16 +61,36 @@ impl<'m, 'a> Dense24<'m, 'a> {
     /// array is `known_empty` (a start or a new generation: nothing to keep in the chunk).
     pub fn write(
         &mut self,
-        mut items: Vec<([u8; 4], ListRef)>,
+        items: Vec<([u8; 4], ListRef)>,
+        known_empty: bool,
+    ) -> Result<(), KernelError> {
+        let bytes = items
+            .into_iter()
+            .map(|(addr, value)| {
+                let byte = dense24_byte(value).ok_or(KernelError::NoDenseForm {
+                    net: IpNet::V4(Ipv4Net::new(addr.into(), 24).expect("/24")),
+                    list_id: value.list_id,
+                })?;
+                Ok((addr, byte))
+            })
+            .collect::<Result<_, KernelError>>()?;
+        self.set_bytes(bytes, known_empty)
+    }
+
+    /// Clears the bytes of the /24s at `addrs`, a chunk write per /16 touched.
+    pub fn clear(&mut self, addrs: impl Iterator<Item = [u8; 4]>) -> Result<(), KernelError> {
+        self.set_bytes(addrs.map(|addr| (addr, 0)).collect(), false)
+    }
+
+    /// Sets each /24's byte, each chunk read back first unless `known_empty`.
+    fn set_bytes(
+        &mut self,
+        mut items: Vec<([u8; 4], u8)>,
         known_empty: bool,
     ) -> Result<(), KernelError> {
         items.sort_unstable_by_key(|(addr, _)| *addr);
         let (mut indices, mut chunks) = (Vec::new(), Vec::<Dense24Chunk>::new());
-        for (addr, value) in items {
-            let byte = dense24_byte(value).ok_or(KernelError::NoDenseForm {
-                net: IpNet::V4(Ipv4Net::new(addr.into(), 24).expect("/24")),
-                list_id: value.list_id,
-            })?;
+        for (addr, byte) in items {
             let (index, at) = dense24_slot(addr);
             if indices.last() != Some(&index) {
                 if indices.len() == BATCH {

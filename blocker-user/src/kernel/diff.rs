@@ -156,9 +156,7 @@ pub fn write_diff_then<T: SyncTarget>(
     // `before_deletes` sees every change.
     target.note_deletes(&d.deletes);
     before_deletes(target)?;
-    for key in &d.deletes {
-        target.delete(key)?;
-    }
+    target.delete_many(&d.deletes)?;
     Ok(SyncStats {
         inserted: d.inserts.len(),
         updated: d.updates.len(),
@@ -181,6 +179,11 @@ pub trait SyncTarget {
     /// Told the keys about to be deleted, before any is: a target with a part it writes whole
     /// learns that part changed (see [`write_diff_then`]).
     fn note_deletes(&mut self, _keys: &[Self::Key]) {}
+
+    /// Deletes many entries; targets with a cheaper bulk path override this.
+    fn delete_many(&mut self, keys: &[Self::Key]) -> Result<(), Self::Error> {
+        keys.iter().try_for_each(|key| self.delete(key))
+    }
 
     /// Writes many entries; targets with a cheaper bulk path override this.
     fn upsert_many(&mut self, items: &[(Self::Key, Self::Value)]) -> Result<(), Self::Error> {

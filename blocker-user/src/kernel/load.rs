@@ -46,6 +46,8 @@ pub struct Enforcer {
     pub(super) block_shadow: Option<shadow::Shadow>,
     /// The next sync reads the block tries back instead of trusting `block_shadow`.
     pub(super) verify_block: bool,
+    /// A block sync has written (or begun to write) this generation's maps.
+    pub(super) block_written: bool,
     /// The mapped `BLOCK_SEEN_V4` bitmap.
     pub(super) seen: seen::SeenBitmap,
     /// The DNS learner loaded, or why not.
@@ -179,6 +181,7 @@ impl Enforcer {
             adoption,
             block_shadow: None,
             verify_block: false,
+            block_written: false,
             seen,
             learner,
             learned_seen,

@@ -55,6 +55,10 @@ impl Enforcer {
             shadow => {
                 let current: KernelSet = match shadow {
                     Some(shadow) => shadow.iter().collect(),
+                    // Maps this generation created and has not written yet hold nothing: only
+                    // others are read back (a million entries, or 65,537 dense chunks, take a
+                    // while).
+                    None if !self.block_written && !self.reuses_block_maps() => KernelSet::new(),
                     None => {
                         let mut current: KernelSet =
                             self.block_maps()?.read_all()?.into_iter().collect();
@@ -76,6 +80,8 @@ impl Enforcer {
             IpNet::V6(_) => None,
         }));
         self.seen.widen(&seen_bits);
+        // From here the maps may hold something this sync wrote, even if it fails halfway.
+        self.block_written = true;
         let mut maps = self.block_maps()?;
         // The hosts switch from the old set to the new one in one write, once every other
         // tier holds its new entries and before any old one is deleted: an address that moves
@@ -98,6 +104,21 @@ impl Enforcer {
         drop(seen_bits);
         self.block_shadow = Some(shadow::Shadow::of(&desired));
         Ok(stats)
+    }
+
+    /// Whether any block map was carried over from the previous generation (with content).
+    fn reuses_block_maps(&self) -> bool {
+        const BLOCK_MAPS: [&str; 5] = [
+            map_names::BLOCK_TRIE_V4,
+            map_names::BLOCK_V6,
+            map_names::BLOCK_HOSTS_V4,
+            map_names::BLOCK_NETS24_V4,
+            map_names::BLOCK_DENSE24_V4,
+        ];
+        self.adoption
+            .reused
+            .iter()
+            .any(|name| BLOCK_MAPS.contains(name))
     }
 
     /// Refuses a block set this generation's maps cannot hold, before anything is written.

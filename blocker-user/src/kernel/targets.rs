@@ -270,6 +270,23 @@ impl SyncTarget for PrefixMaps<'_> {
             .any(|net| matches!(net, IpNet::V4(n) if self.hash_tier(n) == Some(V4Tier::Hosts)));
     }
 
+    fn delete_many(&mut self, nets: &[IpNet]) -> Result<(), KernelError> {
+        // Dense /24s are cleared a chunk per /16 at once; the rest one by one.
+        if let Some(dense) = self.hashes.as_mut().and_then(|h| h.dense.as_mut()) {
+            let is_dense =
+                |net: &IpNet| matches!(net, IpNet::V4(n) if V4Tier::of(n) == V4Tier::Nets24);
+            Dense24::of(dense).clear(nets.iter().filter_map(|net| match net {
+                IpNet::V4(n) if is_dense(net) => Some(n.network().octets()),
+                _ => None,
+            }))?;
+            return nets
+                .iter()
+                .filter(|net| !is_dense(net))
+                .try_for_each(|net| self.delete(net));
+        }
+        nets.iter().try_for_each(|net| self.delete(net))
+    }
+
     fn delete(&mut self, net: &IpNet) -> Result<(), KernelError> {
         match net {
             IpNet::V4(n) => match (self.hash_tier(n), self.hashes.as_mut()) {
