@@ -46,3 +46,39 @@ pub unsafe fn update(
         (done, Ok(()))
     }
 }
+
+/// Writes `values` at `keys` of an array map, in one batch, or one element at a time where
+/// the kernel has no batch support (before 5.6: EINVAL; ENOTSUPP). Array writes are
+/// idempotent, so whatever a refused batch wrote is simply written again.
+pub fn write_array<V: aya::Pod>(
+    fd: RawFd,
+    array: &mut aya::maps::Array<&mut aya::maps::MapData, V>,
+    keys: &[u32],
+    values: &[V],
+    name: &'static str,
+) -> Result<(), super::KernelError> {
+    let map_err = |source| super::KernelError::Map { name, source };
+    let count = keys.len().min(values.len());
+    // SAFETY: `count` u32 keys and as many values of the array's value type.
+    let (_done, result) = unsafe {
+        update(
+            fd,
+            keys.as_ptr().cast(),
+            values.as_ptr().cast(),
+            count as u32,
+        )
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(524)) => keys
+            .iter()
+            .zip(values)
+            .try_for_each(|(&key, value)| array.set(key, value, 0).map_err(map_err)),
+        Err(e) => Err(map_err(aya::maps::MapError::SyscallError(
+            aya::sys::SyscallError {
+                call: "bpf_map_update_batch",
+                io_error: e,
+            },
+        ))),
+    }
+}

@@ -124,27 +124,7 @@ impl<'m, 'a> Dense24<'m, 'a> {
         if indices.is_empty() {
             return Ok(());
         }
-        // SAFETY: `indices.len()` u32 keys and as many chunks, the array's key and value layout.
-        let (_done, result) = unsafe {
-            super::batch::update(
-                self.fd,
-                indices.as_ptr().cast(),
-                chunks.as_ptr().cast(),
-                indices.len() as u32,
-            )
-        };
-        match result {
-            Ok(()) => Ok(()),
-            // No batch support (before 5.6): one write per chunk, each idempotent.
-            Err(err) if matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(524)) => indices
-                .iter()
-                .zip(chunks)
-                .try_for_each(|(&index, chunk)| self.map.set(index, chunk, 0).map_err(map_err)),
-            Err(err) => Err(map_err(MapError::SyscallError(aya::sys::SyscallError {
-                call: "bpf_map_update_batch",
-                io_error: err,
-            }))),
-        }
+        super::batch::write_array(self.fd, self.map, indices, chunks, NAME)
     }
 }
 

@@ -102,29 +102,7 @@ impl HostsV4<'_> {
     }
 
     fn write(&mut self, keys: &[u32], values: &[u64]) -> Result<(), KernelError> {
-        // SAFETY: as many u32 keys as u64 values, the array's key and value layout.
-        let (_done, result) = unsafe {
-            super::batch::update(
-                self.fd,
-                keys.as_ptr().cast(),
-                values.as_ptr().cast(),
-                keys.len() as u32,
-            )
-        };
-        match result {
-            Ok(()) => Ok(()),
-            // No batch support (before 5.6): one write per element; the half is not read.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(524)) => keys
-                .iter()
-                .zip(values)
-                .try_for_each(|(&k, v)| self.sorted.set(k, v, 0).map_err(err(SORTED))),
-            Err(e) => Err(err(SORTED)(MapError::SyscallError(
-                aya::sys::SyscallError {
-                    call: "bpf_map_update_batch",
-                    io_error: e,
-                },
-            ))),
-        }
+        super::batch::write_array(self.fd, &mut self.sorted, keys, values, SORTED)
     }
 }
 
