@@ -402,8 +402,9 @@ fn enforced_v4(dst: [u8; 4]) -> bool {
         && ALLOW_V4.get(Key::new(32, dst)).is_none()
 }
 
-/// The longest blocked IPv4 prefix holding `ip`, across the three tiers: hosts (/32, sorted),
-/// /24 networks (hash, or one byte each in the dense array) and every other length (trie, whose values carry their prefix length).
+/// The longest blocked IPv4 prefix holding `ip`, across the three tiers: hosts (/32, sorted
+/// array), /24 networks (hash, or one byte each in the dense array) and every other length
+/// (trie, whose values carry their prefix length).
 /// A /32 is the longest possible match; a trie match longer than /24 beats a /24; otherwise a
 /// /24 beats whatever shorter prefix the trie found. The bitmap first: most destinations are
 /// in no listed /24 and cost one inlined array read.

@@ -9,7 +9,7 @@
 //! The half rewritten was last active one sync ago; a program run that started in it then
 //! (they take microseconds) has long finished.
 
-use std::{collections::HashMap, net::Ipv4Addr, os::fd::RawFd};
+use std::{borrow::Borrow, collections::HashMap, net::Ipv4Addr, os::fd::RawFd};
 
 use aya::maps::{Array, MapData, MapError};
 use blocker_common::{ListRef, host_v4_entry, host_v4_value, map_names};
@@ -33,7 +33,7 @@ pub const fn capacity_of(len: u32) -> u32 {
 }
 
 /// Where the half other than the one at `base` starts.
-const fn other_half(base: u64, capacity: u32) -> u32 {
+const fn other_half(base: u32, capacity: u32) -> u32 {
     if base == 1 { capacity + 2 } else { 1 }
 }
 
@@ -51,18 +51,9 @@ impl HostsV4<'_> {
         capacity_of(self.sorted.len())
     }
 
-    /// Where the active half starts and how many hosts it holds.
-    fn active_half(&self) -> Result<(u32, u32), KernelError> {
-        let base = self.sorted.get(&0, 0).map_err(err(SORTED))?;
-        let base = u32::try_from(base).unwrap_or(0);
-        let len = self.sorted.get(&base, 0).map_err(err(SORTED))?;
-        let len = if base == 0 { 0 } else { len };
-        Ok((base, u32::try_from(len).unwrap_or(0).min(self.capacity())))
-    }
-
     /// Adds every host of the active half to `out`.
     pub fn read_all(&self, out: &mut HashMap<IpNet, ListRef>) -> Result<(), KernelError> {
-        let (base, len) = self.active_half()?;
+        let (base, len) = active_half(&self.sorted).map_err(err(SORTED))?;
         for i in 0..len {
             let entry = self.sorted.get(&(base + 1 + i), 0).map_err(err(SORTED))?;
             let addr = Ipv4Addr::from((entry >> 32) as u32);
@@ -78,8 +69,8 @@ impl HostsV4<'_> {
         hosts: impl Iterator<Item = (Ipv4Addr, ListRef)>,
     ) -> Result<(), KernelError> {
         let capacity = self.capacity();
-        let (base, _) = self.active_half()?;
-        let next = other_half(u64::from(base), capacity);
+        let (base, _) = active_half(&self.sorted).map_err(err(SORTED))?;
+        let next = other_half(base, capacity);
         let mut entries: Vec<u64> = std::iter::once(0)
             .chain(hosts.map(|(addr, value)| host_v4_entry(u32::from(addr), value)))
             .collect();
@@ -106,20 +97,20 @@ impl HostsV4<'_> {
     }
 }
 
-/// Where the active half of a pinned array starts and how many hosts it holds.
-fn pinned_half(sorted: &Array<MapData, u64>) -> Option<(u32, u32)> {
-    let base = u32::try_from(sorted.get(&0, 0).ok()?).ok()?;
+/// Where the active half starts and how many hosts it holds (none before the first write).
+fn active_half<T: Borrow<MapData>>(sorted: &Array<T, u64>) -> Result<(u32, u32), MapError> {
+    let base = u32::try_from(sorted.get(&0, 0)?).unwrap_or(0);
     if base == 0 {
-        return Some((0, 0));
+        return Ok((0, 0));
     }
-    let len = u32::try_from(sorted.get(&base, 0).ok()?).ok()?;
-    Some((base, len.min(capacity_of(sorted.len()))))
+    let len = u32::try_from(sorted.get(&base, 0)?).unwrap_or(0);
+    Ok((base, len.min(capacity_of(sorted.len()))))
 }
 
 /// The pinned hosts' answer for `addr` (for `check` without a daemon): the same binary search
 /// the programs make.
 pub fn lookup(sorted: &Array<MapData, u64>, addr: Ipv4Addr) -> Option<ListRef> {
-    let (base, len) = pinned_half(sorted)?;
+    let (base, len) = active_half(sorted).ok()?;
     let want = u64::from(u32::from(addr));
     let (mut lo, mut hi) = (0, len);
     while lo < hi {
@@ -136,7 +127,7 @@ pub fn lookup(sorted: &Array<MapData, u64>, addr: Ipv4Addr) -> Option<ListRef> {
 
 /// The number of hosts the active half of a pinned array holds.
 pub fn count(sorted: &Array<MapData, u64>) -> usize {
-    pinned_half(sorted).map_or(0, |(_, len)| len as usize)
+    active_half(sorted).map_or(0, |(_, len)| len as usize)
 }
 
 #[cfg(test)]
@@ -150,7 +141,7 @@ mod tests {
             let second = other_half(0, capacity);
             assert_eq!(second, 1, "the first write goes to the first half");
             assert_eq!(other_half(1, capacity), capacity + 2);
-            assert_eq!(other_half(u64::from(capacity + 2), capacity), 1);
+            assert_eq!(other_half(capacity + 2, capacity), 1);
             // The second half ends at the array's end.
             assert_eq!(capacity + 2 + capacity + 1, array_len(capacity));
         }

@@ -43,6 +43,40 @@ impl Fitted {
     }
 }
 
+/// How many IPv4 hosts and /24s a set holds, and its first /24 with no dense byte form.
+pub struct TierCounts {
+    pub hosts: usize,
+    pub nets24: usize,
+    pub without_byte_form: Option<(IpNet, blocker_common::ListRef)>,
+}
+
+impl TierCounts {
+    pub fn of(desired: &KernelSet) -> Self {
+        let mut counts = Self {
+            hosts: 0,
+            nets24: 0,
+            without_byte_form: None,
+        };
+        for &(net, value) in desired {
+            if let IpNet::V4(v4) = net {
+                match V4Tier::of(&v4) {
+                    V4Tier::Hosts => counts.hosts += 1,
+                    V4Tier::Nets24 => {
+                        counts.nets24 += 1;
+                        if counts.without_byte_form.is_none()
+                            && blocker_common::dense24_byte(value).is_none()
+                        {
+                            counts.without_byte_form = Some((net, value));
+                        }
+                    }
+                    V4Tier::Trie => {}
+                }
+            }
+        }
+        counts
+    }
+}
+
 /// A set with this many /24s keeps them in the dense array (16 MiB, one byte each) instead
 /// of the /24 hash: a no-prealloc hash costs about 90 bytes an entry (element, bucket and
 /// headroom), so from here on the array is smaller, and its sync is one write per /16.
@@ -65,24 +99,12 @@ impl HashSizes {
     /// Sized for `desired`, each at most `limit` (`maps.block_v4`); `dense_now` is whether
     /// the maps in force keep /24s dense.
     pub fn fit(desired: &KernelSet, limit: u32, dense_now: bool) -> Self {
-        let (mut hosts, mut nets24, mut byte_form) = (0, 0, true);
-        for (net, value) in desired {
-            if let IpNet::V4(net) = net {
-                match V4Tier::of(net) {
-                    V4Tier::Hosts => hosts += 1,
-                    V4Tier::Nets24 => {
-                        nets24 += 1;
-                        byte_form &= blocker_common::dense24_byte(*value).is_some();
-                    }
-                    V4Tier::Trie => {}
-                }
-            }
-        }
+        let tiers = TierCounts::of(desired);
         let at = if dense_now { DENSE24_UNTIL } else { DENSE24_AT };
-        let dense24 = byte_form && nets24 >= at;
+        let dense24 = tiers.without_byte_form.is_none() && tiers.nets24 >= at;
         Self {
-            hosts_v4: Fitted::of(hosts, limit.min(blocker_common::HOSTS_V4_MAX)),
-            nets24_v4: Fitted::of(if dense24 { 0 } else { nets24 }, limit),
+            hosts_v4: Fitted::of(tiers.hosts, limit.min(blocker_common::HOSTS_V4_MAX)),
+            nets24_v4: Fitted::of(if dense24 { 0 } else { tiers.nets24 }, limit),
             dense24,
         }
     }

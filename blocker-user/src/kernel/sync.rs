@@ -324,34 +324,30 @@ fn check_block_capacity(
         v6,
         ("maps.block_v4", "maps.block_v6"),
     )?;
-    // Each hash is fitted to its content; more than it holds takes a new generation, which
-    // the daemon makes before it syncs (this refuses a sync that would fail halfway).
-    let fitted = super::sizing::HashSizes::fit(desired, u32::MAX, false);
-    // Dense /24s need no room, but a byte form: a value without one takes the hash.
-    let nets24_needed = if dense24 {
-        if let Some((net, value)) = desired.iter().find(|(net, value)| {
-            matches!(net, IpNet::V4(n) if super::targets::V4Tier::of(n) == super::targets::V4Tier::Nets24)
-                && blocker_common::dense24_byte(*value).is_none()
-        }) {
+    // Each map is fitted to its content; more than it holds takes a new generation, which
+    // the daemon makes before it syncs (this refuses a sync that would fail halfway). Dense
+    // /24s need no room, but a byte form: a value without one takes the hash.
+    let tiers = super::sizing::TierCounts::of(desired);
+    let nets24_needed = match (dense24, tiers.without_byte_form) {
+        (true, Some((net, value))) => {
             return Err(KernelError::NoDenseForm {
-                net: *net,
+                net,
                 list_id: value.list_id,
             });
         }
-        0
-    } else {
-        fitted.nets24_v4.needed
+        (true, None) => 0,
+        (false, _) => tiers.nets24,
     };
     for (name, capacity, needed) in [
-        ("IPv4 hosts map", hosts, fitted.hosts_v4.needed),
+        ("IPv4 hosts map", hosts, tiers.hosts),
         ("IPv4 /24 map", nets24, nets24_needed),
     ] {
-        if needed > capacity {
+        if needed > capacity as usize {
             return Err(KernelError::TooManyEntries {
                 name,
                 key: "maps.block_v4",
                 capacity,
-                needed: needed as usize,
+                needed,
             });
         }
     }
