@@ -225,6 +225,88 @@ fn ipv6_prefixes_are_enforced_against_a_namespace_host() {
     assert_eq!(udp["hook"], "sendmsg6");
 }
 
+/// IPv6 prefixes of two lists nest: the inner one is cut out of the outer one in the kernel's
+/// sorted pieces and wins, as the longest match; a reload that drops the inner list leaves the
+/// outer one whole, and the address stays refused throughout.
+#[test]
+fn nested_ipv6_prefixes_of_two_lists_each_refuse_with_their_own_list() {
+    // ::2, ::66 and ::70 inside the outer ::/120, ::66/128 in the inner list; ::102 outside
+    // both. ::70 comes after the inner prefix: only a cut outer prefix still holds it.
+    let ns = NetNs::new("v6nest", &[2, 0x66, 0x70, 0x102]);
+    let (inner_addr, outer_addr, unlisted) = (ns.addr(0x66), ns.addr(2), ns.addr(0x102));
+    let (outer, inner) = (format!("{}/120", ns.addr(0)), format!("{inner_addr}/128"));
+    let vw = Instance::new("v6nest");
+    let outer_list = vw.write("v6-outer.netset", &format!("{outer}\n"));
+    let inner_list = vw.write("v6-inner.netset", &format!("{inner}\n"));
+    let daemon = vw.start(&[outer_list.clone(), inner_list.clone()], &[]);
+    let lists = [&outer_list, &inner_list];
+    let mut listen_cmd = ns.command(&probe());
+    listen_cmd.args(["listen", "[::]:8066"]);
+    let _listener = Listener::start(listen_cmd);
+
+    let attempt = |addr: &std::net::Ipv6Addr| {
+        run_in(&probe(), &vw.cgroup, &[("tcp", format!("[{addr}]:8066"))])
+    };
+    let run = attempt(&inner_addr);
+    assert!(run.attempts[0].refused(), "inner: {:?}", run.attempts[0]);
+    let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
+    assert_eq!(
+        (&event["list"], &event["prefix"]),
+        (&Value::from("v6-inner"), &Value::from(inner.as_str())),
+        "{event:#}"
+    );
+    for addr in [outer_addr, ns.addr(0x70)] {
+        let run = attempt(&addr);
+        assert!(run.attempts[0].refused(), "{addr}: {:?}", run.attempts[0]);
+        let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
+        assert_eq!(
+            (&event["list"], &event["prefix"]),
+            (&Value::from("v6-outer"), &Value::from(outer.as_str())),
+            "{event:#}"
+        );
+    }
+    let run = attempt(&unlisted);
+    assert!(run.attempts[0].ok, "unlisted: {:?}", run.attempts[0]);
+    assert_eq!(
+        kernel_list(&vw, &inner_addr, &lists),
+        Some("v6-inner".into())
+    );
+    assert_eq!(
+        kernel_list(&vw, &outer_addr, &lists),
+        Some("v6-outer".into())
+    );
+    assert_eq!(kernel_list(&vw, &unlisted, &lists), None);
+
+    // The inner list moves on to ::77: ::66 falls to the outer prefix, refused all along.
+    std::fs::write(&inner_list, format!("{}/128\n", ns.addr(0x77))).expect("edit the inner list");
+    let (code, out, err) = vw.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let run = attempt(&inner_addr);
+    assert!(
+        run.attempts[0].refused(),
+        "after reload: {:?}",
+        run.attempts[0]
+    );
+    let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
+    assert_eq!(event["list"], "v6-outer", "{event:#}");
+    assert_eq!(
+        kernel_list(&vw, &inner_addr, &lists),
+        Some("v6-outer".into())
+    );
+}
+
+/// The list `vendorwall check` reads off the pinned maps for `addr`.
+fn kernel_list(vw: &Instance, addr: &std::net::Ipv6Addr, lists: &[&PathBuf]) -> Option<String> {
+    let addr = addr.to_string();
+    let mut args = vec!["check", &addr, "--json"];
+    for list in lists {
+        args.extend(["--list", list.to_str().expect("utf-8 path")]);
+    }
+    let (_, out, err) = vw.cli(&args);
+    let verdict: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    verdict["kernel"]["list"].as_str().map(str::to_owned)
+}
+
 #[test]
 fn a_malformed_line_is_skipped_and_named_and_strict_fails_only_its_list() {
     let dir = TempDir::new("malformed");

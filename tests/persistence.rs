@@ -105,7 +105,7 @@ fn a_changed_map_size_migrates_without_a_gap() {
     // still fit, so only the trie is new.
     let (v4_before, v6_before) = (
         map_id(&before, "BLOCK_TRIE_V4"),
-        map_id(&before, "BLOCK_V6"),
+        map_id(&before, "BLOCK_SORTED_V6"),
     );
     assert!(v4_before.is_some() && v6_before.is_some(), "{before:#}");
     let hammer = Hammer::start(
@@ -134,9 +134,9 @@ fn a_changed_map_size_migrates_without_a_gap() {
         "a new map was expected"
     );
     assert_eq!(
-        map_id(&after, "BLOCK_V6"),
+        map_id(&after, "BLOCK_SORTED_V6"),
         v6_before,
-        "BLOCK_V6 fits: reused"
+        "BLOCK_SORTED_V6 fits: reused"
     );
     assert_eq!(after["fill"]["block_v4"], 2, "{after:#}");
     drop(second);
@@ -166,7 +166,7 @@ fn a_list_that_outgrows_its_hosts_map_moves_to_a_bigger_one_without_a_gap() {
     // The hosts a half of the sorted hosts' array holds.
     let capacity = |status: &Value| {
         blocker_user::kernel::inspect::capacity(&hosts_path(status))
-            .map(blocker_user::kernel::hosts::capacity_of)
+            .map(blocker_user::kernel::halves::capacity_of)
     };
     assert_eq!(
         capacity(&before),

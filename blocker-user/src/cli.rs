@@ -237,7 +237,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_v4: Option<u32>,
 
-    /// Capacity of the IPv6 block map (overrides `maps.block_v6`).
+    /// Most IPv6 pieces the block map may hold (overrides `maps.block_v6`): a prefix is one
+    /// piece unless a longer listed prefix is cut out of it. The map is sized for the lists
+    /// within it.
     #[arg(long, value_name = "N")]
     pub max_v6: Option<u32>,
 

@@ -90,8 +90,12 @@ pub fn establish(
 ) -> Result<(Enforcer, SyncStats), EstablishError> {
     let dense_now = crate::kernel::pins::PinRoot::existing(&config.pin_dir)
         .is_some_and(|pins| pins.dense24_in_force());
-    let hashes =
-        crate::kernel::sizing::HashSizes::for_sync(&desired, keep, config.maps.block_v4, dense_now);
+    let hashes = crate::kernel::sizing::HashSizes::for_sync(
+        &desired,
+        keep,
+        (config.maps.block_v4, config.maps.block_v6),
+        dense_now,
+    );
     let mut enforcer =
         Enforcer::prepare(&config.pin_dir, config.maps, hashes, log_level).map_err(|source| {
             EstablishError::Load {

@@ -178,7 +178,7 @@ impl Daemon {
         let hashes = crate::kernel::sizing::HashSizes::for_sync(
             &desired,
             &self.lists.failed_ids(),
-            self.config.maps.block_v4,
+            (self.config.maps.block_v4, self.config.maps.block_v6),
             self.enforcer.dense24(),
         );
         let sizes_changed = pins::map_specs(&self.config.maps, &hashes)

@@ -121,12 +121,23 @@ pub fn block_v4(generation_dir: &Path, addr: [u8; 4]) -> Result<Option<ListRef>,
     Ok(found)
 }
 
-/// The pinned IPv6 block trie's answer for an address.
-pub fn block_v6(generation_dir: &Path, addr: [u8; 16]) -> Result<Option<ListRef>, KernelError> {
+/// The pinned IPv6 block pieces.
+fn sorted_v6(
+    generation_dir: &Path,
+) -> Result<Array<MapData, blocker_common::V6Piece>, KernelError> {
     let name = map_names::BLOCK_V6;
-    Ok(trie::<16>(&generation_dir.join(name), name)?
-        .get(&Key::new(128, addr), 0)
-        .ok())
+    let data = MapData::from_pin(generation_dir.join(name))
+        .map_err(|source| KernelError::Map { name, source })?;
+    let map = Map::from_map_data(data).map_err(|source| KernelError::Map { name, source })?;
+    Array::try_from(map).map_err(|source| KernelError::Map { name, source })
+}
+
+/// The pinned IPv6 block pieces' answer for an address (the programs' search).
+pub fn block_v6(generation_dir: &Path, addr: [u8; 16]) -> Result<Option<ListRef>, KernelError> {
+    Ok(super::sorted_v6::lookup(
+        &sorted_v6(generation_dir)?,
+        addr.into(),
+    ))
 }
 
 pub fn fill(generation_dir: &Path) -> Result<Fill, KernelError> {
@@ -146,10 +157,7 @@ pub fn fill(generation_dir: &Path) -> Result<Fill, KernelError> {
                     .sum(),
                 None => hashed(map_names::BLOCK_NETS24_V4)?,
             },
-        block_v6: count::<16>(
-            &generation_dir.join(map_names::BLOCK_V6),
-            map_names::BLOCK_V6,
-        )?,
+        block_v6: super::sorted_v6::count(&sorted_v6(generation_dir)?),
         allow_v4: count::<4>(
             &generation_dir.join(map_names::ALLOW_V4),
             map_names::ALLOW_V4,

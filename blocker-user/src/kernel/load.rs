@@ -33,9 +33,9 @@ pub struct Enforcer {
     pub(super) ebpf: Ebpf,
     pub(super) pins: PinRoot,
     pub(super) sizes: MapsConfig,
-    /// The capacities of the hosts' array (a half) and the /24 hash this generation has: fitted
-    /// when created, whatever they were when reused.
-    pub(super) hash_capacity: (u32, u32),
+    /// The capacities of the hosts' array (a half), the /24 hash and the IPv6 pieces' array (a
+    /// half) this generation has: fitted when created, whatever they were when reused.
+    pub(super) hash_capacity: (u32, u32, u32),
     /// Whether this generation keeps /24s in `BLOCK_DENSE24_V4` (its spec must match to be
     /// reused, so it is what `hashes` asked for).
     pub(super) dense24: bool,
@@ -83,11 +83,14 @@ impl Enforcer {
             .map_max_entries(map_names::BLOCK_TRIE_V4, sizes.block_v4)
             .map_max_entries(
                 map_names::BLOCK_HOSTS_V4,
-                super::hosts::array_len(hashes.hosts_v4.capacity),
+                super::halves::array_len(hashes.hosts_v4.capacity),
             )
             .map_max_entries(map_names::BLOCK_NETS24_V4, hashes.nets24_v4.capacity)
             .map_max_entries(map_names::BLOCK_DENSE24_V4, hashes.dense24_chunks())
-            .map_max_entries(map_names::BLOCK_V6, sizes.block_v6)
+            .map_max_entries(
+                map_names::BLOCK_V6,
+                super::halves::array_len(hashes.sorted_v6.capacity),
+            )
             .map_max_entries(map_names::ALLOW_V4, sizes.allow_v4)
             .map_max_entries(map_names::ALLOW_V6, sizes.allow_v6)
             .map_max_entries(map_names::EXEMPT_CGROUPS, sizes.exempt_cgroups)
@@ -97,7 +100,11 @@ impl Enforcer {
             .map_max_entries(map_names::LEARNED_V4, sizes.learned)
             .map_max_entries(map_names::LEARNED_V6, sizes.learned)
             .override_global(aya_log::LEVEL, &log_level, true);
-        let mut hash_capacity = (hashes.hosts_v4.capacity, hashes.nets24_v4.capacity);
+        let mut hash_capacity = (
+            hashes.hosts_v4.capacity,
+            hashes.nets24_v4.capacity,
+            hashes.sorted_v6.capacity,
+        );
         for spec in pins::map_specs(&sizes, &hashes) {
             let old = previous.map(|g| pins.generation_dir(g).join(spec.name));
             match old.as_ref().map(|path| (path, spec.mismatch(path))) {
@@ -105,9 +112,12 @@ impl Enforcer {
                     if let Ok(info) = aya::maps::MapInfo::from_pin(path) {
                         match spec.name {
                             map_names::BLOCK_HOSTS_V4 => {
-                                hash_capacity.0 = super::hosts::capacity_of(info.max_entries())
+                                hash_capacity.0 = super::halves::capacity_of(info.max_entries())
                             }
                             map_names::BLOCK_NETS24_V4 => hash_capacity.1 = info.max_entries(),
+                            map_names::BLOCK_V6 => {
+                                hash_capacity.2 = super::halves::capacity_of(info.max_entries())
+                            }
                             _ => {}
                         }
                     }

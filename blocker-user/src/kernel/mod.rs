@@ -11,6 +11,7 @@ pub mod dense24;
 pub mod diff;
 pub mod domains;
 pub mod error;
+pub mod halves;
 pub mod hosts;
 pub mod inspect;
 pub mod keys;
@@ -23,6 +24,7 @@ pub mod pins;
 pub mod seen;
 pub mod shadow;
 pub mod sizing;
+pub mod sorted_v6;
 pub mod sync;
 pub mod targets;
 

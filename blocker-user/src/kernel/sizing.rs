@@ -1,9 +1,10 @@
-//! How big the IPv4 host array and /24 hash are made (the host array takes the same fitted
+//! How big the IPv4 host array, /24 hash and IPv6 pieces' array are made (the host array takes the same fitted
 //! capacity, per half). A hash's bucket array is sized by its capacity (16 bytes a bucket,
 //! whatever it holds), so a capacity fixed at the configured limit cost a million-prefix
 //! install 64 MiB of empty buckets. Each is made for what it holds plus a quarter, and a reload that needs more moves to a new generation
 //! with bigger hashes (the migration that any change of map shape takes, without a gap).
-//! The tries and the IPv6 trie allocate per entry, so their capacity stays the limit.
+//! The IPv6 pieces' array is fitted the same way. The IPv4 trie allocates per entry, so its
+//! capacity stays the limit.
 //! Past [`DENSE24_AT`] /24s the /24 hash gives way to a dense array of one byte per /24.
 
 use ipnet::IpNet;
@@ -86,25 +87,32 @@ pub const DENSE24_AT: usize = 3 << 16;
 /// hovers at the threshold does not migrate at every reload.
 pub const DENSE24_UNTIL: usize = DENSE24_AT / 2;
 
-/// The sizing of the hosts' array and the /24 hash, and whether /24s are kept dense.
+/// The sizing of the hosts' array, the /24 hash and the IPv6 pieces' array, and whether /24s
+/// are kept dense.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HashSizes {
     pub hosts_v4: Fitted,
     pub nets24_v4: Fitted,
+    /// Pieces a half of `BLOCK_V6` holds (`sorted_v6::count_pieces`).
+    pub sorted_v6: Fitted,
     /// /24s in `BLOCK_DENSE24_V4` (the /24 hash then holds none).
     pub dense24: bool,
 }
 
 impl HashSizes {
-    /// Sized for `desired`, each at most `limit` (`maps.block_v4`); `dense_now` is whether
-    /// the maps in force keep /24s dense.
-    pub fn fit(desired: &KernelSet, limit: u32, dense_now: bool) -> Self {
+    /// Sized for `desired`, each at most its family's limit (`maps.block_v4`,
+    /// `maps.block_v6`); `dense_now` is whether the maps in force keep /24s dense.
+    pub fn fit(desired: &KernelSet, (limit, v6_limit): (u32, u32), dense_now: bool) -> Self {
         let tiers = TierCounts::of(desired);
         let at = if dense_now { DENSE24_UNTIL } else { DENSE24_AT };
         let dense24 = tiers.without_byte_form.is_none() && tiers.nets24 >= at;
         Self {
             hosts_v4: Fitted::of(tiers.hosts, limit.min(blocker_common::HOSTS_V4_MAX)),
             nets24_v4: Fitted::of(if dense24 { 0 } else { tiers.nets24 }, limit),
+            sorted_v6: Fitted::of(
+                super::sorted_v6::count_pieces(desired),
+                v6_limit.min(blocker_common::V6_PIECES_MAX),
+            ),
             dense24,
         }
     }
@@ -112,7 +120,7 @@ impl HashSizes {
     /// Both at `limit`, any existing size kept, /24s kept as they are (`dense_now`): for when
     /// the maps also hold entries the daemon does not know (those of lists that failed to
     /// load, kept as they are), which a map fitted to the known content might not hold.
-    pub fn at_limit(limit: u32, dense_now: bool) -> Self {
+    pub fn at_limit((limit, v6_limit): (u32, u32), dense_now: bool) -> Self {
         let fitted = Fitted {
             needed: 0,
             capacity: limit,
@@ -123,19 +131,30 @@ impl HashSizes {
             keep_up_to: limit.min(blocker_common::HOSTS_V4_MAX),
             ..fitted
         };
+        let v6_limit = v6_limit.min(blocker_common::V6_PIECES_MAX);
         Self {
             hosts_v4: hosts,
             nets24_v4: fitted,
+            sorted_v6: Fitted {
+                needed: 0,
+                capacity: v6_limit,
+                keep_up_to: v6_limit,
+            },
             dense24: dense_now,
         }
     }
 
     /// [`Self::fit`] when nothing is kept for failed lists, else [`Self::at_limit`].
-    pub fn for_sync(desired: &KernelSet, keep: &[u16], limit: u32, dense_now: bool) -> Self {
+    pub fn for_sync(
+        desired: &KernelSet,
+        keep: &[u16],
+        limits: (u32, u32),
+        dense_now: bool,
+    ) -> Self {
         if keep.is_empty() {
-            Self::fit(desired, limit, dense_now)
+            Self::fit(desired, limits, dense_now)
         } else {
-            Self::at_limit(limit, dense_now)
+            Self::at_limit(limits, dense_now)
         }
     }
 
@@ -174,41 +193,43 @@ mod tests {
 
     #[test]
     fn hashes_get_a_quarter_of_headroom_in_powers_of_two_within_the_limit() {
-        let sizes = HashSizes::fit(&set(200_000, 100_000), 1 << 21, false);
+        let sizes = HashSizes::fit(&set(200_000, 100_000), (1 << 21, 1 << 19), false);
         assert_eq!(sizes.hosts_v4.capacity, 1 << 18);
         assert_eq!(sizes.nets24_v4.capacity, 1 << 17);
-        let small = HashSizes::fit(&set(3, 0), 1 << 21, false);
+        let small = HashSizes::fit(&set(3, 0), (1 << 21, 1 << 19), false);
         assert_eq!(small.hosts_v4.capacity, MIN_CAPACITY);
         assert_eq!(
-            HashSizes::fit(&set(3, 0), 1000, false).hosts_v4.capacity,
+            HashSizes::fit(&set(3, 0), (1000, 1000), false)
+                .hosts_v4
+                .capacity,
             1000
         );
     }
 
     #[test]
     fn an_existing_map_is_kept_while_it_holds_the_content_and_is_not_four_times_too_big() {
-        let sizes = HashSizes::fit(&set(5000, 0), 1 << 21, false);
+        let sizes = HashSizes::fit(&set(5000, 0), (1 << 21, 1 << 19), false);
         assert_eq!(sizes.hosts_v4.capacity, 8192);
         // Kept from 5000 (what it must hold) up to four times the fitted capacity.
         assert_eq!(sizes.hosts_v4.needed, 5000);
         assert_eq!(sizes.hosts_v4.keep_up_to, 1 << 15);
-        let at_limit = HashSizes::at_limit(1 << 21, false).hosts_v4;
+        let at_limit = HashSizes::at_limit((1 << 21, 1 << 19), false).hosts_v4;
         assert_eq!((at_limit.needed, at_limit.keep_up_to), (0, 1 << 21));
     }
 
     #[test]
     fn many_24s_go_dense_and_stay_dense_until_half_as_many() {
-        let many = HashSizes::fit(&set(10, DENSE24_AT as u32), 1 << 21, false);
+        let many = HashSizes::fit(&set(10, DENSE24_AT as u32), (1 << 21, 1 << 19), false);
         assert!(many.dense24);
         assert_eq!(
             (many.nets24_v4.needed, many.dense24_chunks()),
             (0, (1 << 16) + 1)
         );
         let fewer = set(10, DENSE24_AT as u32 - 1);
-        assert!(!HashSizes::fit(&fewer, 1 << 21, false).dense24);
-        assert!(HashSizes::fit(&fewer, 1 << 21, true).dense24);
+        assert!(!HashSizes::fit(&fewer, (1 << 21, 1 << 19), false).dense24);
+        assert!(HashSizes::fit(&fewer, (1 << 21, 1 << 19), true).dense24);
         let half = set(10, DENSE24_UNTIL as u32 - 1);
-        let sparse = HashSizes::fit(&half, 1 << 21, true);
+        let sparse = HashSizes::fit(&half, (1 << 21, 1 << 19), true);
         assert!(!sparse.dense24);
         assert_eq!(sparse.dense24_chunks(), 1);
         assert_eq!(sparse.nets24_v4.needed, DENSE24_UNTIL as u32 - 1);
@@ -218,6 +239,6 @@ mod tests {
     fn a_24_without_a_byte_form_keeps_the_set_in_the_hash() {
         let mut many = set(0, DENSE24_AT as u32);
         many[0].1 = ListRef::new(200, Action::Enforce);
-        assert!(!HashSizes::fit(&many, 1 << 21, false).dense24);
+        assert!(!HashSizes::fit(&many, (1 << 21, 1 << 19), false).dense24);
     }
 }

@@ -1,5 +1,5 @@
 //! Making the generation's maps hold what the lists say: the settings slot, the block maps
-//! (IPv4 tiers, IPv6 trie, the /24 bitmap), the exception tries and the exempt cgroups, each
+//! (IPv4 tiers, IPv6 sorted pieces, the /24 bitmap), the exception tries and the exempt cgroups, each
 //! written as a diff through [`super::diff`].
 
 use std::collections::HashMap;
@@ -83,17 +83,17 @@ impl Enforcer {
         // From here the maps may hold something this sync wrote, even if it fails halfway.
         self.block_written = true;
         let mut maps = self.block_maps()?;
-        // The hosts switch from the old set to the new one in one write, once every other
-        // tier holds its new entries and before any old one is deleted: an address that moves
-        // between a host and a wider prefix is covered throughout.
+        // The hosts (and the IPv6 pieces) switch from the old set to the new one in one write,
+        // once every other tier holds its new entries and before any old one is deleted: an
+        // address that moves between a host and a wider prefix is covered throughout.
         let stats = match diff {
             Some(diff) => {
-                diff::write_diff_then(&mut maps, &diff, |maps| maps.write_hosts(&desired))?
+                diff::write_diff_then(&mut maps, &diff, |maps| maps.write_sorted(&desired))?
             }
             None => {
                 maps.known_empty = true;
                 maps.upsert_many(&desired)?;
-                maps.write_hosts(&desired)?;
+                maps.write_sorted(&desired)?;
                 SyncStats {
                     inserted: desired.len(),
                     ..SyncStats::default()
@@ -205,7 +205,7 @@ impl Enforcer {
         diff::apply(&mut KeyedHash { map: hash, name }, desired)
     }
 
-    /// The block maps: both tries and the IPv4 hash tiers.
+    /// The block maps: the IPv4 trie and hash tiers, the IPv6 pieces.
     fn block_maps(&mut self) -> Result<PrefixMaps<'_>, KernelError> {
         let names = [
             map_names::BLOCK_TRIE_V4,
@@ -231,7 +231,7 @@ impl Enforcer {
             }
             false => None,
         };
-        let (hosts_fd, nets24_fd) = (raw_fd(hosts), raw_fd(nets24));
+        let (hosts_fd, nets24_fd, raw_fd_v4) = (raw_fd(hosts), raw_fd(nets24), raw_fd(v4));
         let hashes = targets::V4Hashes {
             hosts: super::hosts::HostsV4 {
                 sorted: Array::try_from(hosts).map_err(|source| KernelError::Map {
@@ -248,9 +248,27 @@ impl Enforcer {
             nets24_fd,
             dense,
         };
-        let mut maps = Self::prefix_tries(v4, v6, (names[0], names[1]))?;
-        maps.hashes = Some(hashes);
-        Ok(maps)
+        let v6_fd = raw_fd(v6);
+        let v6 = targets::V6Map::Sorted(super::sorted_v6::SortedV6 {
+            array: Array::try_from(v6).map_err(|source| KernelError::Map {
+                name: names[1],
+                source,
+            })?,
+            fd: v6_fd,
+        });
+        Ok(PrefixMaps {
+            v4: LpmTrie::try_from(v4).map_err(|source| KernelError::Map {
+                name: names[0],
+                source,
+            })?,
+            v6,
+            hashes: Some(hashes),
+            names: (names[0], names[1]),
+            fds: (raw_fd_v4, v6_fd),
+            known_empty: false,
+            hosts_changed: false,
+            v6_changed: false,
+        })
     }
 
     fn tries(&mut self, v4: &'static str, v6: &'static str) -> Result<PrefixMaps<'_>, KernelError> {
@@ -269,13 +287,16 @@ impl Enforcer {
         Ok(PrefixMaps {
             v4: LpmTrie::try_from(v4_map)
                 .map_err(|source| KernelError::Map { name: v4, source })?,
-            v6: LpmTrie::try_from(v6_map)
-                .map_err(|source| KernelError::Map { name: v6, source })?,
+            v6: targets::V6Map::Trie(
+                LpmTrie::try_from(v6_map)
+                    .map_err(|source| KernelError::Map { name: v6, source })?,
+            ),
             hashes: None,
             names: (v4, v6),
             fds,
             known_empty: false,
             hosts_changed: false,
+            v6_changed: false,
         })
     }
 }
@@ -315,7 +336,7 @@ fn check_block_capacity(
     desired: &KernelSet,
     v4: u32,
     v6: u32,
-    (hosts, nets24): (u32, u32),
+    (hosts, nets24, pieces_v6): (u32, u32, u32),
     dense24: bool,
 ) -> Result<(), KernelError> {
     check_capacity(
@@ -338,14 +359,20 @@ fn check_block_capacity(
         (true, None) => 0,
         (false, _) => tiers.nets24,
     };
-    for (name, capacity, needed) in [
-        ("IPv4 hosts map", hosts, tiers.hosts),
-        ("IPv4 /24 map", nets24, nets24_needed),
+    for (name, key, capacity, needed) in [
+        ("IPv4 hosts map", "maps.block_v4", hosts, tiers.hosts),
+        ("IPv4 /24 map", "maps.block_v4", nets24, nets24_needed),
+        (
+            "IPv6 map (pieces)",
+            "maps.block_v6",
+            pieces_v6,
+            super::sorted_v6::count_pieces(desired),
+        ),
     ] {
         if needed > capacity as usize {
             return Err(KernelError::TooManyEntries {
                 name,
-                key: "maps.block_v4",
+                key,
                 capacity,
                 needed,
             });

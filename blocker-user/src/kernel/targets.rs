@@ -6,7 +6,9 @@
 //! (`dense24.rs`), everything else in the LPM trie. The tier is a function of the prefix
 //! alone, so the sync engine's diff (keyed by prefix) stays exact. Why: a trie insert walks
 //! the trie and costs about a microsecond at a million entries, and hosts and /24s are most
-//! of every large list. The exception tries keep everything in one trie.
+//! of every large list. Blocked IPv6 prefixes are all in one sorted array of disjoint pieces
+//! (`sorted_v6.rs`), rewritten whole when any changes. The exception tries keep everything in
+//! one trie per family.
 
 use std::{collections::HashMap, os::fd::RawFd};
 
@@ -14,7 +16,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, LpmTrie, MapData, MapError};
 use blocker_common::ListRef;
 use ipnet::{IpNet, Ipv4Net};
 
-use super::{KernelError, dense24::Dense24, hosts::HostsV4, keys};
+use super::{KernelError, dense24::Dense24, hosts::HostsV4, keys, sorted_v6::SortedV6};
 use crate::kernel::diff::SyncTarget;
 
 /// Where an IPv4 prefix lives among the block maps.
@@ -48,11 +50,19 @@ pub struct V4Hashes<'a> {
     pub dense: Option<(Array<&'a mut MapData, blocker_common::Dense24Chunk>, RawFd)>,
 }
 
-/// One trie per family (plus, for the block maps, the IPv4 hash tiers), addressed as one
+/// Where IPv6 prefixes live: the exceptions' trie, or the block set's sorted pieces.
+pub enum V6Map<'a> {
+    Trie(LpmTrie<&'a mut MapData, [u8; 16], ListRef>),
+    /// Rewritten whole by [`PrefixMaps::write_sorted`] when an IPv6 prefix changed: upserts
+    /// and deletes only mark them changed.
+    Sorted(SortedV6<'a>),
+}
+
+/// One trie per family (for the block maps: IPv4 tiers and IPv6 pieces), addressed as one
 /// prefix map.
 pub struct PrefixMaps<'a> {
     pub v4: LpmTrie<&'a mut MapData, [u8; 4], ListRef>,
-    pub v6: LpmTrie<&'a mut MapData, [u8; 16], ListRef>,
+    pub v6: V6Map<'a>,
     /// `None` for the exception tries, which hold every length in the trie.
     pub hashes: Option<V4Hashes<'a>>,
     pub names: (&'static str, &'static str),
@@ -63,6 +73,8 @@ pub struct PrefixMaps<'a> {
     pub known_empty: bool,
     /// A host was upserted or deleted: the hosts are to be rewritten.
     pub hosts_changed: bool,
+    /// An IPv6 prefix was upserted or deleted: the sorted pieces are to be rewritten.
+    pub v6_changed: bool,
 }
 
 /// Entries per BPF_MAP_UPDATE_BATCH call.
@@ -201,9 +213,16 @@ impl<K> Batch<K> {
 }
 
 impl PrefixMaps<'_> {
-    /// Makes the hosts tier hold exactly the /32s of `set` when a host was upserted or deleted
-    /// since the maps were opened (see [`HostsV4::write_all`]).
-    pub fn write_hosts(&mut self, set: &[(IpNet, ListRef)]) -> Result<(), KernelError> {
+    /// Makes the hosts tier hold exactly the /32s of `set`, and the IPv6 pieces exactly its
+    /// IPv6 prefixes, where one of them was upserted or deleted since the maps were opened
+    /// (see [`HostsV4::write_all`], [`SortedV6::write_all`]).
+    pub fn write_sorted(&mut self, set: &[(IpNet, ListRef)]) -> Result<(), KernelError> {
+        if let V6Map::Sorted(sorted) = &mut self.v6
+            && self.v6_changed
+        {
+            sorted.write_all(set)?;
+            self.v6_changed = false;
+        }
         let Some(h) = self.hashes.as_mut().filter(|_| self.hosts_changed) else {
             return Ok(());
         };
@@ -236,11 +255,16 @@ impl SyncTarget for PrefixMaps<'_> {
                 all.insert(net, untagged(value));
             }
         }
-        for item in self.v6.iter() {
-            let (key, value) = item.map_err(map_err(self.names.1))?;
-            if let Some(net) = keys::decode_v6(&key) {
-                all.insert(net, untagged(value));
+        match &self.v6 {
+            V6Map::Trie(trie) => {
+                for item in trie.iter() {
+                    let (key, value) = item.map_err(map_err(self.names.1))?;
+                    if let Some(net) = keys::decode_v6(&key) {
+                        all.insert(net, untagged(value));
+                    }
+                }
             }
+            V6Map::Sorted(sorted) => sorted.read_all(&mut all)?,
         }
         if let Some(h) = &self.hashes {
             // What the program reads: dense /24s replace the /24 hash.
@@ -265,6 +289,8 @@ impl SyncTarget for PrefixMaps<'_> {
     }
 
     fn note_deletes(&mut self, nets: &[IpNet]) {
+        self.v6_changed |=
+            matches!(self.v6, V6Map::Sorted(_)) && nets.iter().any(|n| matches!(n, IpNet::V6(_)));
         self.hosts_changed |= nets
             .iter()
             .any(|net| matches!(net, IpNet::V4(n) if self.hash_tier(n) == Some(V4Tier::Hosts)));
@@ -303,7 +329,13 @@ impl SyncTarget for PrefixMaps<'_> {
                 },
                 _ => self.v4.remove(&keys::v4(*n)).map_err(map_err(self.names.0)),
             },
-            IpNet::V6(n) => self.v6.remove(&keys::v6(*n)).map_err(map_err(self.names.1)),
+            IpNet::V6(n) => match &mut self.v6 {
+                V6Map::Trie(trie) => trie.remove(&keys::v6(*n)).map_err(map_err(self.names.1)),
+                V6Map::Sorted(_) => {
+                    self.v6_changed = true;
+                    Ok(())
+                }
+            },
         }
     }
 
@@ -322,6 +354,11 @@ impl SyncTarget for PrefixMaps<'_> {
             }] += 1;
         }
         self.hosts_changed |= counts[0] > 0;
+        let v6_trie = matches!(self.v6, V6Map::Trie(_));
+        if !v6_trie {
+            self.v6_changed |= counts[3] > 0;
+            counts[3] = 0;
+        }
         let mut nets24 = Batch::with_capacity(counts[1]);
         let (mut trie4, mut trie6) = (
             Batch::with_capacity(counts[2]),
@@ -334,7 +371,10 @@ impl SyncTarget for PrefixMaps<'_> {
                     Some(_) => nets24.push(n.network().octets(), *value),
                     None => trie4.push(keys::v4(*n), value.with_prefix_len(n.prefix_len())),
                 },
-                IpNet::V6(n) => trie6.push(keys::v6(*n), value.with_prefix_len(n.prefix_len())),
+                IpNet::V6(n) if v6_trie => {
+                    trie6.push(keys::v6(*n), value.with_prefix_len(n.prefix_len()))
+                }
+                IpNet::V6(_) => {}
             }
         }
         let names = self.names;
@@ -369,7 +409,9 @@ impl SyncTarget for PrefixMaps<'_> {
             names.0,
             false,
         )?;
-        let v6 = &mut self.v6;
+        let V6Map::Trie(v6) = &mut self.v6 else {
+            return Ok(());
+        };
         batch_upsert(
             self.fds.1,
             &trie6.keys,

@@ -1,0 +1,73 @@
+//! The layout the sorted arrays share (`BLOCK_HOSTS_V4`, `BLOCK_V6`): element 0 says where the
+//! active half starts, then two halves of `capacity + 1` elements, each a length and that
+//! many sorted entries. A rewrite fills the inactive half and then points element 0 at it (one
+//! aligned 8-byte write), so the programs see the old set or the new one, never a mix. Before
+//! the first write element 0 is 0, which points at itself: a length of 0.
+
+use std::borrow::Borrow;
+
+use aya::maps::{Array, MapData, MapError};
+
+/// The array's length for `capacity` entries a half.
+pub const fn array_len(capacity: u32) -> u32 {
+    1 + 2 * (capacity + 1)
+}
+
+/// The entries a half of an array of `len` elements holds.
+pub const fn capacity_of(len: u32) -> u32 {
+    (len.saturating_sub(1) / 2).saturating_sub(1)
+}
+
+/// Where the half other than the one at `base` starts.
+pub const fn other_half(base: u32, capacity: u32) -> u32 {
+    if base == 1 { capacity + 2 } else { 1 }
+}
+
+/// Where the active half starts and how many entries it holds (none before the first
+/// write); `number` reads the number an element holds (element 0's base, a half's length).
+pub fn active_half<T: Borrow<MapData>, V: aya::Pod>(
+    array: &Array<T, V>,
+    number: impl Fn(&V) -> u64,
+) -> Result<(u32, u32), MapError> {
+    let base = u32::try_from(number(&array.get(&0, 0)?)).unwrap_or(0);
+    if base == 0 {
+        return Ok((0, 0));
+    }
+    let len = u32::try_from(number(&array.get(&base, 0)?)).unwrap_or(0);
+    Ok((base, len.min(capacity_of(array.len()))))
+}
+
+/// Writes `entries` (a length, then the sorted entries) into the half other than the active
+/// one with `write` (indices, values), then makes it the active one with `switch`.
+pub fn rewrite<V>(
+    base: u32,
+    capacity: u32,
+    entries: &[V],
+    batch: usize,
+    mut write: impl FnMut(&[u32], &[V]) -> Result<(), super::KernelError>,
+) -> Result<u32, super::KernelError> {
+    let next = other_half(base, capacity);
+    let indices: Vec<u32> = (next..next + entries.len() as u32).collect();
+    for (keys, values) in indices.chunks(batch).zip(entries.chunks(batch)) {
+        write(keys, values)?;
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halves_round_trip_their_capacity_and_alternate() {
+        for capacity in [1, 4096, 1 << 22] {
+            assert_eq!(capacity_of(array_len(capacity)), capacity);
+            let second = other_half(0, capacity);
+            assert_eq!(second, 1, "the first write goes to the first half");
+            assert_eq!(other_half(1, capacity), capacity + 2);
+            assert_eq!(other_half(capacity + 2, capacity), 1);
+            // The second half ends at the array's end.
+            assert_eq!(capacity + 2 + capacity + 1, array_len(capacity));
+        }
+    }
+}
