@@ -261,7 +261,8 @@ fn many_24s_move_to_the_dense_array_and_back_to_the_hash_without_a_gap() {
     ];
     for (count, expected) in steps {
         write(&spaced(count));
-        let (code, out, err) = vw.cli(&["reload"]);
+        // A migration of 196,608 /24s takes over a minute under the matrix's emulation.
+        let (code, out, err) = vw.cli(&["reload", "--timeout", "300"]);
         assert_eq!(code, 0, "{count} /24s: {out}{err}");
         let (_, status) = vw.status();
         assert_eq!(chunks(&status), expected, "{count} /24s: {status:#}");

@@ -148,7 +148,7 @@ vendor) to hand to an auditor."
     )]
     Report(ReportArgs),
     /// Ask the running daemon to re-read its config and lists (SIGHUP) and wait for the result.
-    Reload,
+    Reload(ReloadArgs),
     /// Detach the programs and unpin everything: the only way enforcement is removed.
     #[command(
         long_about = "Stop the running daemon (if any), detach every program and remove \
@@ -345,4 +345,13 @@ mod tests {
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Args, Debug)]
+pub struct ReloadArgs {
+    /// How long to wait for the daemon to finish the reload, in seconds (lists from slow URLs,
+    /// or a migration of millions of prefixes to bigger maps, can take longer than the
+    /// default). The reload itself goes on either way.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
 }

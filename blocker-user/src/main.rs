@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Command::Exemptions(args) => cmd::exemptions::run(global, args),
         Command::Scan(args) => cmd::scan::run(global, args),
         Command::Report(args) => cmd::report::run(global, args),
-        Command::Reload => cmd::reload::run(global),
+        Command::Reload(args) => cmd::reload::run(global, args),
         Command::Unload => cmd::unload::run(global),
         Command::Manpage(args) => cmd::manpage::run(args),
         Command::Completions(args) => cmd::manpage::completions(args),

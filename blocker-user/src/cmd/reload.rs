@@ -13,9 +13,8 @@ use crate::{
     daemon::{identity::RunningDaemon, state},
 };
 
-const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
-
-pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+pub fn run(global: &GlobalArgs, args: &crate::cli::ReloadArgs) -> anyhow::Result<ExitCode> {
+    let timeout = Duration::from_secs(args.timeout);
     let config = global.config()?;
     let daemon = RunningDaemon::find(&config.run_dir)?;
     let pid = daemon.pid;
@@ -24,7 +23,7 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     // one that started after it answers this request.
     let signalled_ns = state::unix_ns();
     daemon.signal(rustix::process::Signal::HUP)?;
-    let deadline = Instant::now() + RELOAD_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if let Some(now) = state::read_state(&config.run_dir)
             && now.reloads > before
@@ -50,5 +49,5 @@ pub fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         // Often: the state file is small, and the reply should follow the reload closely.
         std::thread::sleep(Duration::from_millis(10));
     }
-    bail!("pid {pid} did not finish reloading within {RELOAD_TIMEOUT:?}")
+    bail!("pid {pid} did not finish reloading within {timeout:?} (--timeout)")
 }
