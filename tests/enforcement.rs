@@ -244,28 +244,25 @@ fn nested_ipv6_prefixes_of_two_lists_each_refuse_with_their_own_list() {
     listen_cmd.args(["listen", "[::]:8066"]);
     let _listener = Listener::start(listen_cmd);
 
-    let attempt = |addr: &std::net::Ipv6Addr| {
-        run_in(&probe(), &vw.cgroup, &[("tcp", format!("[{addr}]:8066"))])
-    };
-    let run = attempt(&inner_addr);
-    assert!(run.attempts[0].refused(), "inner: {:?}", run.attempts[0]);
-    let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
-    assert_eq!(
-        (&event["list"], &event["prefix"]),
-        (&Value::from("v6-inner"), &Value::from(inner.as_str())),
-        "{event:#}"
-    );
-    for addr in [outer_addr, ns.addr(0x70)] {
-        let run = attempt(&addr);
+    // A connection to `addr` is refused, and its event names `list` and `prefix`.
+    let refused_by = |addr: &std::net::Ipv6Addr, list: &str, prefix: &str| {
+        let run = run_in(&probe(), &vw.cgroup, &[("tcp", format!("[{addr}]:8066"))]);
         assert!(run.attempts[0].refused(), "{addr}: {:?}", run.attempts[0]);
         let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
         assert_eq!(
             (&event["list"], &event["prefix"]),
-            (&Value::from("v6-outer"), &Value::from(outer.as_str())),
+            (&Value::from(list), &Value::from(prefix)),
             "{event:#}"
         );
-    }
-    let run = attempt(&unlisted);
+    };
+    refused_by(&inner_addr, "v6-inner", &inner);
+    refused_by(&outer_addr, "v6-outer", &outer);
+    refused_by(&ns.addr(0x70), "v6-outer", &outer);
+    let run = run_in(
+        &probe(),
+        &vw.cgroup,
+        &[("tcp", format!("[{unlisted}]:8066"))],
+    );
     assert!(run.attempts[0].ok, "unlisted: {:?}", run.attempts[0]);
     assert_eq!(
         kernel_list(&vw, &inner_addr, &lists),
@@ -281,14 +278,7 @@ fn nested_ipv6_prefixes_of_two_lists_each_refuse_with_their_own_list() {
     std::fs::write(&inner_list, format!("{}/128\n", ns.addr(0x77))).expect("edit the inner list");
     let (code, out, err) = vw.cli(&["reload"]);
     assert_eq!(code, 0, "{out}{err}");
-    let run = attempt(&inner_addr);
-    assert!(
-        run.attempts[0].refused(),
-        "after reload: {:?}",
-        run.attempts[0]
-    );
-    let event = daemon.expect_event(EVENT_TIMEOUT, |e| e["pid"] == run.pid);
-    assert_eq!(event["list"], "v6-outer", "{event:#}");
+    refused_by(&inner_addr, "v6-outer", &outer);
     assert_eq!(
         kernel_list(&vw, &inner_addr, &lists),
         Some("v6-outer".into())

@@ -19,7 +19,7 @@ pub const fn capacity_of(len: u32) -> u32 {
 }
 
 /// Where the half other than the one at `base` starts.
-pub const fn other_half(base: u32, capacity: u32) -> u32 {
+const fn other_half(base: u32, capacity: u32) -> u32 {
     if base == 1 { capacity + 2 } else { 1 }
 }
 
@@ -37,21 +37,59 @@ pub fn active_half<T: Borrow<MapData>, V: aya::Pod>(
     Ok((base, len.min(capacity_of(array.len()))))
 }
 
-/// Writes `entries` (a length, then the sorted entries) into the half other than the active
-/// one with `write` (indices, values), then makes it the active one with `switch`.
-pub fn rewrite<V>(
-    base: u32,
-    capacity: u32,
-    entries: &[V],
-    batch: usize,
-    mut write: impl FnMut(&[u32], &[V]) -> Result<(), super::KernelError>,
-) -> Result<u32, super::KernelError> {
+/// One sorted array's element type and names, for [`write_all`].
+pub struct Layout<V> {
+    /// The map's name.
+    pub name: &'static str,
+    /// What an error calls it, and the config key that sets its size.
+    pub what: &'static str,
+    pub key: &'static str,
+    /// An element holding only a number: element 0's base, a half's length.
+    pub header: fn(u64) -> V,
+    /// The number such an element holds.
+    pub number: fn(&V) -> u64,
+    /// Elements per BPF_MAP_UPDATE_BATCH call.
+    pub batch: usize,
+}
+
+/// Makes the active half hold exactly `entries[1..]` (sorted; `entries[0]` is the slot for
+/// the length): written into the inactive half, which then becomes the active one. Refused
+/// before anything is written when they do not fit a half.
+pub fn write_all<V: aya::Pod>(
+    fd: std::os::fd::RawFd,
+    array: &mut Array<&mut MapData, V>,
+    layout: &Layout<V>,
+    entries: &mut [V],
+) -> Result<(), super::KernelError> {
+    let err = |source| super::KernelError::Map {
+        name: layout.name,
+        source,
+    };
+    let capacity = capacity_of(array.len());
+    let count = entries.len().saturating_sub(1);
+    if count > capacity as usize {
+        return Err(super::KernelError::TooManyEntries {
+            name: layout.what,
+            key: layout.key,
+            capacity,
+            needed: count,
+        });
+    }
+    let (base, _) = active_half(array, layout.number).map_err(err)?;
+    if let Some(slot) = entries.first_mut() {
+        *slot = (layout.header)(count as u64);
+    }
     let next = other_half(base, capacity);
     let indices: Vec<u32> = (next..next + entries.len() as u32).collect();
-    for (keys, values) in indices.chunks(batch).zip(entries.chunks(batch)) {
-        write(keys, values)?;
+    for (keys, values) in indices
+        .chunks(layout.batch)
+        .zip(entries.chunks(layout.batch))
+    {
+        super::batch::write_array(fd, array, keys, values, layout.name)?;
     }
-    Ok(next)
+    array
+        .set(0, (layout.header)(u64::from(next)), 0)
+        .map_err(err)
 }
 
 #[cfg(test)]

@@ -32,10 +32,6 @@ pub struct HostsV4<'a> {
 }
 
 impl HostsV4<'_> {
-    fn capacity(&self) -> u32 {
-        halves::capacity_of(self.sorted.len())
-    }
-
     /// Adds every host of the active half to `out`.
     pub fn read_all(&self, out: &mut HashMap<IpNet, ListRef>) -> Result<(), KernelError> {
         let (base, len) = active_half(&self.sorted).map_err(err(SORTED))?;
@@ -53,34 +49,34 @@ impl HostsV4<'_> {
         &mut self,
         hosts: impl Iterator<Item = (Ipv4Addr, ListRef)>,
     ) -> Result<(), KernelError> {
-        let capacity = self.capacity();
-        let (base, _) = active_half(&self.sorted).map_err(err(SORTED))?;
         let mut entries: Vec<u64> = std::iter::once(0)
             .chain(hosts.map(|(addr, value)| host_v4_entry(u32::from(addr), value)))
             .collect();
         entries[1..].sort_unstable();
-        let count = entries.len() - 1;
-        if count > capacity as usize {
-            return Err(KernelError::TooManyEntries {
-                name: "IPv4 hosts map",
-                key: "block_v4",
-                capacity,
-                needed: count,
-            });
-        }
-        entries[0] = count as u64;
-        let next = halves::rewrite(base, capacity, &entries, BATCH, |k, v| self.write(k, v))?;
-        self.sorted.set(0, u64::from(next), 0).map_err(err(SORTED))
-    }
-
-    fn write(&mut self, keys: &[u32], values: &[u64]) -> Result<(), KernelError> {
-        super::batch::write_array(self.fd, &mut self.sorted, keys, values, SORTED)
+        halves::write_all(self.fd, &mut self.sorted, &LAYOUT, &mut entries)
     }
 }
 
+fn header(n: u64) -> u64 {
+    n
+}
+
+fn number(n: &u64) -> u64 {
+    *n
+}
+
+const LAYOUT: halves::Layout<u64> = halves::Layout {
+    name: SORTED,
+    what: "IPv4 hosts map",
+    key: "maps.block_v4",
+    header,
+    number,
+    batch: BATCH,
+};
+
 /// Where the active half starts and how many hosts it holds.
 fn active_half<T: Borrow<MapData>>(sorted: &Array<T, u64>) -> Result<(u32, u32), MapError> {
-    halves::active_half(sorted, |&n| n)
+    halves::active_half(sorted, number)
 }
 
 /// The pinned hosts' answer for `addr` (for `check` without a daemon): the same binary search

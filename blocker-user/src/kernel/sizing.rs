@@ -44,11 +44,13 @@ impl Fitted {
     }
 }
 
-/// How many IPv4 hosts and /24s a set holds, and its first /24 with no dense byte form.
+/// How many IPv4 hosts and /24s a set holds, its first /24 with no dense byte form, and the
+/// pieces its IPv6 prefixes take (`sorted_v6::count_pieces`).
 pub struct TierCounts {
     pub hosts: usize,
     pub nets24: usize,
     pub without_byte_form: Option<(IpNet, blocker_common::ListRef)>,
+    pub pieces_v6: usize,
 }
 
 impl TierCounts {
@@ -57,6 +59,7 @@ impl TierCounts {
             hosts: 0,
             nets24: 0,
             without_byte_form: None,
+            pieces_v6: super::sorted_v6::count_pieces(desired),
         };
         for &(net, value) in desired {
             if let IpNet::V4(v4) = net {
@@ -109,10 +112,7 @@ impl HashSizes {
         Self {
             hosts_v4: Fitted::of(tiers.hosts, limit.min(blocker_common::HOSTS_V4_MAX)),
             nets24_v4: Fitted::of(if dense24 { 0 } else { tiers.nets24 }, limit),
-            sorted_v6: Fitted::of(
-                super::sorted_v6::count_pieces(desired),
-                v6_limit.min(blocker_common::V6_PIECES_MAX),
-            ),
+            sorted_v6: Fitted::of(tiers.pieces_v6, v6_limit.min(blocker_common::V6_PIECES_MAX)),
             dense24,
         }
     }

@@ -15,10 +15,7 @@ use aya::maps::{Array, MapData, MapError};
 use blocker_common::{ListRef, V6Piece, map_names};
 use ipnet::{IpNet, Ipv6Net};
 
-use super::{
-    KernelError,
-    halves::{self, capacity_of},
-};
+use super::{KernelError, halves};
 
 const NAME: &str = map_names::BLOCK_V6;
 
@@ -157,32 +154,27 @@ impl SortedV6<'_> {
     /// Makes the pieces exactly those of the IPv6 prefixes of `set` (sorted by prefix):
     /// written into the inactive half, which then becomes the active one.
     pub fn write_all(&mut self, set: &[(IpNet, ListRef)]) -> Result<(), KernelError> {
-        let capacity = capacity_of(self.array.len());
-        let (base, _) = active_half(&self.array).map_err(err)?;
         let mut entries = vec![V6Piece::header(0)];
         pieces(v6_of(set), |p| entries.push(p));
-        let count = entries.len() - 1;
-        if count > capacity as usize {
-            return Err(KernelError::TooManyEntries {
-                name: "IPv6 map",
-                key: "maps.block_v6",
-                capacity,
-                needed: count,
-            });
-        }
-        entries[0] = V6Piece::header(count as u64);
-        let (fd, array) = (self.fd, &mut self.array);
-        let next = halves::rewrite(base, capacity, &entries, BATCH, |keys, values| {
-            super::batch::write_array(fd, array, keys, values, NAME)
-        })?;
-        self.array
-            .set(0, V6Piece::header(u64::from(next)), 0)
-            .map_err(err)
+        halves::write_all(self.fd, &mut self.array, &LAYOUT, &mut entries)
     }
 }
 
+fn number(piece: &V6Piece) -> u64 {
+    piece.hi
+}
+
+const LAYOUT: halves::Layout<V6Piece> = halves::Layout {
+    name: NAME,
+    what: "IPv6 map (pieces)",
+    key: "maps.block_v6",
+    header: V6Piece::header,
+    number,
+    batch: BATCH,
+};
+
 fn active_half<T: Borrow<MapData>>(array: &Array<T, V6Piece>) -> Result<(u32, u32), MapError> {
-    halves::active_half(array, |p| p.hi)
+    halves::active_half(array, number)
 }
 
 /// The pinned pieces' answer for `addr` (for `check` without a daemon): the last piece

@@ -231,7 +231,7 @@ impl Enforcer {
             }
             false => None,
         };
-        let (hosts_fd, nets24_fd, raw_fd_v4) = (raw_fd(hosts), raw_fd(nets24), raw_fd(v4));
+        let (hosts_fd, nets24_fd) = (raw_fd(hosts), raw_fd(nets24));
         let hashes = targets::V4Hashes {
             hosts: super::hosts::HostsV4 {
                 sorted: Array::try_from(hosts).map_err(|source| KernelError::Map {
@@ -249,51 +249,43 @@ impl Enforcer {
             dense,
         };
         let v6_fd = raw_fd(v6);
-        let v6 = targets::V6Map::Sorted(super::sorted_v6::SortedV6 {
+        let sorted = targets::V6Map::Sorted(super::sorted_v6::SortedV6 {
             array: Array::try_from(v6).map_err(|source| KernelError::Map {
                 name: names[1],
                 source,
             })?,
             fd: v6_fd,
         });
-        Ok(PrefixMaps {
-            v4: LpmTrie::try_from(v4).map_err(|source| KernelError::Map {
-                name: names[0],
-                source,
-            })?,
-            v6,
-            hashes: Some(hashes),
-            names: (names[0], names[1]),
-            fds: (raw_fd_v4, v6_fd),
-            known_empty: false,
-            hosts_changed: false,
-            v6_changed: false,
-        })
+        let mut maps = Self::prefix_maps(v4, (sorted, v6_fd), (names[0], names[1]))?;
+        maps.hashes = Some(hashes);
+        Ok(maps)
     }
 
     fn tries(&mut self, v4: &'static str, v6: &'static str) -> Result<PrefixMaps<'_>, KernelError> {
         let [v4_map, v6_map] = self.ebpf.maps_disjoint_mut([v4, v6]);
         let v4_map = v4_map.ok_or(KernelError::MissingMap(v4))?;
         let v6_map = v6_map.ok_or(KernelError::MissingMap(v6))?;
-        Self::prefix_tries(v4_map, v6_map, (v4, v6))
+        let v6_fd = raw_fd(v6_map);
+        let trie = targets::V6Map::Trie(
+            LpmTrie::try_from(v6_map).map_err(|source| KernelError::Map { name: v6, source })?,
+        );
+        Self::prefix_maps(v4_map, (trie, v6_fd), (v4, v6))
     }
 
-    fn prefix_tries<'a>(
+    /// The IPv4 trie `v4_map` and the IPv6 map `v6` (with its fd) as one prefix map.
+    fn prefix_maps<'a>(
         v4_map: &'a mut aya::maps::Map,
-        v6_map: &'a mut aya::maps::Map,
-        (v4, v6): (&'static str, &'static str),
+        (v6, v6_fd): (targets::V6Map<'a>, std::os::fd::RawFd),
+        (v4, v6_name): (&'static str, &'static str),
     ) -> Result<PrefixMaps<'a>, KernelError> {
-        let fds = (raw_fd(v4_map), raw_fd(v6_map));
+        let v4_fd = raw_fd(v4_map);
         Ok(PrefixMaps {
             v4: LpmTrie::try_from(v4_map)
                 .map_err(|source| KernelError::Map { name: v4, source })?,
-            v6: targets::V6Map::Trie(
-                LpmTrie::try_from(v6_map)
-                    .map_err(|source| KernelError::Map { name: v6, source })?,
-            ),
+            v6,
             hashes: None,
-            names: (v4, v6),
-            fds,
+            names: (v4, v6_name),
+            fds: (v4_fd, v6_fd),
             known_empty: false,
             hosts_changed: false,
             v6_changed: false,
@@ -366,7 +358,7 @@ fn check_block_capacity(
             "IPv6 map (pieces)",
             "maps.block_v6",
             pieces_v6,
-            super::sorted_v6::count_pieces(desired),
+            tiers.pieces_v6,
         ),
     ] {
         if needed > capacity as usize {
