@@ -125,6 +125,18 @@ impl<'a> Sink<'a> {
         }
     }
 
+    /// Adds what `later` collected from the lines after this one's.
+    fn append(&mut self, later: Sink<'_>) {
+        let later = later.parsed;
+        self.parsed.entries.extend_from_slice(&later.entries);
+        self.parsed.warnings.extend(later.warnings);
+        self.parsed.skipped_count += later.skipped_count;
+        let room = SKIPPED_KEPT.saturating_sub(self.parsed.skipped.len());
+        self.parsed
+            .skipped
+            .extend(later.skipped.into_iter().take(room));
+    }
+
     pub(crate) fn entry(&mut self, net: IpNet, line: u32, exception: bool) {
         self.parsed.entries.push(Entry {
             net,
@@ -212,16 +224,61 @@ pub fn parse(path: &Path, bytes: &[u8], format: Format) -> Result<Parsed, ParseE
     let mut sink = Sink::new(path, format);
     // One entry a line, nearly always: room for them all at once, so a million-line file is
     // not copied through a doubling vector (which held up to half as much again at its peak).
-    sink.parsed
-        .entries
-        .reserve(decoded.iter().filter(|&&b| b == b'\n').count() + 1);
+    sink.parsed.entries.reserve(line_ends(&decoded) + 1);
     match format {
-        Format::Auto | Format::Columns => columns::read(lines, &mut sink),
+        Format::Auto | Format::Columns => read_columns(path, &decoded, &mut sink),
         Format::Ipset => ipset::read(lines, &mut sink),
         Format::Csv => csv::read(&decoded, &mut sink),
         Format::SpamhausJson => json::read(lines, &mut sink),
     }
     Ok(sink.parsed)
+}
+
+/// Files from this size on are read in two halves at once (a million-line list is about
+/// 15 MiB): parsing is most of a large list's load, and a server has a second core for it.
+const HALVES_AT: usize = 4 << 20;
+
+fn line_ends(bytes: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', bytes).count()
+}
+
+/// Reads a `columns` file, a large one in two halves on two threads: the second half is
+/// split at a line end and numbered on from the first, and its findings follow the first's,
+/// so the result is the one a single pass gives.
+fn read_columns(path: &Path, decoded: &[u8], sink: &mut Sink<'_>) {
+    let middle = decoded.len() / 2;
+    let split = (decoded.len() >= HALVES_AT)
+        .then(|| memchr::memchr(b'\n', &decoded[middle..]))
+        .flatten()
+        .map(|at| middle + at + 1);
+    let Some(split) = split else {
+        columns::read(text::lines(decoded), sink, true);
+        return;
+    };
+    let (first, second) = decoded.split_at(split);
+    let before = u32::try_from(line_ends(first)).unwrap_or(u32::MAX);
+    let format = sink.parsed.format;
+    let read_second = |before_data| {
+        let mut later = Sink::new(path, format);
+        later.parsed.entries.reserve(line_ends(second) + 1);
+        columns::read(text::lines_after(second, before), &mut later, before_data);
+        later
+    };
+    let (mut later, header_open) = std::thread::scope(|scope| {
+        let later = scope.spawn(|| read_second(false));
+        let header_open = columns::read(text::lines(first), sink, true);
+        // A panic on the other thread is this one's.
+        let later = later
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (later, header_open)
+    });
+    // No content line in the whole first half: the second's first one may be a header row
+    // after all, so it is read again as a single pass would.
+    if header_open {
+        later = read_second(true);
+    }
+    sink.append(later);
 }
 
 /// The format of a file, from its first line with content.

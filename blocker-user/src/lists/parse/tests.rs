@@ -205,3 +205,61 @@ fn a_header_row_before_the_data_is_not_a_malformed_line() {
     assert_eq!(p.entries.len(), 1);
     assert_eq!(p.skipped_count, 1, "only the line after the data started");
 }
+
+/// The single pass over a whole file that [`read_columns`] must agree with.
+fn one_pass(text: &[u8]) -> Parsed {
+    let mut sink = Sink::new(Path::new("t"), Format::Columns);
+    columns::read(text::lines(text), &mut sink, true);
+    sink.parsed
+}
+
+fn summary(p: &Parsed) -> (Vec<Entry>, Vec<String>, Vec<String>, usize) {
+    (
+        p.entries.clone(),
+        p.warnings.iter().map(ToString::to_string).collect(),
+        p.skipped.iter().map(ToString::to_string).collect(),
+        p.skipped_count,
+    )
+}
+
+#[test]
+fn a_large_file_read_in_halves_gives_what_one_pass_gives() {
+    // Past HALVES_AT, with every kind of line on both sides of the middle: comments, blanks,
+    // CRLF, extra columns, ranges, host bits, IPv6, and malformed lines past SKIPPED_KEPT.
+    let mut text = String::from("Start\tEnd\tNetblock\n");
+    let mut i = 0u32;
+    while text.len() < 2 * HALVES_AT {
+        let (b, c) = ((i >> 8) & 0xff, i & 0xff);
+        text.push_str(&match i % 9 {
+            0 => format!("# comment {i}\n\n"),
+            1 => format!("10.{b}.{c}.0/24\r\n"),
+            2 => format!("10.{b}.{c}.7\t{i}\n"),
+            3 => format!("11.{b}.{c}.0\t11.{b}.{c}.255\t24\n"),
+            4 => format!("12.{b}.{c}.9/24 ; host bits\n"),
+            5 => format!("2001:db8:{b:x}:{c:x}::/64\n"),
+            6 if i % 1000 == 6 => format!("bogus{i}\n"),
+            _ => format!("13.{b}.{c}.1\n"),
+        });
+        i += 1;
+    }
+    text.push_str("198.51.100.0/24\n");
+    let halves = parse(Path::new("t"), text.as_bytes(), Format::Columns).expect("decodes");
+    let whole = one_pass(text.as_bytes());
+    assert!(whole.skipped_count > SKIPPED_KEPT && whole.warnings.len() > 1000);
+    assert_eq!(summary(&halves), summary(&whole));
+    let last = halves.entries.last().map(|e| e.line);
+    assert_eq!(
+        last,
+        Some(text.lines().count() as u32),
+        "numbered through the end"
+    );
+}
+
+#[test]
+fn a_header_row_in_the_second_half_is_found_when_the_first_has_no_data() {
+    let mut text = "# a long preamble\n".repeat(HALVES_AT / 8);
+    text.push_str("Start\tEnd\tNetblock\n192.0.2.0\t192.0.2.255\t24\nbogus\n");
+    let halves = parse(Path::new("t"), text.as_bytes(), Format::Columns).expect("decodes");
+    assert_eq!(summary(&halves), summary(&one_pass(text.as_bytes())));
+    assert_eq!((halves.entries.len(), halves.skipped_count), (1, 1));
+}

@@ -4,14 +4,18 @@ use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv4Subnets, Ipv6Net, Ipv6Subnets};
 
+/// `token` when it is a bare address or CIDR in canonical form (see [`plain_v4`]): exactly
+/// what [`parse`] would push for it, with no warning.
+pub fn plain(token: &str) -> Option<IpNet> {
+    plain_v4(token.as_bytes())
+        .map(IpNet::V4)
+        .or_else(|| plain_v6(token).map(IpNet::V6))
+}
+
 /// Parses `token`, handing each prefix to `push`. Returns a warning to report, if any.
 pub fn parse(token: &str, mut push: impl FnMut(IpNet)) -> Result<Option<String>, &'static str> {
-    if let Some(net) = plain_v4(token.as_bytes()) {
-        push(IpNet::V4(net));
-        return Ok(None);
-    }
-    if let Some(net) = plain_v6(token) {
-        push(IpNet::V6(net));
+    if let Some(net) = plain(token) {
+        push(net);
         return Ok(None);
     }
     // A range is `start-end` with an address before the dash; anything else with a dash (a
