@@ -1,7 +1,7 @@
 //! All lists, in configuration order, with the index that names the entry (list, prefix,
 //! `source:line`) deciding an address, and the aggregated set the kernel must hold.
 
-use std::{net::IpAddr, time::SystemTime};
+use std::{net::IpAddr, sync::OnceLock, time::SystemTime};
 
 use super::{
     FailedList, List, ListError, ListGuards, ListSpec, Match,
@@ -21,7 +21,9 @@ pub struct ListSet {
     /// Index payloads number all entries of all lists in order; `starts[l]` is the first payload
     /// of list `l` (a table per entry would cost 8 bytes a prefix).
     starts: Vec<u32>,
-    index: PrefixIndex,
+    /// Built beside the aggregation by [`Self::kernel_set_counted`] (the two sorts a load
+    /// spends most of its time in then run on two cores), or on first use.
+    index: OnceLock<PrefixIndex>,
 }
 
 impl ListSet {
@@ -111,20 +113,32 @@ impl ListSet {
             starts.push(u32::try_from(at).unwrap_or(u32::MAX));
             at += list.entries.len();
         }
-        // Each entry's payload is its position across all lists; read from the lists in
-        // place (a collected copy was a million entries more at the load's peak).
-        let items = lists.iter().zip(&starts).flat_map(|(list, &start)| {
-            list.entries.iter().enumerate().map(move |(i, entry)| {
-                let payload = u32::try_from(i).map_or(u32::MAX, |i| start.saturating_add(i));
-                (entry.net, payload)
-            })
-        });
         Self {
-            index: PrefixIndex::build(items),
+            index: OnceLock::new(),
             lists,
             starts,
             failed: Vec::new(),
         }
+    }
+
+    /// The index of every entry, built on first use.
+    fn index(&self) -> &PrefixIndex {
+        self.index.get_or_init(|| {
+            // Each entry's payload is its position across all lists; read from the lists in
+            // place (a collected copy was a million entries more at the load's peak).
+            let items = self
+                .lists
+                .iter()
+                .zip(&self.starts)
+                .flat_map(|(list, &start)| {
+                    list.entries.iter().enumerate().map(move |(i, entry)| {
+                        let payload =
+                            u32::try_from(i).map_or(u32::MAX, |i| start.saturating_add(i));
+                        (entry.net, payload)
+                    })
+                });
+            PrefixIndex::build(items)
+        })
     }
 
     pub fn lists(&self) -> &[List] {
@@ -147,7 +161,7 @@ impl ListSet {
         let list = &self.lists[l];
         let start = self.starts[l];
         let end = start.saturating_add(u32::try_from(list.entries.len()).unwrap_or(u32::MAX));
-        let (_, payload) = self.index.longest_match_in(addr, start..end)?;
+        let (_, payload) = self.index().longest_match_in(addr, start..end)?;
         let entry = list.entries.get((payload - start) as usize)?;
         Some(Match { list, entry })
     }
@@ -173,8 +187,12 @@ impl ListSet {
 
     /// [`Self::kernel_set`], recording each list's own aggregated count on the way (what
     /// `status` and the metrics show as `aggregated_entries`).
+    /// The index is built meanwhile on a second thread: both are a sort of every entry.
     pub fn kernel_set_counted(&mut self) -> KernelSet {
-        let (set, counts) = self.aggregated();
+        let (set, counts) = std::thread::scope(|scope| {
+            scope.spawn(|| self.index());
+            self.aggregated()
+        });
         for list in &mut self.lists {
             list.aggregated = counts
                 .iter()
