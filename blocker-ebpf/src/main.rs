@@ -55,17 +55,17 @@ const REFUSE: i32 = 0;
 #[map]
 static BLOCK_SEEN_V4: Array<u64> = Array::with_max_entries(SEEN_V4_WORDS, MMAPABLE);
 #[map]
-static BLOCK_HOSTS_SORTED_V4: Array<u64> = Array::with_max_entries(3, 0);
+static BLOCK_HOSTS_SORTED_V4: Array<u64> = Array::with_max_entries(3, MMAPABLE);
 #[map]
 static BLOCK_NETS24_V4: HashMap<[u8; 4], ListRef> = HashMap::with_max_entries(1 << 20, NO_PREALLOC);
 // One chunk (a miss for every address) unless the daemon makes it dense; see `block_v4`.
 #[map]
-static BLOCK_DENSE24_V4: Array<Dense24Chunk> = Array::with_max_entries(1, 0);
+static BLOCK_DENSE24_V4: Array<Dense24Chunk> = Array::with_max_entries(1, MMAPABLE);
 #[map]
 static BLOCK_TRIE_V4: LpmTrie<[u8; 4], ListRef> = LpmTrie::with_max_entries(1 << 20, 0);
 /// Sorted disjoint pieces of the blocked IPv6 space, in two halves (see `block_v6`).
 #[map]
-static BLOCK_SORTED_V6: Array<V6Piece> = Array::with_max_entries(3, 0);
+static BLOCK_SORTED_V6: Array<V6Piece> = Array::with_max_entries(3, MMAPABLE);
 #[map]
 static ALLOW_V4: LpmTrie<[u8; 4], ListRef> = LpmTrie::with_max_entries(1 << 14, 0);
 #[map]

@@ -80,16 +80,54 @@ pub fn write_all<V: aya::Pod>(
         *slot = (layout.header)(count as u64);
     }
     let next = other_half(base, capacity);
-    let indices: Vec<u32> = (next..next + entries.len() as u32).collect();
-    for (keys, values) in indices
-        .chunks(layout.batch)
-        .zip(entries.chunks(layout.batch))
-    {
-        super::batch::write_array(fd, array, keys, values, layout.name)?;
+    if !write_mapped(fd, array.len(), next, entries) {
+        let indices: Vec<u32> = (next..next + entries.len() as u32).collect();
+        for (keys, values) in indices
+            .chunks(layout.batch)
+            .zip(entries.chunks(layout.batch))
+        {
+            super::batch::write_array(fd, array, keys, values, layout.name)?;
+        }
     }
+    // The half is whole before element 0 points at it (the syscall below writes element 0).
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
     array
         .set(0, (layout.header)(u64::from(next)), 0)
         .map_err(err)
+}
+
+/// Copies `entries` to elements `at..` through mappings of the array (`BPF_F_MMAPABLE`): a
+/// memory copy, where a batched update spent about 0.6 µs an element in the kernel (0.6 s for
+/// a million IPv6 pieces). False when the array cannot be mapped (one pinned by a release
+/// without the flag, until its next generation), so the caller writes it by syscall instead.
+fn write_mapped<V: aya::Pod>(fd: std::os::fd::RawFd, len: u32, at: u32, entries: &[V]) -> bool {
+    // The kernel lays array elements out every round_up(value_size, 8) bytes.
+    let size = size_of::<V>();
+    if !size.is_multiple_of(8) || at as usize + entries.len() > len as usize {
+        return false;
+    }
+    // SAFETY: `entries` is plain data (`Pod`) of `size_of_val` bytes.
+    let bytes =
+        unsafe { std::slice::from_raw_parts(entries.as_ptr().cast::<u8>(), size_of_val(entries)) };
+    let start = at as usize * size;
+    // SAFETY: the caller's fd stays open for this call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    super::mapping::for_windows(fd, start..start + bytes.len(), |mapping, offset| {
+        // The part of the entries' bytes this window holds; the half written is the inactive
+        // one, which no program run reads (see the module doc).
+        let from = start.max(offset);
+        let to = (start + bytes.len()).min(offset + mapping.len());
+        let src = &bytes[from - start..to - start];
+        // SAFETY: `from - offset + src.len()` is at most the mapping's length.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                mapping.as_ptr().add(from - offset),
+                src.len(),
+            );
+        }
+    })
+    .is_ok()
 }
 
 #[cfg(test)]

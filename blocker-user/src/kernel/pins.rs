@@ -26,7 +26,8 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 const BPF_FS_ROOT: &str = "/sys/fs/bpf";
 /// `BPF_F_NO_PREALLOC`: LPM tries and the IPv4 block hashes are created with it.
 const NO_PREALLOC: u32 = 1;
-/// `BPF_F_MMAPABLE`: the /24 bitmap, which the daemon writes through a mapping.
+/// `BPF_F_MMAPABLE`: arrays the daemon writes through a mapping (the /24 bitmap, the dense
+/// /24s, the sorted halves of the hosts and the IPv6 pieces).
 const MMAPABLE: u32 = 1 << 10;
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +125,7 @@ pub fn map_specs(sizes: &MapsConfig, hashes: &HashSizes) -> [MapSpec; 17] {
             key_size: 4,
             value_size: 8,
             max_entries: super::halves::array_len(hashes.hosts_v4.capacity),
-            flags: 0,
+            flags: MMAPABLE,
             reuse_entries: (
                 super::halves::array_len(hashes.hosts_v4.needed),
                 super::halves::array_len(hashes.hosts_v4.keep_up_to),
@@ -137,7 +138,7 @@ pub fn map_specs(sizes: &MapsConfig, hashes: &HashSizes) -> [MapSpec; 17] {
             key_size: 4,
             value_size: size_of::<blocker_common::Dense24Chunk>() as u32,
             max_entries: hashes.dense24_chunks(),
-            flags: 0,
+            flags: MMAPABLE,
             reuse_entries: (hashes.dense24_chunks(), hashes.dense24_chunks()),
         },
         trie(map_names::BLOCK_TRIE_V4, 8, sizes.block_v4),
@@ -147,7 +148,7 @@ pub fn map_specs(sizes: &MapsConfig, hashes: &HashSizes) -> [MapSpec; 17] {
             key_size: 4,
             value_size: size_of::<blocker_common::V6Piece>() as u32,
             max_entries: super::halves::array_len(hashes.sorted_v6.capacity),
-            flags: 0,
+            flags: MMAPABLE,
             reuse_entries: (
                 super::halves::array_len(hashes.sorted_v6.needed),
                 super::halves::array_len(hashes.sorted_v6.keep_up_to),
