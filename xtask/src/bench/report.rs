@@ -26,11 +26,17 @@ pub(super) const COST_NOTES: &str = "
   socket (the alternative, a per-packet egress filter, is what nftables and ipset pay).
   Connected sockets (TCP, connected UDP) pay only at `connect()`.
 - Loading: IPv4 /32s go to a sorted array (8 bytes each, binary-searched by the programs,
-  rewritten whole into its inactive half and switched in one write); /24s to a hash written
-  with `BPF_MAP_UPDATE_BATCH` by one thread per CPU (the kernel locks hash buckets, not the
-  whole map), or from 196,608 of them (the largest sizes here) to a dense array of one byte
-  per /24, written a 256-byte chunk per /16; the other lengths go to the LPM trie, whose
-  inserts take one lock and walk the trie.
+  rewritten whole into its inactive half through a mapping of the array and switched in one
+  write); /24s to a hash written with `BPF_MAP_UPDATE_BATCH` by one thread per CPU (the
+  kernel locks hash buckets, not the whole map), or from 196,608 of them (the largest sizes
+  here) to a dense array of one byte per /24, stored byte by byte through a mapping; the
+  other lengths go to the LPM trie, whose inserts take one lock and walk the trie. IPv6
+  prefixes are cut into sorted disjoint pieces, written like the hosts. Most of the IPv4
+  sync at a million prefixes is now the trie's inserts and the verifier's check of the
+  programs.
+  Parsing reads a bare address or CIDR line in one pass and a large file in two halves on
+  two threads; the index that names an entry's `source:line` is built on a second thread
+  beside the aggregation.
   Reloads diff against the set last written, in one merge over sorted prefixes, and write only
   the difference.
 - Resident memory holds the parsed lists with the source line of every entry (to explain
