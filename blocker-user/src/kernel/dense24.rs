@@ -130,9 +130,7 @@ impl<'m, 'a> Dense24<'m, 'a> {
             let (index, byte) = dense24_slot(addr);
             index as usize * size_of::<Dense24Chunk>() + byte
         };
-        // SAFETY: the fd is the array's, open while `self.map` lives.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
-        let written = super::mapping::for_windows(fd, 0..total, |mapping, offset| {
+        let written = super::mapping::for_windows(self.fd, 0..total, |mapping, offset| {
             // SAFETY: the window's bytes, for as long as it is mapped; written only through
             // atomics here and read byte by byte by the programs.
             let bytes = unsafe {

@@ -110,8 +110,6 @@ fn write_mapped<V: aya::Pod>(fd: std::os::fd::RawFd, len: u32, at: u32, entries:
     let bytes =
         unsafe { std::slice::from_raw_parts(entries.as_ptr().cast::<u8>(), size_of_val(entries)) };
     let start = at as usize * size;
-    // SAFETY: the caller's fd stays open for this call.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     super::mapping::for_windows(fd, start..start + bytes.len(), |mapping, offset| {
         // The part of the entries' bytes this window holds; the half written is the inactive
         // one, which no program run reads (see the module doc).

@@ -74,10 +74,13 @@ const WINDOW: usize = 1 << 20;
 /// before the range). Mapped pages count in the daemon's resident memory while mapped: a
 /// window at a time, a 24 MiB array costs the peak 1 MiB, not 24.
 pub fn for_windows(
-    fd: std::os::fd::BorrowedFd<'_>,
+    fd: std::os::fd::RawFd,
     range: std::ops::Range<usize>,
     mut write: impl FnMut(&ArrayMapping, usize),
 ) -> std::io::Result<()> {
+    // SAFETY: the callers pass the fd of a map they hold open for the whole call (a mapping
+    // keeps the map alive past it anyway).
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let page = rustix::param::page_size();
     let mut offset = range.start - range.start % page;
     while offset < range.end {

@@ -224,9 +224,10 @@ pub fn parse(path: &Path, bytes: &[u8], format: Format) -> Result<Parsed, ParseE
     let mut sink = Sink::new(path, format);
     // One entry a line, nearly always: room for them all at once, so a million-line file is
     // not copied through a doubling vector (which held up to half as much again at its peak).
-    sink.parsed.entries.reserve(line_ends(&decoded) + 1);
+    let line_count = line_ends(&decoded);
+    sink.parsed.entries.reserve(line_count + 1);
     match format {
-        Format::Auto | Format::Columns => read_columns(path, &decoded, &mut sink),
+        Format::Auto | Format::Columns => read_columns(path, &decoded, line_count, &mut sink),
         Format::Ipset => ipset::read(lines, &mut sink),
         Format::Csv => csv::read(&decoded, &mut sink),
         Format::SpamhausJson => json::read(lines, &mut sink),
@@ -244,8 +245,8 @@ fn line_ends(bytes: &[u8]) -> usize {
 
 /// Reads a `columns` file, a large one in two halves on two threads: the second half is
 /// split at a line end and numbered on from the first, and its findings follow the first's,
-/// so the result is the one a single pass gives.
-fn read_columns(path: &Path, decoded: &[u8], sink: &mut Sink<'_>) {
+/// so the result is the one a single pass gives. `line_ends_total` counts the file's newlines.
+fn read_columns(path: &Path, decoded: &[u8], line_ends_total: usize, sink: &mut Sink<'_>) {
     let middle = decoded.len() / 2;
     let split = (decoded.len() >= HALVES_AT)
         .then(|| memchr::memchr(b'\n', &decoded[middle..]))
@@ -256,11 +257,15 @@ fn read_columns(path: &Path, decoded: &[u8], sink: &mut Sink<'_>) {
         return;
     };
     let (first, second) = decoded.split_at(split);
-    let before = u32::try_from(line_ends(first)).unwrap_or(u32::MAX);
+    let first_ends = line_ends(first);
+    let before = u32::try_from(first_ends).unwrap_or(u32::MAX);
     let format = sink.parsed.format;
     let read_second = |before_data| {
         let mut later = Sink::new(path, format);
-        later.parsed.entries.reserve(line_ends(second) + 1);
+        later
+            .parsed
+            .entries
+            .reserve(line_ends_total - first_ends + 1);
         columns::read(text::lines_after(second, before), &mut later, before_data);
         later
     };
