@@ -123,6 +123,9 @@ impl Daemon {
         let desired = lists.kernel_set_counted();
         let kernel_counts = family_counts(&desired);
         timings.aggregate_ms = ms(phase.elapsed());
+        let lists = Arc::new(lists);
+        // On the second core while the maps are written and the programs verified.
+        lists.index_in_background();
         let phase = Instant::now();
         let (enforcer, stats) = establish(
             &config,
@@ -149,7 +152,7 @@ impl Daemon {
             },
             config,
             specs,
-            lists: Arc::new(lists),
+            lists,
             enforcer,
             cgroup_path,
             cgroup_file,

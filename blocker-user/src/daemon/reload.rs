@@ -55,7 +55,7 @@ pub struct Built {
     config: Config,
     specs: Vec<ListSpec>,
     /// `None` when the lists could not be reloaded at all: those in force stay.
-    lists: Option<ListSet>,
+    lists: Option<Arc<ListSet>>,
     desired: KernelSet,
     errors: Vec<ReloadError>,
     lists_ms: f64,
@@ -97,6 +97,12 @@ impl ReloadJob {
             Some(lists) => lists.kernel_set_counted(),
             None => previous.kernel_set(),
         };
+        let aggregate_ms = ms(phase.elapsed());
+        let lists = lists.map(Arc::new);
+        if let Some(lists) = &lists {
+            // Beside the kernel sync that follows: only explaining a verdict needs it.
+            lists.index_in_background();
+        }
         Built {
             config,
             specs,
@@ -104,7 +110,7 @@ impl ReloadJob {
             desired,
             errors,
             lists_ms,
-            aggregate_ms: ms(phase.elapsed()),
+            aggregate_ms,
             started_ns,
             watched,
             names,
@@ -169,7 +175,7 @@ impl Daemon {
         self.config = config;
         self.specs = specs;
         if let Some(lists) = lists {
-            self.lists = Arc::new(lists);
+            self.lists = lists;
             super::report::log_lists(&self.lists);
         }
         self.state.timings.lists_ms = lists_ms;

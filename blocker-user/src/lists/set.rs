@@ -21,8 +21,9 @@ pub struct ListSet {
     /// Index payloads number all entries of all lists in order; `starts[l]` is the first payload
     /// of list `l` (a table per entry would cost 8 bytes a prefix).
     starts: Vec<u32>,
-    /// Built beside the aggregation by [`Self::kernel_set_counted`] (the two sorts a load
-    /// spends most of its time in then run on two cores), or on first use.
+    /// Built on a thread of its own once the set is shared ([`Self::index_in_background`]),
+    /// or on first use: only explaining a verdict needs it, so the kernel is brought up to
+    /// date without waiting for its sort of every entry.
     index: OnceLock<PrefixIndex>,
 }
 
@@ -121,6 +122,21 @@ impl ListSet {
         }
     }
 
+    /// Builds the index on a thread of its own, while the caller goes on (to the kernel sync):
+    /// a lookup meanwhile waits for it rather than building a second one. If no thread can be
+    /// started the first lookup builds it.
+    pub fn index_in_background(self: &std::sync::Arc<Self>) {
+        let set = std::sync::Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("vw-index".into())
+            .spawn(move || {
+                set.index();
+            });
+        if let Err(err) = spawned {
+            tracing::debug!("index built on first use: cannot start its thread: {err}");
+        }
+    }
+
     /// The index of every entry, built on first use.
     fn index(&self) -> &PrefixIndex {
         self.index.get_or_init(|| {
@@ -187,12 +203,8 @@ impl ListSet {
 
     /// [`Self::kernel_set`], recording each list's own aggregated count on the way (what
     /// `status` and the metrics show as `aggregated_entries`).
-    /// The index is built meanwhile on a second thread: both are a sort of every entry.
     pub fn kernel_set_counted(&mut self) -> KernelSet {
-        let (set, counts) = std::thread::scope(|scope| {
-            scope.spawn(|| self.index());
-            self.aggregated()
-        });
+        let (set, counts) = self.aggregated();
         for list in &mut self.lists {
             list.aggregated = counts
                 .iter()
@@ -205,8 +217,9 @@ impl ListSet {
     /// Each list aggregated from its entries in place (no copy of a million entries first).
     fn aggregated(&self) -> (KernelSet, Vec<(u16, usize)>) {
         aggregate::from_lists(self.lists.iter().map(|list| {
-            let nets = aggregate::aggregate_iter(list.entries.iter().map(|e| e.net));
-            (list.id, list.spec.action.into(), nets)
+            let action = list.spec.action.into();
+            let nets = aggregate::list_set(list.id, action, list.entries.iter().map(|e| e.net));
+            (list.id, action, nets)
         }))
     }
 }

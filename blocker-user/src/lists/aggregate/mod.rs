@@ -3,6 +3,8 @@
 //! are dropped (otherwise the longer audit prefix would win the LPM lookup and let a connection
 //! through that an enforce list refuses), and each kernel prefix is tagged with a list id.
 
+mod blocks;
+
 use blocker_common::{Action, ListRef};
 use ipnet::IpNet;
 
@@ -40,32 +42,71 @@ pub fn aggregate_iter(nets: impl IntoIterator<Item = IpNet>) -> Vec<IpNet> {
     out
 }
 
-fn each_aggregated(nets: impl IntoIterator<Item = IpNet>, mut emit: impl FnMut(IpNet)) {
+/// One list's prefixes aggregated, each tagged with the list's kernel value: what
+/// [`from_lists`] takes. Tagged as they are made, so one list's set is the kernel set itself
+/// (a copy of a million prefixes less).
+pub fn list_set(list_id: u16, action: Action, nets: impl IntoIterator<Item = IpNet>) -> KernelSet {
+    let nets = nets.into_iter();
+    let value = ListRef::new(list_id, action);
+    let mut out = Vec::with_capacity(nets.size_hint().0);
+    each_aggregated(nets, |net| out.push((net, value)));
+    out
+}
+
+/// From this many prefixes on, a list's IPv4 prefixes of /24 or shorter are gathered in a
+/// bitmap of /24 blocks instead of sorted (`blocks`): its 2 MiB is not worth it for a few.
+const BLOCKS_FROM: usize = 1 << 16;
+
+fn each_aggregated(nets: impl IntoIterator<Item = IpNet>, emit: impl FnMut(IpNet)) {
+    let nets = nets.into_iter();
+    let blocks_from = if nets.size_hint().0 >= BLOCKS_FROM {
+        0
+    } else {
+        usize::MAX
+    };
+    each_aggregated_with(nets, blocks_from, emit);
+}
+
+/// [`each_aggregated`], with the bitmap of /24 blocks used when there are at least
+/// `blocks_from` prefixes (the tests run both ways on the same input).
+fn each_aggregated_with(
+    nets: impl IntoIterator<Item = IpNet>,
+    blocks_from: usize,
+    mut emit: impl FnMut(IpNet),
+) {
+    let nets = nets.into_iter();
+    let mut blocks = (nets.size_hint().0 >= blocks_from).then(blocks::Blocks::new);
     // IPv4 ranges packed as first << 32 | last in one u64: a sort of 8-byte integers is about
     // twice as fast as one of pairs, and orders by first address the same way.
     let mut v4: Vec<u64> = Vec::new();
     let mut v6: Vec<(u128, u128)> = Vec::new();
     for net in nets {
         match net {
-            IpNet::V4(n) => v4.push(
-                (u64::from(u32::from(n.network())) << 32) | u64::from(u32::from(n.broadcast())),
-            ),
+            IpNet::V4(n) => {
+                let (first, last) = (u32::from(n.network()), u32::from(n.broadcast()));
+                match blocks.as_mut() {
+                    Some(blocks) if n.prefix_len() <= 24 => blocks.mark(first, last),
+                    _ => v4.push((u64::from(first) << 32) | u64::from(last)),
+                }
+            }
             IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
         }
     }
     v4.sort_unstable();
     let v4 = v4.into_iter().map(|r| (r >> 32, r & u64::from(u32::MAX)));
-    merge(
-        v4,
-        |a| a.checked_add(1),
-        |lo, hi| {
-            split(lo.into(), hi.into(), 32, &mut |addr, len| {
-                // `split` yields addresses below 2^32 and lengths up to 32 for a 32-bit family.
-                let net = ipnet::Ipv4Net::new((addr as u32).into(), len).expect("length <= 32");
-                emit(IpNet::V4(net));
-            });
-        },
-    );
+    let mut emit_v4 = |lo: u64, hi: u64| {
+        split(lo.into(), hi.into(), 32, &mut |addr, len| {
+            // `split` yields addresses below 2^32 and lengths up to 32 for a 32-bit family.
+            let net = ipnet::Ipv4Net::new((addr as u32).into(), len).expect("length <= 32");
+            emit(IpNet::V4(net));
+        });
+    };
+    let after = |a: u64| a.checked_add(1);
+    match &blocks {
+        Some(blocks) => merge(blocks::interleave(blocks.runs(), v4), after, &mut emit_v4),
+        None => merge(v4, after, &mut emit_v4),
+    }
+    drop(blocks);
     v6.sort_unstable();
     merge(
         v6.into_iter(),
@@ -157,18 +198,18 @@ pub fn kernel_set_counted(entries: &[Tagged]) -> (KernelSet, Vec<(u16, usize)>) 
             .push(e.net);
     }
     from_lists(
-        groups
-            .into_iter()
-            .map(|((list_id, _), (action, nets))| (list_id, action, aggregate(&nets))),
+        groups.into_iter().map(|((list_id, _), (action, nets))| {
+            (list_id, action, list_set(list_id, action, nets))
+        }),
     )
 }
 
-/// The kernel set from each list's own aggregation (list id, action, [`aggregate`]d prefixes),
-/// and each list's count.
+/// The kernel set from each list's own aggregation (list id, action, its [`list_set`]), and
+/// each list's count.
 pub fn from_lists(
-    lists: impl IntoIterator<Item = (u16, Action, Vec<IpNet>)>,
+    lists: impl IntoIterator<Item = (u16, Action, KernelSet)>,
 ) -> (KernelSet, Vec<(u16, usize)>) {
-    let mut per_list: Vec<((u8, u16), Vec<IpNet>)> = lists
+    let mut per_list: Vec<((u8, u16), KernelSet)> = lists
         .into_iter()
         .map(|(list_id, action, nets)| ((action_rank(action), list_id), nets))
         .collect();
@@ -186,29 +227,26 @@ pub fn from_lists(
             &per_list
                 .iter()
                 .filter(|((rank, _), _)| *rank == 0)
-                .flat_map(|(_, nets)| nets.iter().copied())
+                .flat_map(|(_, nets)| nets.iter().map(|(net, _)| *net))
                 .collect::<Vec<_>>(),
         )
     } else {
         Vec::new()
     };
-    if let [((0, list_id), nets)] = per_list.as_slice() {
+    if let [((0, _), _)] = per_list.as_slice() {
         // One enforce list (the common large case): its aggregation is the set, in order.
-        let value = ListRef::new(*list_id, Action::Enforce);
-        return (nets.iter().map(|net| (*net, value)).collect(), counts);
+        let (_, nets) = per_list.swap_remove(0);
+        return (nets, counts);
     }
     let mut set: Vec<(IpNet, u8, ListRef)> =
         Vec::with_capacity(per_list.iter().map(|(_, nets)| nets.len()).sum());
-    for ((rank, list_id), nets) in per_list {
-        let action = if rank == 0 {
-            Action::Enforce
-        } else {
-            Action::Audit
-        };
+    for ((rank, _), nets) in per_list {
         set.extend(
             nets.into_iter()
-                .filter(|net| action == Action::Enforce || containing(&enforced, net).is_none())
-                .map(|net| (net, rank, ListRef::new(list_id, action))),
+                .filter(|(net, value)| {
+                    value.action == Action::Enforce as u8 || containing(&enforced, net).is_none()
+                })
+                .map(|(net, value)| (net, rank, value)),
         );
     }
     // Enforce before audit, then the lower list id: the entry kept for a prefix held twice.
@@ -400,6 +438,9 @@ mod tests {
         #[test]
         fn aggregation_equals_the_reference(input in proptest::collection::vec(any_prefix(), 0..60)) {
             prop_assert_eq!(aggregate(&input), IpNet::aggregate(&input));
+            let mut with_blocks = Vec::new();
+            each_aggregated_with(input.iter().copied(), 0, |net| with_blocks.push(net));
+            prop_assert_eq!(with_blocks, IpNet::aggregate(&input), "with the /24 blocks");
         }
 
         /// The aggregated set covers exactly the same addresses as the input.
