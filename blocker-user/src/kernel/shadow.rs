@@ -8,6 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use blocker_common::ListRef;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use super::diff::Diff;
+
 #[derive(Debug, Default)]
 pub struct Shadow {
     /// `addr << 32 | len << 24 | list_id << 8 | action`, sorted like `IpNet` (address, length).
@@ -90,17 +92,91 @@ impl Shadow {
 
     /// The entries in `IpNet` order (IPv4 first, then by address and length).
     pub fn iter(&self) -> impl Iterator<Item = (IpNet, ListRef)> + '_ {
-        let v4 = self.v4.iter().filter_map(|&bits| {
-            let (len, value) = unpack(bits as u32);
-            let net = Ipv4Net::new(Ipv4Addr::from((bits >> 32) as u32), len).ok()?;
-            Some((IpNet::V4(net), value))
-        });
-        let v6 = self.v6.iter().filter_map(|&(addr, bits)| {
-            let (len, value) = unpack(bits);
-            let net = Ipv6Net::new(Ipv6Addr::from(addr), len).ok()?;
-            Some((IpNet::V6(net), value))
-        });
+        let v4 = self.v4.iter().filter_map(v4_entry);
+        let v6 = self.v6.iter().filter_map(v6_entry);
         v4.chain(v6)
+    }
+
+    /// What turns the maps from `self` into `next`, in `IpNet` order, as
+    /// `diff::diff_sorted` of the two would find it; merged on the packed integers, where
+    /// comparing a million `IpNet`s was a third of a reload's sync.
+    pub fn diff(&self, next: &Self) -> Diff<IpNet, ListRef> {
+        let mut d = Diff::empty();
+        // A v4 entry's top 40 bits are its (address, length), the low 24 its value.
+        merge_into(
+            &mut d,
+            &self.v4,
+            &next.v4,
+            |&bits| (bits >> 24, bits as u32 & 0xff_ffff),
+            v4_entry,
+        );
+        merge_into(
+            &mut d,
+            &self.v6,
+            &next.v6,
+            |&(addr, bits)| ((addr, bits >> 24), bits & 0xff_ffff),
+            v6_entry,
+        );
+        d
+    }
+}
+
+fn v4_entry(&bits: &u64) -> Option<(IpNet, ListRef)> {
+    let (len, value) = unpack(bits as u32);
+    let net = Ipv4Net::new(Ipv4Addr::from((bits >> 32) as u32), len).ok()?;
+    Some((IpNet::V4(net), value))
+}
+
+fn v6_entry(&(addr, bits): &([u8; 16], u32)) -> Option<(IpNet, ListRef)> {
+    let (len, value) = unpack(bits);
+    let net = Ipv6Net::new(Ipv6Addr::from(addr), len).ok()?;
+    Some((IpNet::V6(net), value))
+}
+
+/// One family's part of [`Shadow::diff`]: a merge of two sorted packed runs by `split`'s key,
+/// only the entries that change decoded by `entry`.
+fn merge_into<T, K: Ord>(
+    d: &mut Diff<IpNet, ListRef>,
+    old: &[T],
+    new: &[T],
+    split: impl Fn(&T) -> (K, u32),
+    entry: impl Fn(&T) -> Option<(IpNet, ListRef)>,
+) {
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (old.get(i), new.get(j)) {
+            (Some(o), Some(n)) => {
+                let ((ok, ov), (nk, nv)) = (split(o), split(n));
+                match ok.cmp(&nk) {
+                    std::cmp::Ordering::Less => {
+                        d.deletes.extend(entry(o).map(|(net, _)| net));
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        d.inserts.extend(entry(n));
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if ov == nv {
+                            d.unchanged += 1;
+                        } else {
+                            d.updates.extend(entry(n));
+                        }
+                        i += 1;
+                        j += 1;
+                    }
+                }
+            }
+            (Some(o), None) => {
+                d.deletes.extend(entry(o).map(|(net, _)| net));
+                i += 1;
+            }
+            (None, Some(n)) => {
+                d.inserts.extend(entry(n));
+                j += 1;
+            }
+            (None, None) => return,
+        }
     }
 }
 
@@ -109,6 +185,7 @@ mod tests {
     use blocker_common::Action;
 
     use super::*;
+    use crate::kernel::diff;
 
     #[test]
     fn round_trips_in_order() {
@@ -124,6 +201,45 @@ mod tests {
         set.sort_unstable_by_key(|(n, _)| *n);
         let back: Vec<_> = Shadow::of(&set).iter().collect();
         assert_eq!(back, set);
+    }
+
+    #[test]
+    fn diff_of_two_shadows_is_the_sorted_diff_of_their_sets() {
+        let set = |items: &[(&str, u16, Action)]| -> Vec<(IpNet, ListRef)> {
+            let mut set: Vec<_> = items
+                .iter()
+                .map(|&(n, id, a)| (n.parse().expect("net"), ListRef::new(id, a)))
+                .collect();
+            set.sort_unstable_by_key(|(n, _)| *n);
+            set
+        };
+        let old = set(&[
+            ("10.0.0.0/8", 1, Action::Enforce),
+            ("10.0.0.0/16", 1, Action::Enforce),
+            ("192.0.2.7/32", 2, Action::Audit),
+            ("198.51.100.0/24", 1, Action::Enforce),
+            ("2001:db8::/32", 3, Action::Audit),
+            ("2001:db8::/48", 3, Action::Audit),
+        ]);
+        let new = set(&[
+            ("10.0.0.0/8", 1, Action::Enforce),
+            ("10.0.0.0/17", 1, Action::Enforce),
+            ("192.0.2.7/32", 2, Action::Enforce),
+            ("203.0.113.0/24", 4, Action::Enforce),
+            ("2001:db8::/32", 5, Action::Audit),
+            ("2001:db8::1/128", 3, Action::Audit),
+        ]);
+        let packed = Shadow::of(&old).diff(&Shadow::of(&new));
+        assert_eq!(packed, diff::diff_sorted(old.clone(), new.clone()));
+        assert_eq!(
+            (
+                packed.inserts.len(),
+                packed.updates.len(),
+                packed.deletes.len()
+            ),
+            (3, 2, 3)
+        );
+        assert_eq!(packed.unchanged, 1);
     }
 
     #[test]

@@ -46,11 +46,14 @@ impl Enforcer {
             .block_shadow
             .take()
             .filter(|_| !std::mem::take(&mut self.verify_block));
+        // The copy of the new set, made before the writes when the diff is taken from it.
+        let mut next_shadow = None;
         let diff = match shadow {
             // The common case: diff against the copy of what this generation last wrote.
             Some(shadow) if keep.is_empty() => {
                 self.check_block_capacity(&desired)?;
-                Some(diff::diff_sorted(shadow.iter(), desired.iter().copied()))
+                let next = next_shadow.insert(shadow::Shadow::of(&desired));
+                Some(shadow.diff(next))
             }
             shadow => {
                 let current: KernelSet = match shadow {
@@ -102,7 +105,7 @@ impl Enforcer {
         };
         self.seen.narrow(&seen_bits);
         drop(seen_bits);
-        self.block_shadow = Some(shadow::Shadow::of(&desired));
+        self.block_shadow = Some(next_shadow.unwrap_or_else(|| shadow::Shadow::of(&desired)));
         Ok(stats)
     }
 
