@@ -70,8 +70,14 @@ fn plain_v4(token: &[u8]) -> Option<Ipv4Net> {
         }
         Some(_) => return None,
     };
-    let net = Ipv4Net::new(octets.into(), len).ok()?;
-    (net.trunc() == net).then_some(net)
+    // Host bits set: the general path warns about them. Masked here (not `trunc`, which
+    // builds a second network to compare with).
+    let addr = u32::from_be_bytes(octets);
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    if addr & !mask != 0 {
+        return None;
+    }
+    Ipv4Net::new(addr.into(), len).ok()
 }
 
 /// The IPv6 counterpart of [`plain_v4`]: `addr/len` or `addr` with no host bits set, the
