@@ -10,8 +10,9 @@
 //! `resolve-udp`/`resolve-tcp NAME:PORT` (ask 127.0.0.1:53 for NAME's A and AAAA records over
 //! UDP or TCP, then at once TCP-connect to every address in the answer at PORT: one line per
 //! address, or one with `"addr":"NAME"` when there was none); `vw-probe hammer ADDR MILLIS` (TCP connects in a loop until
-//! told `stop` on stdin or MILLIS pass, printing counts); or `vw-probe listen ADDR` (accept
-//! forever, print `listening`).
+//! told `stop` on stdin or MILLIS pass, printing counts); `vw-probe bench KIND ADDR COUNT` and
+//! `vw-probe turns KIND ADDR COUNT` (the bench's timed operations, once or once per line on
+//! stdin); or `vw-probe listen ADDR` (accept forever, print `listening`).
 
 use std::{
     io::{BufRead as _, Write as _},
@@ -44,6 +45,12 @@ fn main() {
         && op == "bench"
     {
         bench(kind, addr, count);
+        return;
+    }
+    if let [op, kind, addr, count] = args.as_slice()
+        && op == "turns"
+    {
+        turns(kind, addr, count);
         return;
     }
     if let [op, addr, millis] = args.as_slice()
@@ -337,15 +344,50 @@ fn bench(kind: &str, addr: &str, count: &str) {
         eprintln!("vw-probe: usage: vw-probe bench KIND ADDR COUNT");
         std::process::exit(2);
     };
-    let udp = UdpSocket::bind(if addr.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    });
     if kind == "recv-tcp" || kind == "recv-udp" {
         receive(kind, addr, count);
         return;
     }
+    let udp = bench_socket(addr);
+    let (ns, errors) = burst(kind, addr, count, udp.as_ref().ok());
+    println!("{{\"op\":\"bench\",\"ns_per_op\":{ns:.1},\"errors\":{errors}}}");
+}
+
+/// `vw-probe turns KIND ADDR COUNT`: [`bench`]'s burst of COUNT operations once per line read
+/// on stdin (`stop` or the end of input ends it), one result line after each. Two of these in
+/// two cgroups, told to go in turn, compare the cgroups burst against neighbouring burst (tens
+/// of milliseconds apart), where separate runs a second apart see the shared machine drift.
+fn turns(kind: &str, addr: &str, count: &str) {
+    let (Ok(addr), Ok(count)) = (addr.parse::<SocketAddr>(), count.parse::<u32>()) else {
+        eprintln!("vw-probe: usage: vw-probe turns KIND ADDR COUNT");
+        std::process::exit(2);
+    };
+    let udp = bench_socket(addr);
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lines() {
+        if line.map_or(true, |l| l.trim() == "stop") {
+            return;
+        }
+        let (ns, errors) = burst(kind, addr, count, udp.as_ref().ok());
+        let _ = writeln!(
+            out,
+            "{{\"op\":\"bench\",\"ns_per_op\":{ns:.1},\"errors\":{errors}}}"
+        );
+        let _ = out.flush();
+    }
+}
+
+/// The unconnected UDP socket the `udp` operations send from.
+fn bench_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    UdpSocket::bind(if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+}
+
+/// COUNT operations of KIND, timed together: (ns per operation, operations that failed).
+fn burst(kind: &str, addr: SocketAddr, count: u32, udp: Option<&UdpSocket>) -> (f64, u32) {
     let start = std::time::Instant::now();
     let mut errors = 0u32;
     for _ in 0..count {
@@ -361,13 +403,13 @@ fn bench(kind: &str, addr: &str, count: &str) {
                 TcpStream::connect(addr),
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
             ),
-            "udp" => udp.as_ref().is_ok_and(|s| s.send_to(b"vw", addr).is_ok()),
+            "udp" => udp.is_some_and(|s| s.send_to(b"vw", addr).is_ok()),
             _ => false,
         };
         errors += u32::from(!ok);
     }
     let ns = start.elapsed().as_nanos() as f64 / f64::from(count.max(1));
-    println!("{{\"op\":\"bench\",\"ns_per_op\":{ns:.1},\"errors\":{errors}}}");
+    (ns, errors)
 }
 
 /// The receive side of the bench: `recv-tcp` reads `count` 64 KiB chunks from a TCP sender at

@@ -1,7 +1,8 @@
 //! A/B interleaving: two configurations measured alternately, pair after pair, in one run, so
 //! the machine's drift (it is shared, and its no-filter baselines spread by tens of percent
 //! over a run) falls on both sides of every pair; the result is the median of the per-pair
-//! ratios with a 95% confidence interval.
+//! ratios with a 95% confidence interval. The per-connection pairs are bursts of two probes
+//! that stay in their cgroups ([`turns`]), tens of milliseconds apart.
 
 /// One A/B comparison: the median of the per-pair ratios B/A of ns per operation, with a 95%
 /// confidence interval from resampling the pairs (the median and the bootstrap, not the mean
@@ -90,6 +91,23 @@ pub(super) fn interleaved(
         samples.push(pair);
     }
     Ok(Ratio::of(&samples))
+}
+
+/// Pairs of bursts from two [`Turns`](super::probe::Turns) probes (A and B, each staying in its
+/// cgroup), A and B alternating which goes first: neighbours tens of milliseconds apart, where
+/// separate runs are a second apart and the shared machine drifts between them. The first
+/// pairs warm both up and are not counted.
+pub(super) fn turns(
+    pairs: usize,
+    a: &mut super::probe::Turns,
+    b: &mut super::probe::Turns,
+) -> anyhow::Result<Ratio> {
+    const WARM_UP: usize = 4;
+    for _ in 0..WARM_UP {
+        a.turn()?;
+        b.turn()?;
+    }
+    interleaved(pairs, || a.turn(), || b.turn())
 }
 
 /// What a confidence interval shows about "at most `limit` slower" (a ratio of 1 + limit).

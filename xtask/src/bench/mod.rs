@@ -44,6 +44,18 @@ pub struct Args {
     pub ops: u32,
 }
 
+/// 1% reloads measured at the largest size; the report gives the median and the range (one
+/// reload is a single sample of a machine that is shared).
+const RELOAD_ROUNDS: usize = 5;
+
+/// The CPU both probes of an A/B comparison run on: the same core for both sides.
+const AB_CPU: usize = 1;
+
+/// Burst pairs per A/B comparison (a few tens of milliseconds a burst).
+pub(super) fn ab_pairs(runs: usize) -> usize {
+    (runs * 14).max(40)
+}
+
 /// The three operations measured per configuration.
 const KINDS: [&str; 3] = ["tcp", "tcp-closed", "udp"];
 
@@ -143,19 +155,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             report.memory = Some(vw.memory()?);
             report.map_memory = vw.map_memory()?;
             report.start = Some((state.lists_ms, state.aggregate_ms, state.sync_ms));
-            report.change = Some(vw.one_percent_change(&list, &prefixes)?);
+            report.set_changes(vw.one_percent_changes(&list, &prefixes, RELOAD_ROUNDS)?);
         }
         // The same cost A/B interleaved: a cgroup with no program (the kernel's hook runs, no
-        // program does) against the enforced cgroup, pair after pair.
-        let pairs = (runs * 2).max(10);
+        // program does) against the enforced cgroup, burst after burst.
         let mut ab_row = Vec::new();
         for (i, kind) in KINDS.iter().enumerate() {
             let target = &probe.targets[i];
-            ab_row.push(ab::interleaved(
-                pairs,
-                || probe.once(&cgroup.sibling, kind, target),
-                || probe.once(&cgroup.path, kind, target),
-            )?);
+            let mut a = probe.turns(&cgroup.sibling, kind, target, AB_CPU)?;
+            let mut b = probe.turns(&cgroup.path, kind, target, AB_CPU)?;
+            ab_row.push(ab::turns(ab_pairs(runs), &mut a, &mut b)?);
         }
         report.interleaved.push((
             format!("vendorwall, {label}"),

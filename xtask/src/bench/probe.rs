@@ -161,6 +161,86 @@ impl Probe {
     }
 }
 
+/// A probe that stays in one cgroup and times a burst of operations each time it is told to
+/// (`vw-probe turns`): two of them, in two cgroups, compare burst against neighbouring burst.
+pub(super) struct Turns {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+    what: String,
+}
+
+/// Operations per burst: a few tens of milliseconds each, so neighbouring bursts of A and B
+/// see the same machine.
+pub(super) fn burst_ops(kind: &str, ops: u32) -> u32 {
+    if kind == "udp" { ops / 2 } else { ops / 10 }.max(1)
+}
+
+impl Probe {
+    /// A [`Turns`] probe of `kind` to `target` in `cgroup`, on CPU `cpu`.
+    pub(super) fn turns(
+        &self,
+        cgroup: &Path,
+        kind: &str,
+        target: &str,
+        cpu: usize,
+    ) -> anyhow::Result<Turns> {
+        let ops = burst_ops(kind, self.ops);
+        let mut command = Command::new(&self.bin);
+        command
+            .args(["turns", kind, target, &ops.to_string()])
+            .uid(BENCH_UID)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        // SAFETY: between fork and exec only sched_setaffinity, async-signal-safe, on a set
+        // built on this stack.
+        unsafe {
+            command.pre_exec(move || {
+                super::names::pin(cpu);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
+        std::fs::write(cgroup.join("cgroup.procs"), child.id().to_string())?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("stdout")?);
+        stdin.write_all(b"go\n")?;
+        Ok(Turns {
+            child,
+            stdin,
+            stdout,
+            what: format!("{kind} to {target} from {}", cgroup.display()),
+        })
+    }
+}
+
+impl Turns {
+    /// One burst; ns per operation.
+    pub(super) fn turn(&mut self) -> anyhow::Result<f64> {
+        self.stdin.write_all(b"next\n")?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let ns =
+            field(&line, "ns_per_op").with_context(|| format!("{}: probe output", self.what))?;
+        if field(&line, "errors").unwrap_or(0.0) > 0.0 {
+            bail!(
+                "{}: operations failed: the bench traffic was refused",
+                self.what
+            );
+        }
+        Ok(ns)
+    }
+}
+
+impl Drop for Turns {
+    fn drop(&mut self) {
+        let _ = self.stdin.write_all(b"stop\n");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+    }
+}
+
 /// A number field from a JSON line.
 pub(super) fn field(line: &str, name: &str) -> Option<f64> {
     serde_json::from_str::<serde_json::Value>(line).ok()?[name].as_f64()

@@ -17,11 +17,17 @@ pub(super) struct Vendorwall {
     pub(super) dir: PathBuf,
 }
 
+/// One reload: (lists, aggregate, sync) ms as the daemon timed them, and the wall time of
+/// `vendorwall reload`, ms.
+pub(super) type Reload = ((f64, f64, f64), f64);
+
 pub(super) struct DaemonNumbers {
     pub(super) lists_ms: f64,
     pub(super) aggregate_ms: f64,
     pub(super) sync_ms: f64,
     pub(super) kernel_prefixes: f64,
+    /// Map writes of the last sync (inserted, updated and deleted).
+    pub(super) writes: f64,
 }
 
 impl Vendorwall {
@@ -135,6 +141,10 @@ impl Vendorwall {
             aggregate_ms: number(&timings["aggregate_ms"]),
             sync_ms: number(&timings["sync_ms"]),
             kernel_prefixes: number(&status["daemon"]["kernel_prefixes"]),
+            writes: ["inserted", "updated", "deleted"]
+                .iter()
+                .map(|k| number(&status["daemon"]["last_sync_stats"][k]))
+                .sum(),
         })
     }
 
@@ -196,37 +206,55 @@ impl Vendorwall {
         ))
     }
 
-    /// Replaces 1% of the list and reloads; returns the reload's (lists, aggregate, sync) ms
-    /// and the wall time of `vendorwall reload` (signal to reply).
-    pub(super) fn one_percent_change(
+    /// Replaces another 1% of the list and reloads, `rounds` times; returns each reload's
+    /// (lists, aggregate, sync) ms as the daemon timed them and the wall time of `vendorwall
+    /// reload` (signal to reply). Each round changes lines the earlier ones left alone, so
+    /// every reload is a change of 1% against the set in force.
+    pub(super) fn one_percent_changes(
         &self,
         list: &Path,
         prefixes: &[String],
-    ) -> anyhow::Result<((f64, f64, f64), f64)> {
-        let mut changed = prefixes.to_vec();
-        let replacements = prefixes::generate(prefixes.len() / 100, 0x00c4_a96e);
+        rounds: usize,
+    ) -> anyhow::Result<Vec<Reload>> {
         let step = 100;
-        for (i, replacement) in replacements.into_iter().enumerate() {
-            if let Some(slot) = changed.get_mut(i * step) {
-                *slot = replacement;
+        let mut changed = prefixes.to_vec();
+        let mut samples = Vec::new();
+        // A round the daemon's own file watch picked up first (it looks every second) leaves
+        // `reload` nothing to do: it is not a sample, and another round is made.
+        for round in 0..rounds * 2 {
+            if samples.len() == rounds {
+                break;
+            }
+            let replacements =
+                prefixes::generate(prefixes.len() / step, 0x00c4_a96e + round as u64);
+            for (i, replacement) in replacements.into_iter().enumerate() {
+                if let Some(slot) = changed.get_mut(i * step + round % step) {
+                    *slot = replacement;
+                }
+            }
+            // Written beside and renamed over, as list updaters do: the daemon's file watch
+            // never sees half a file.
+            let staged = list.with_extension("staged");
+            prefixes::write(&staged, &changed)?;
+            std::fs::rename(&staged, list)?;
+            let start = Instant::now();
+            let out = Command::new(&self.bin)
+                .args(global(&self.dir))
+                .arg("reload")
+                .output()?;
+            let total = start.elapsed().as_secs_f64() * 1000.0;
+            if !out.status.success() {
+                bail!("reload failed: {}", String::from_utf8_lossy(&out.stdout));
+            }
+            let state = self.state()?;
+            if state.writes > 0.0 {
+                samples.push(((state.lists_ms, state.aggregate_ms, state.sync_ms), total));
             }
         }
-        // Written beside and renamed over, as list updaters do: the daemon's file watch never
-        // sees half a file.
-        let staged = list.with_extension("staged");
-        prefixes::write(&staged, &changed)?;
-        std::fs::rename(&staged, list)?;
-        let start = Instant::now();
-        let out = Command::new(&self.bin)
-            .args(global(&self.dir))
-            .arg("reload")
-            .output()?;
-        let total = start.elapsed().as_secs_f64() * 1000.0;
-        if !out.status.success() {
-            bail!("reload failed: {}", String::from_utf8_lossy(&out.stdout));
+        if samples.is_empty() {
+            bail!("no reload applied a change (the file watch took every one)");
         }
-        let state = self.state()?;
-        Ok(((state.lists_ms, state.aggregate_ms, state.sync_ms), total))
+        Ok(samples)
     }
 }
 
