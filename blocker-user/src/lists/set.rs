@@ -130,6 +130,10 @@ impl ListSet {
         let spawned = std::thread::Builder::new()
             .name("vw-index".into())
             .spawn(move || {
+                // The lowest priority (a nice value is per thread on Linux): the index never
+                // takes a core from the sync or from the next reload's parse, only the time
+                // they leave. Failing that it runs at the daemon's priority, as before.
+                let _ = rustix::process::setpriority_process(None, 19);
                 set.index();
             });
         if let Err(err) = spawned {
