@@ -1,7 +1,14 @@
 //! All lists, in configuration order, with the index that names the entry (list, prefix,
 //! `source:line`) deciding an address, and the aggregated set the kernel must hold.
 
-use std::{net::IpAddr, sync::OnceLock, time::SystemTime};
+use std::{
+    net::IpAddr,
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::SystemTime,
+};
 
 use super::{
     FailedList, List, ListError, ListGuards, ListSpec, Match,
@@ -25,6 +32,9 @@ pub struct ListSet {
     /// or on first use: only explaining a verdict needs it, so the kernel is brought up to
     /// date without waiting for its sort of every entry.
     index: OnceLock<PrefixIndex>,
+    /// Set while [`Self::index_in_background`]'s thread builds the index: a lookup meanwhile
+    /// scans the list instead of waiting for a thread that yields to everything else.
+    index_building: AtomicBool,
 }
 
 impl ListSet {
@@ -116,6 +126,7 @@ impl ListSet {
         }
         Self {
             index: OnceLock::new(),
+            index_building: AtomicBool::new(false),
             lists,
             starts,
             failed: Vec::new(),
@@ -127,6 +138,7 @@ impl ListSet {
     /// started the first lookup builds it.
     pub fn index_in_background(self: &std::sync::Arc<Self>) {
         let set = std::sync::Arc::clone(self);
+        self.index_building.store(true, Ordering::Release);
         let spawned = std::thread::Builder::new()
             .name("vw-index".into())
             .spawn(move || {
@@ -135,8 +147,10 @@ impl ListSet {
                 // they leave. Failing that it runs at the daemon's priority, as before.
                 let _ = rustix::process::setpriority_process(None, 19);
                 set.index();
+                set.index_building.store(false, Ordering::Release);
             });
         if let Err(err) = spawned {
+            self.index_building.store(false, Ordering::Release);
             tracing::debug!("index built on first use: cannot start its thread: {err}");
         }
     }
@@ -179,6 +193,9 @@ impl ListSet {
     pub fn entry(&self, list_id: u16, addr: IpAddr) -> Option<Match<'_>> {
         let l = self.lists.iter().position(|l| l.id == list_id)?;
         let list = &self.lists[l];
+        if self.index.get().is_none() && self.index_building.load(Ordering::Acquire) {
+            return scan(list, addr);
+        }
         let start = self.starts[l];
         let end = start.saturating_add(u32::try_from(list.entries.len()).unwrap_or(u32::MAX));
         let (_, payload) = self.index().longest_match_in(addr, start..end)?;
@@ -226,6 +243,21 @@ impl ListSet {
             (list.id, action, nets)
         }))
     }
+}
+
+/// [`ListSet::entry`] without the index: the most specific entry of `list` holding `addr`,
+/// the first of equals, as the index finds it. One pass over the list (a few milliseconds at a
+/// million entries), for the moments after a load while the index is still being built.
+fn scan(list: &List, addr: IpAddr) -> Option<Match<'_>> {
+    let mut best: Option<&super::ListEntry> = None;
+    for entry in &list.entries {
+        if entry.net.contains(&addr)
+            && best.is_none_or(|b| entry.net.prefix_len() > b.net.prefix_len())
+        {
+            best = Some(entry);
+        }
+    }
+    best.map(|entry| Match { list, entry })
 }
 
 fn check_count(specs: &[ListSpec]) -> Result<(), ListError> {
@@ -350,6 +382,39 @@ mod tests {
             set.explain(1, "192.0.2.1".parse().expect("addr"), none)
                 .is_none()
         );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_lookup_while_the_index_is_built_scans_to_the_same_entry() {
+        let dir = temp_dir("scan");
+        let a = write(
+            &dir,
+            "a.netset",
+            "10.0.0.0/8\n10.1.0.0/16\n10.1.2.0/24\n10.1.0.0/16\n2001:db8::/32\n2001:db8::/48\n",
+        );
+        let b = write(&dir, "b.netset", "10.1.2.3\n");
+        let specs = [
+            spec("a", &[&a], ListAction::Enforce),
+            spec("b", &[&b], ListAction::Audit),
+        ];
+        let set = ListSet::load(&specs, &fetcher(), &ListGuards::default())
+            .expect("loads")
+            .0;
+        let addrs = [
+            "10.1.2.3", "10.1.9.9", "10.200.0.1", "11.0.0.1", "2001:db8::1", "2001:db8:1::1",
+        ];
+        for list in set.lists() {
+            for addr in addrs {
+                let addr: IpAddr = addr.parse().expect("addr");
+                let indexed = set.entry(list.id, addr).map(|m| (m.prefix(), m.entry.line));
+                let scanned = scan(list, addr).map(|m| (m.prefix(), m.entry.line));
+                assert_eq!(scanned, indexed, "list {} {addr}", list.spec.name);
+            }
+        }
+        // The duplicate /16 answers with its first line, as the index does.
+        let m = scan(&set.lists()[0], "10.1.9.9".parse().expect("addr")).expect("match");
+        assert_eq!(m.entry.line, 2);
         std::fs::remove_dir_all(dir).ok();
     }
 
