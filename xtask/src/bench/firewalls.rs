@@ -12,6 +12,10 @@ use anyhow::{Context as _, bail};
 /// The uid the bench's probe runs as; the peers' rules match only it.
 pub const BENCH_UID: u32 = 65534;
 
+/// A uid no peer rule matches: the A side of a peer's A/B comparison, whose traffic walks the
+/// peer's output chain (its uid test) but is never looked up in its set.
+pub const OTHER_UID: u32 = 65533;
+
 fn run_with_input(program: &str, args: &[&str], input: &str) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let mut child = Command::new(program)

@@ -193,6 +193,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 "interval set",
                 &format!("nftables set, {label}"),
             ],
+            ab_pairs(runs),
         )?;
         let ipset = Ipset::load(&prefixes).map(|i| (i.load_time, i));
         if largest && let Ok((_, set)) = &ipset {
@@ -206,6 +207,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 "hash:net",
                 &format!("iptables + ipset, {label}"),
             ],
+            ab_pairs(runs),
         )?;
     }
     eprintln!("bench: IPv6 lists");

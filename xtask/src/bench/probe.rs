@@ -177,9 +177,21 @@ pub(super) fn burst_ops(kind: &str, ops: u32) -> u32 {
 }
 
 impl Probe {
-    /// A [`Turns`] probe of `kind` to `target` in `cgroup`, on CPU `cpu`.
+    /// A [`Turns`] probe of `kind` to `target` in `cgroup`, on CPU `cpu`, as the bench uid.
     pub(super) fn turns(
         &self,
+        cgroup: &Path,
+        kind: &str,
+        target: &str,
+        cpu: usize,
+    ) -> anyhow::Result<Turns> {
+        self.turns_as(BENCH_UID, cgroup, kind, target, cpu)
+    }
+
+    /// [`Self::turns`] as `uid`.
+    pub(super) fn turns_as(
+        &self,
+        uid: u32,
         cgroup: &Path,
         kind: &str,
         target: &str,
@@ -189,7 +201,7 @@ impl Probe {
         let mut command = Command::new(&self.bin);
         command
             .args(["turns", kind, target, &ops.to_string()])
-            .uid(BENCH_UID)
+            .uid(uid)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         // SAFETY: between fork and exec only sched_setaffinity, async-signal-safe, on a set
@@ -209,7 +221,7 @@ impl Probe {
             child,
             stdin,
             stdout,
-            what: format!("{kind} to {target} from {}", cgroup.display()),
+            what: format!("{kind} to {target} from {} as uid {uid}", cgroup.display()),
         })
     }
 }
