@@ -27,7 +27,8 @@ pub struct Tagged {
 /// Written here as one sort and one linear pass over integer intervals because this is the
 /// largest share of a reload at a million prefixes: `ipnet`'s version sorts and merges
 /// `IpNet` values through several intermediate vectors, several times slower. Input that is
-/// already sorted (most published lists) makes the sort itself linear.
+/// already sorted (most published lists) makes the sort itself linear; a large list's IPv4
+/// prefixes of /24 or shorter skip it (`blocks`).
 pub fn aggregate(nets: &[IpNet]) -> Vec<IpNet> {
     aggregate_iter(nets.iter().copied())
 }
@@ -58,13 +59,7 @@ pub fn list_set(list_id: u16, action: Action, nets: impl IntoIterator<Item = IpN
 const BLOCKS_FROM: usize = 1 << 16;
 
 fn each_aggregated(nets: impl IntoIterator<Item = IpNet>, emit: impl FnMut(IpNet)) {
-    let nets = nets.into_iter();
-    let blocks_from = if nets.size_hint().0 >= BLOCKS_FROM {
-        0
-    } else {
-        usize::MAX
-    };
-    each_aggregated_with(nets, blocks_from, emit);
+    each_aggregated_with(nets, BLOCKS_FROM, emit);
 }
 
 /// [`each_aggregated`], with the bitmap of /24 blocks used when there are at least
