@@ -54,7 +54,7 @@ pub struct Diff<K, V> {
 }
 
 impl<K, V> Diff<K, V> {
-    pub(super) fn empty() -> Self {
+    fn empty() -> Self {
         Self {
             inserts: Vec::new(),
             updates: Vec::new(),
