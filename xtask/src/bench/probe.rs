@@ -130,10 +130,32 @@ impl Probe {
         ops: u32,
         cpu: Option<usize>,
     ) -> anyhow::Result<f64> {
+        let mut child = self.spawn(
+            ["bench", kind, target, &ops.to_string()],
+            BENCH_UID,
+            cgroup,
+            cpu,
+        )?;
+        child.stdin.take().context("stdin")?.write_all(b"go\n")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        child.wait()?;
+        ns_per_op(&line, &format!("{kind} to {target}"))
+    }
+
+    /// The probe with `args`, as `uid`, on CPU `cpu` when given, moved into `cgroup` before it
+    /// is told to go (it waits for `go` on stdin).
+    fn spawn(
+        &self,
+        args: [&str; 4],
+        uid: u32,
+        cgroup: &Path,
+        cpu: Option<usize>,
+    ) -> anyhow::Result<std::process::Child> {
         let mut command = Command::new(&self.bin);
         command
-            .args(["bench", kind, target, &ops.to_string()])
-            .uid(BENCH_UID)
+            .args(args)
+            .uid(uid)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         if let Some(cpu) = cpu {
@@ -146,18 +168,9 @@ impl Probe {
                 });
             }
         }
-        let mut child = command.spawn()?;
+        let child = command.spawn()?;
         std::fs::write(cgroup.join("cgroup.procs"), child.id().to_string())?;
-        child.stdin.take().context("stdin")?.write_all(b"go\n")?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-        child.wait()?;
-        let ns = field(&line, "ns_per_op").context("probe output")?;
-        let errors = field(&line, "errors").unwrap_or(0.0);
-        if errors > 0.0 {
-            bail!("{kind} to {target}: {errors} operations failed: the bench traffic was refused");
-        }
-        Ok(ns)
+        Ok(child)
     }
 }
 
@@ -198,22 +211,12 @@ impl Probe {
         cpu: usize,
     ) -> anyhow::Result<Turns> {
         let ops = burst_ops(kind, self.ops);
-        let mut command = Command::new(&self.bin);
-        command
-            .args(["turns", kind, target, &ops.to_string()])
-            .uid(uid)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        // SAFETY: between fork and exec only sched_setaffinity, async-signal-safe, on a set
-        // built on this stack.
-        unsafe {
-            command.pre_exec(move || {
-                super::names::pin(cpu);
-                Ok(())
-            });
-        }
-        let mut child = command.spawn()?;
-        std::fs::write(cgroup.join("cgroup.procs"), child.id().to_string())?;
+        let mut child = self.spawn(
+            ["turns", kind, target, &ops.to_string()],
+            uid,
+            cgroup,
+            Some(cpu),
+        )?;
         let mut stdin = child.stdin.take().context("stdin")?;
         let stdout = BufReader::new(child.stdout.take().context("stdout")?);
         stdin.write_all(b"go\n")?;
@@ -233,15 +236,7 @@ impl Turns {
         self.stdin.flush()?;
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
-        let ns =
-            field(&line, "ns_per_op").with_context(|| format!("{}: probe output", self.what))?;
-        if field(&line, "errors").unwrap_or(0.0) > 0.0 {
-            bail!(
-                "{}: operations failed: the bench traffic was refused",
-                self.what
-            );
-        }
-        Ok(ns)
+        ns_per_op(&line, &self.what)
     }
 }
 
@@ -251,6 +246,17 @@ impl Drop for Turns {
         let _ = self.stdin.flush();
         let _ = self.child.wait();
     }
+}
+
+/// The ns per operation of a probe's result line; any failed operation is an error: the
+/// bench traffic must never be refused.
+fn ns_per_op(line: &str, what: &str) -> anyhow::Result<f64> {
+    let ns = field(line, "ns_per_op").with_context(|| format!("{what}: probe output"))?;
+    let errors = field(line, "errors").unwrap_or(0.0);
+    if errors > 0.0 {
+        bail!("{what}: {errors} operations failed: the bench traffic was refused");
+    }
+    Ok(ns)
 }
 
 /// A number field from a JSON line.
